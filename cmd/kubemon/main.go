@@ -1,0 +1,239 @@
+// Command kubemon monitors every container of a Kubernetes cluster.
+//
+//	kubemon serve    the monitor
+//	kubemon demo     the monitor plus an in-process simulated cluster
+//	kubemon sim      a simulated cluster on its own
+//	kubemon version  the version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/kubemon/kubemon/internal/app"
+	"github.com/kubemon/kubemon/internal/config"
+	"github.com/kubemon/kubemon/internal/discovery"
+	"github.com/kubemon/kubemon/internal/model"
+	"github.com/kubemon/kubemon/internal/sim"
+)
+
+const usage = `kubemon monitors every container of a Kubernetes cluster.
+
+Usage:
+  kubemon serve   [flags]   run the monitor
+  kubemon demo    [flags]   run the monitor against an in-process simulated cluster
+  kubemon sim     [flags]   run a simulated cluster (hollow kubelets) on its own
+  kubemon version           print the version
+
+Run "kubemon <command> -h" for a command's flags.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "kubemon:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx, args[1:], stderr)
+	case "demo":
+		return demo(ctx, args[1:], stdout, stderr)
+	case "sim":
+		return simulate(ctx, args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "kubemon", app.Version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+// serveFlags binds the flags shared by serve and demo; they override the
+// config file, which overrides the defaults.
+func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
+	path := fs.String("config", "", "YAML configuration file (flags override it)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "host:port of the HTTP API")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store")
+	fs.DurationVar(&c.Interval, "interval", c.Interval, "scrape interval and cycle length")
+	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long samples are kept")
+	fs.DurationVar(&c.Scrape.Timeout, "scrape-timeout", c.Scrape.Timeout, "timeout of each kubelet request")
+	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
+	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
+	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
+	return path
+}
+
+// parse parses args into c: defaults, then the config file, then the flags
+// that were given.
+func parse(fs *flag.FlagSet, args []string, c *config.Config, path *string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if *path == "" {
+		return nil
+	}
+	set := map[string]string{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
+	if err := c.Load(*path); err != nil {
+		return err
+	}
+	for name, v := range set {
+		if err := fs.Set(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	c := config.Default()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := serveFlags(fs, &c)
+	fs.StringVar(&c.Discovery.NodesURL, "nodes-url", c.Discovery.NodesURL, "URL answering a v1.NodeList (e.g. `kubemon sim`'s /api/v1/nodes), polled every interval")
+	fs.StringVar(&c.Discovery.NodesFile, "nodes-file", c.Discovery.NodesFile, "file holding a v1.NodeList")
+	fs.StringVar(&c.Discovery.KubeletScheme, "kubelet-scheme", c.Discovery.KubeletScheme, "scheme to reach kubelets: https or http")
+	fs.BoolVar(&c.Scrape.InsecureSkipVerify, "kubelet-insecure-tls", c.Scrape.InsecureSkipVerify, "do not verify kubelets' serving certificates (insecure)")
+	fs.StringVar(&c.Scrape.CAFile, "kubelet-ca-file", c.Scrape.CAFile, "CA bundle that signed kubelets' serving certificates")
+	fs.StringVar(&c.Scrape.BearerTokenFile, "kubelet-token-file", c.Scrape.BearerTokenFile, "file holding the bearer token sent to kubelets")
+	fs.BoolVar(&c.Scrape.FetchPods, "kubelet-fetch-pods", c.Scrape.FetchPods, "read each kubelet's /pods for requests, limits and owners")
+	if err := parse(fs, args, &c, path); err != nil {
+		return err
+	}
+	log := app.NewLogger(c.Log, stderr)
+	if c.Scrape.InsecureSkipVerify {
+		log.Warn("kubelet TLS verification is off (--kubelet-insecure-tls): anyone on the path can impersonate a kubelet")
+	}
+	return app.Run(ctx, c, app.Options{Logger: log})
+}
+
+func simFlags(fs *flag.FlagSet) *sim.Options {
+	o := &sim.Options{}
+	fs.IntVar(&o.Nodes, "nodes", 3, "simulated nodes")
+	fs.IntVar(&o.PodsPerNode, "pods-per-node", 10, "pods on each simulated node")
+	fs.IntVar(&o.ContainersPerPod, "containers-per-pod", 2, "containers in each simulated pod")
+	fs.Int64Var(&o.Seed, "seed", 1, "seed of the simulated cluster")
+	fs.Func("sim-mode", "realistic (time-varying usage, restarts, pod churn) or constant (fixed, known usage)", func(s string) error {
+		o.Mode = sim.Mode(s)
+		return nil
+	})
+	return o
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c := config.Default()
+	c.Listen = "127.0.0.1:8080"
+	c.DataDir = "kubemon-demo-data"
+	c.Interval = 10 * time.Second
+	c.Scrape.Timeout = 5 * time.Second
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := serveFlags(fs, &c)
+	so := simFlags(fs)
+	if err := parse(fs, args, &c, path); err != nil {
+		return err
+	}
+	log := app.NewLogger(c.Log, stderr)
+	so.Logger = log.With("component", "sim")
+	cl, err := sim.New(*so)
+	if err != nil {
+		return err
+	}
+	if err := cl.Start(ctx); err != nil {
+		return err
+	}
+	defer cl.Close()
+	targets := simTargets(cl)
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return app.Run(ctx, c, app.Options{
+		Logger:   log,
+		Listener: ln,
+		Targets:  discovery.NewStatic(targets).Targets,
+		Handlers: map[string]http.Handler{"/sim/": cl.Handler()},
+		Ready: func(addr string) {
+			fmt.Fprintf(stdout, "kubemon demo: %d simulated nodes × %d pods\n", len(targets), so.PodsPerNode)
+			fmt.Fprintf(stdout, "  UI and APIs:  http://%s/\n", addr)
+			fmt.Fprintf(stdout, "  model API:    http://%s/api/v1/model/namespaces/\n", addr)
+			fmt.Fprintf(stdout, "  PromQL:       http://%s/api/v1/query?query=sum(rate(container_cpu_usage_seconds_total[1m]))\n", addr)
+			fmt.Fprintf(stdout, "  sim truth:    http://%s/sim/truth\n", addr)
+		},
+	})
+}
+
+func simTargets(cl *sim.Cluster) []model.Target {
+	var ts []model.Target
+	for _, n := range cl.Nodes() {
+		ts = append(ts, model.Target{
+			Node: n.Name,
+			URL:  "http://" + net.JoinHostPort(n.Address, fmt.Sprint(n.Port)),
+			Meta: model.NodeMeta{
+				Name: n.Name, Labels: n.Labels,
+				CPUCapacity: float64(n.CPUCapacityMillicores) / 1000, CPUAllocatable: float64(n.CPUAllocatableMillicores) / 1000,
+				MemoryCapacity: float64(n.MemoryCapacityBytes), MemoryAllocatable: float64(n.MemoryAllocatableBytes),
+			},
+		})
+	}
+	return ts
+}
+
+func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:8081", "host:port of the cluster-wide endpoints (/api/v1/nodes, /sim/truth)")
+	so := simFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log := app.NewLogger(config.Log{Level: "info", Format: "text"}, stderr)
+	so.Logger = log
+	cl, err := sim.New(*so)
+	if err != nil {
+		return err
+	}
+	if err := cl.Start(ctx); err != nil {
+		return err
+	}
+	defer cl.Close()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: cl.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "kubemon sim: %d nodes × %d pods; node list at http://%s/api/v1/nodes, truth at http://%s/sim/truth\n",
+		len(cl.Nodes()), so.PodsPerNode, ln.Addr(), ln.Addr())
+	fmt.Fprintf(stdout, "  monitor it: kubemon serve --nodes-url http://%s/api/v1/nodes --kubelet-scheme http\n", ln.Addr())
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,256 @@
+// Package app is kubemon's one wiring point: it builds the store, the
+// scrape loops, the pipeline and the HTTP APIs from a Config and runs them
+// until the context ends.
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kubemon/kubemon/internal/api/heapster"
+	"github.com/kubemon/kubemon/internal/api/promapi"
+	"github.com/kubemon/kubemon/internal/config"
+	"github.com/kubemon/kubemon/internal/discovery"
+	"github.com/kubemon/kubemon/internal/model"
+	"github.com/kubemon/kubemon/internal/pipeline"
+	"github.com/kubemon/kubemon/internal/scrape"
+	"github.com/kubemon/kubemon/internal/store"
+)
+
+// Version is set at build time with -ldflags "-X github.com/kubemon/kubemon/internal/app.Version=...".
+var Version = "dev"
+
+// Options are what the caller adds to a Config.
+type Options struct {
+	// Targets, when set, replaces discovery from the config (demo).
+	Targets func() []model.Target
+	// Handlers are mounted on the API's mux (demo: the simulator's /sim/).
+	Handlers map[string]http.Handler
+	// Listener, when set, is used instead of listening on Config.Listen.
+	Listener net.Listener
+	// Ready, when set, receives the API's address once it listens.
+	Ready func(addr string)
+	// Logger overrides the logger built from the config.
+	Logger *slog.Logger
+}
+
+// NewLogger builds the logger the config asks for, writing to w.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	ho := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// Run runs kubemon until ctx ends, then shuts down cleanly: the HTTP server
+// stops, the loops end and the store is closed.
+func Run(ctx context.Context, cfg config.Config, o Options) error {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	log := o.Logger
+	if log == nil {
+		log = NewLogger(cfg.Log, os.Stderr)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "kubemon", Name: "build_info", Help: "Always 1; the version label names the build.",
+		ConstLabels: prometheus.Labels{"version": Version},
+	}, func() float64 { return 1 }))
+
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("closing the store", "err", err)
+		}
+	}()
+
+	httpClient, token, err := kubeletHTTP(cfg.Scrape)
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); wg.Wait() }()
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				log.Error(name+" stopped", "err", err)
+			}
+		}()
+	}
+
+	targets := o.Targets
+	if targets == nil {
+		targets, err = discoveryFrom(ctx, cfg, httpClient, token, log, goRun)
+		if err != nil {
+			return err
+		}
+	}
+
+	client := scrape.NewClient(scrape.ClientOptions{
+		HTTPClient: httpClient, BearerToken: token, Timeout: cfg.Scrape.Timeout,
+		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods,
+	})
+	collector := pipeline.NewCollector(pipeline.CollectorOptions{
+		Interval: cfg.Interval, Targets: targets, Logger: log, Registerer: reg,
+		Emit: func(ctx context.Context, b *model.Batch) {
+			n, err := st.Append(ctx, b)
+			if err != nil {
+				log.Error("storing batch", "err", err, "appended", n)
+			}
+			log.Debug("cycle stored", "entries", len(b.Entries), "samples", n)
+		},
+	})
+	manager := scrape.NewManager(scrape.ManagerOptions{
+		Interval: cfg.Interval, Scraper: client, Targets: targets,
+		Handle: collector.Handle, Logger: log, Registerer: reg,
+	})
+
+	prom, err := promapi.New(promapi.Options{Queryable: st.Queryable(), Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	defer prom.Close()
+
+	mux := http.NewServeMux()
+	heapster.New(heapster.Options{Queryable: st.Queryable(), Logger: log}).Register(mux)
+	prom.Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !collector.Ready() {
+			http.Error(w, "not ready: waiting for the first complete cycle", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /{$}", index)
+	for p, h := range o.Handlers {
+		mux.Handle(p, h)
+	}
+
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	log.Info("kubemon serving", "addr", "http://"+ln.Addr().String(), "version", Version, "dataDir", cfg.DataDir, "interval", cfg.Interval)
+	if o.Ready != nil {
+		o.Ready(ln.Addr().String())
+	}
+	goRun("scrape", manager.Run)
+	goRun("pipeline", collector.Run)
+	srvErr := make(chan error, 1)
+	go func() { srvErr <- srv.Serve(ln) }()
+
+	select {
+	case <-ctx.Done():
+	case err = <-srvErr:
+		log.Error("http server", "err", err)
+	}
+	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer stop()
+	_ = srv.Shutdown(shutdown)
+	cancel()
+	wg.Wait()
+	log.Info("kubemon stopped")
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func discoveryFrom(ctx context.Context, cfg config.Config, hc *http.Client, token string, log *slog.Logger,
+	goRun func(string, func(context.Context) error)) (func() []model.Target, error) {
+	d := cfg.Discovery
+	switch {
+	case d.NodesFile != "":
+		ts, err := discovery.LoadFile(d.NodesFile, d.KubeletScheme)
+		if err != nil {
+			return nil, fmt.Errorf("discovery: %w", err)
+		}
+		return discovery.NewStatic(ts).Targets, nil
+	case d.NodesURL != "":
+		p := &discovery.Poller{URL: d.NodesURL, Scheme: d.KubeletScheme, Interval: cfg.Interval,
+			Client: hc, Token: token, Logger: log, Static: discovery.NewStatic(nil)}
+		if err := p.Poll(ctx); err != nil {
+			log.Warn("first node list poll failed; retrying every interval", "err", err)
+		}
+		goRun("discovery", p.Run)
+		return p.Targets, nil
+	}
+	log.Warn("no discovery configured (--nodes-url or --nodes-file): nothing to scrape")
+	return discovery.NewStatic(nil).Targets, nil
+}
+
+// kubeletHTTP builds the HTTP client and bearer token for kubelets.
+func kubeletHTTP(s config.Scrape) (*http.Client, string, error) {
+	tlsCfg := &tls.Config{InsecureSkipVerify: s.InsecureSkipVerify} //nolint:gosec // opt-in, warned about by the caller
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("scrape.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("scrape.caFile %s: no PEM certificates", s.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = 2
+	tr.MaxIdleConns = 0
+	tr.ResponseHeaderTimeout = s.Timeout
+	token := ""
+	if s.BearerTokenFile != "" {
+		b, err := os.ReadFile(s.BearerTokenFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("scrape.bearerTokenFile: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &http.Client{Transport: tr}, token, nil
+}
+
+func index(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	fmt.Fprint(w, indexHTML)
+}
+
+const indexHTML = `<!doctype html><html><head><meta charset="utf-8"><title>kubemon</title></head><body>
+<h1>kubemon</h1>
+<ul>
+<li><a href="api/v1/model/metrics/">Heapster model API: cluster metrics</a>, <a href="api/v1/model/nodes/">nodes</a>, <a href="api/v1/model/namespaces/">namespaces</a></li>
+<li><a href="api/v1/query?query=sum(node_cpu_usage_cores)">Prometheus query API</a> (point Grafana's Prometheus data source here)</li>
+<li><a href="api/v1/label/__name__/values">series names</a></li>
+<li><a href="metrics">kubemon's own metrics</a>, <a href="healthz">healthz</a>, <a href="readyz">readyz</a></li>
+</ul></body></html>`

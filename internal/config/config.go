@@ -1,0 +1,133 @@
+// Package config holds kubemon's configuration: defaults, a YAML file, and
+// validation that names every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration of `kubemon serve` and `kubemon demo`.
+type Config struct {
+	// Listen is the host:port of the HTTP API.
+	Listen string `yaml:"listen"`
+	// DataDir holds the embedded store.
+	DataDir string `yaml:"dataDir"`
+	// Interval between two scrapes of a node, and the cycle length.
+	Interval time.Duration `yaml:"interval"`
+	// Retention is how long the store keeps samples.
+	Retention time.Duration `yaml:"retention"`
+	Scrape    Scrape        `yaml:"scrape"`
+	Discovery Discovery     `yaml:"discovery"`
+	Log       Log           `yaml:"log"`
+}
+
+// Scrape configures the kubelet client.
+type Scrape struct {
+	// Timeout bounds each request to a kubelet.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxBytes bounds each kubelet response, in bytes.
+	MaxBytes int64 `yaml:"maxBytes"`
+	// FetchPods reads the kubelet's /pods for requests, limits and owners.
+	FetchPods bool `yaml:"fetchPods"`
+	// BearerTokenFile, when set, holds the token sent to kubelets.
+	BearerTokenFile string `yaml:"bearerTokenFile"`
+	// InsecureSkipVerify skips verification of kubelets' certificates.
+	InsecureSkipVerify bool `yaml:"insecureSkipVerify"`
+	// CAFile verifies kubelets' serving certificates.
+	CAFile string `yaml:"caFile"`
+}
+
+// Discovery says where the list of nodes comes from.
+type Discovery struct {
+	// NodesURL is polled for a v1.NodeList (an apiserver's /api/v1/nodes,
+	// or `kubemon sim`'s).
+	NodesURL string `yaml:"nodesURL"`
+	// NodesFile is a file holding a v1.NodeList.
+	NodesFile string `yaml:"nodesFile"`
+	// KubeletScheme is the scheme used to reach kubelets: https or http.
+	KubeletScheme string `yaml:"kubeletScheme"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the defaults.
+func Default() Config {
+	return Config{
+		Listen:    ":8080",
+		DataDir:   "data",
+		Interval:  15 * time.Second,
+		Retention: 15 * 24 * time.Hour,
+		Scrape: Scrape{
+			Timeout:   10 * time.Second,
+			MaxBytes:  64 << 20,
+			FetchPods: true,
+		},
+		Discovery: Discovery{KubeletScheme: "https"},
+		Log:       Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads a YAML file over c; unknown keys are errors.
+func (c *Config) Load(path string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	return nil
+}
+
+// Validate returns every problem of c.
+func (c *Config) Validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q: want host:port: %v", c.Listen, err)
+	}
+	if c.DataDir == "" {
+		bad("dataDir: must be set")
+	}
+	if c.Interval < time.Second || c.Interval > time.Hour {
+		bad("interval %s: want 1s to 1h", c.Interval)
+	}
+	if c.Retention < time.Hour {
+		bad("retention %s: want at least 1h", c.Retention)
+	}
+	if c.Scrape.Timeout <= 0 || c.Scrape.Timeout > c.Interval {
+		bad("scrape.timeout %s: want more than 0 and at most the interval (%s)", c.Scrape.Timeout, c.Interval)
+	}
+	if c.Scrape.MaxBytes < 1<<10 {
+		bad("scrape.maxBytes %d: want at least 1024", c.Scrape.MaxBytes)
+	}
+	if c.Discovery.NodesURL != "" && c.Discovery.NodesFile != "" {
+		bad("discovery: set nodesURL or nodesFile, not both")
+	}
+	if s := c.Discovery.KubeletScheme; s != "http" && s != "https" {
+		bad("discovery.kubeletScheme %q: want http or https", s)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level %q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "text" && c.Log.Format != "json" {
+		bad("log.format %q: want text or json", c.Log.Format)
+	}
+	return errs
+}

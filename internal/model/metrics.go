@@ -1,0 +1,179 @@
+package model
+
+// MetricID indexes the metric vocabulary and Values.
+type MetricID uint8
+
+// Kind says how a metric's values behave.
+type Kind uint8
+
+// Metric kinds.
+const (
+	Gauge   Kind = iota
+	Counter      // cumulative, only ever grows except at a reset
+)
+
+// Rollup says how a metric's parent value derives from its children.
+type Rollup uint8
+
+// Rollup rules.
+const (
+	RollupNone  Rollup = iota // never aggregated: only stored where observed
+	RollupSum                 // parent = sum of children
+	RollupRatio               // computed from other metrics at each level
+)
+
+// The metric vocabulary. Each ID is defined once in Metrics below.
+const (
+	CPUUsage MetricID = iota
+	CPUUsageRate
+	CPURequest
+	CPULimit
+	CPUCapacity
+	CPUAllocatable
+	CPUReservation
+	CPUUtilization
+
+	MemoryUsage
+	MemoryWorkingSet
+	MemoryRSS
+	MemoryPageFaults
+	MemoryPageFaultsRate
+	MemoryMajorPageFaults
+	MemoryMajorPageFaultsRate
+	MemoryRequest
+	MemoryLimit
+	MemoryCapacity
+	MemoryAllocatable
+	MemoryReservation
+	MemoryUtilization
+
+	NetworkRx
+	NetworkRxRate
+	NetworkRxErrors
+	NetworkRxErrorsRate
+	NetworkTx
+	NetworkTxRate
+	NetworkTxErrors
+	NetworkTxErrorsRate
+
+	FilesystemUsage
+	FilesystemLimit
+	FilesystemAvailable
+	FilesystemInodes
+	FilesystemInodesFree
+
+	EphemeralStorageUsage
+	Uptime
+	Restarts
+
+	NumMetrics
+)
+
+// Metric defines one metric of the vocabulary and its two spellings.
+type Metric struct {
+	ID MetricID
+	// Name is the Prometheus name without the level prefix; the stored
+	// series is "<level prefix>_<Name>", e.g. container_cpu_usage_seconds_total.
+	Name string
+	// Heapster is the Heapster-schema name, e.g. "cpu/usage_rate".
+	Heapster string
+	// HeapsterScale multiplies the stored base-unit value into Heapster's
+	// unit (e.g. 1000 for cores → millicores, 1e9 for seconds → ns).
+	HeapsterScale float64
+	// Unit is the stored (base) unit.
+	Unit   string
+	Kind   Kind
+	Levels LevelSet
+	Rollup Rollup
+	// RateOf is set on a derived rate metric to the counter it is the
+	// per-second rate of.
+	RateOf *MetricID
+	Help   string
+}
+
+var (
+	source   = Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer)
+	podUp    = Levels(LevelPod, LevelNode, LevelSysContainer)
+	all      = Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelSysContainer, LevelCluster)
+	noCont   = Levels(LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
+	nodeCl   = Levels(LevelNode, LevelCluster)
+	specLvls = Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
+)
+
+func id(m MetricID) *MetricID { return &m }
+
+// Metrics is the vocabulary, indexed by MetricID.
+var Metrics = [NumMetrics]Metric{
+	CPUUsage:       {Name: "cpu_usage_seconds_total", Heapster: "cpu/usage", HeapsterScale: 1e9, Unit: "seconds", Kind: Counter, Levels: source, Help: "Cumulative CPU time consumed, in core-seconds."},
+	CPUUsageRate:   {Name: "cpu_usage_cores", Heapster: "cpu/usage_rate", HeapsterScale: 1000, Unit: "cores", Levels: all, Rollup: RollupSum, RateOf: id(CPUUsage), Help: "CPU usage rate over the last scrape interval, in cores."},
+	CPURequest:     {Name: "cpu_request_cores", Heapster: "cpu/request", HeapsterScale: 1000, Unit: "cores", Levels: specLvls, Rollup: RollupSum, Help: "CPU requested by the pod specs, in cores."},
+	CPULimit:       {Name: "cpu_limit_cores", Heapster: "cpu/limit", HeapsterScale: 1000, Unit: "cores", Levels: specLvls, Rollup: RollupSum, Help: "CPU limit from the pod specs, in cores (containers without a limit are left out)."},
+	CPUCapacity:    {Name: "cpu_capacity_cores", Heapster: "cpu/node_capacity", HeapsterScale: 1000, Unit: "cores", Levels: nodeCl, Rollup: RollupSum, Help: "CPU capacity of the node, in cores."},
+	CPUAllocatable: {Name: "cpu_allocatable_cores", Heapster: "cpu/node_allocatable", HeapsterScale: 1000, Unit: "cores", Levels: nodeCl, Rollup: RollupSum, Help: "CPU allocatable to pods, in cores."},
+	CPUReservation: {Name: "cpu_reservation_ratio", Heapster: "cpu/node_reservation", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "CPU requests divided by allocatable CPU (0-1)."},
+	CPUUtilization: {Name: "cpu_utilization_ratio", Heapster: "cpu/node_utilization", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "CPU usage rate divided by allocatable CPU (0-1)."},
+
+	MemoryUsage:               {Name: "memory_usage_bytes", Heapster: "memory/usage", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Memory usage including page cache, in bytes."},
+	MemoryWorkingSet:          {Name: "memory_working_set_bytes", Heapster: "memory/working_set", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Working set memory (usage minus inactive file), in bytes."},
+	MemoryRSS:                 {Name: "memory_rss_bytes", Heapster: "memory/rss", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Anonymous and swap cache memory, in bytes."},
+	MemoryPageFaults:          {Name: "memory_page_faults_total", Heapster: "memory/page_faults", HeapsterScale: 1, Unit: "faults", Kind: Counter, Levels: source, Help: "Cumulative page faults."},
+	MemoryPageFaultsRate:      {Name: "memory_page_faults_per_second", Heapster: "memory/page_faults_rate", HeapsterScale: 1, Unit: "faults/s", Levels: all, Rollup: RollupSum, RateOf: id(MemoryPageFaults), Help: "Page faults per second over the last scrape interval."},
+	MemoryMajorPageFaults:     {Name: "memory_major_page_faults_total", Heapster: "memory/major_page_faults", HeapsterScale: 1, Unit: "faults", Kind: Counter, Levels: source, Help: "Cumulative major page faults."},
+	MemoryMajorPageFaultsRate: {Name: "memory_major_page_faults_per_second", Heapster: "memory/major_page_faults_rate", HeapsterScale: 1, Unit: "faults/s", Levels: all, Rollup: RollupSum, RateOf: id(MemoryMajorPageFaults), Help: "Major page faults per second over the last scrape interval."},
+	MemoryRequest:             {Name: "memory_request_bytes", Heapster: "memory/request", HeapsterScale: 1, Unit: "bytes", Levels: specLvls, Rollup: RollupSum, Help: "Memory requested by the pod specs, in bytes."},
+	MemoryLimit:               {Name: "memory_limit_bytes", Heapster: "memory/limit", HeapsterScale: 1, Unit: "bytes", Levels: specLvls, Rollup: RollupSum, Help: "Memory limit from the pod specs, in bytes (containers without a limit are left out)."},
+	MemoryCapacity:            {Name: "memory_capacity_bytes", Heapster: "memory/node_capacity", HeapsterScale: 1, Unit: "bytes", Levels: nodeCl, Rollup: RollupSum, Help: "Memory capacity of the node, in bytes."},
+	MemoryAllocatable:         {Name: "memory_allocatable_bytes", Heapster: "memory/node_allocatable", HeapsterScale: 1, Unit: "bytes", Levels: nodeCl, Rollup: RollupSum, Help: "Memory allocatable to pods, in bytes."},
+	MemoryReservation:         {Name: "memory_reservation_ratio", Heapster: "memory/node_reservation", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "Memory requests divided by allocatable memory (0-1)."},
+	MemoryUtilization:         {Name: "memory_utilization_ratio", Heapster: "memory/node_utilization", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "Memory working set divided by allocatable memory (0-1)."},
+
+	NetworkRx:           {Name: "network_receive_bytes_total", Heapster: "network/rx", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: podUp, Help: "Cumulative bytes received."},
+	NetworkRxRate:       {Name: "network_receive_bytes_per_second", Heapster: "network/rx_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: noCont, Rollup: RollupSum, RateOf: id(NetworkRx), Help: "Bytes received per second over the last scrape interval."},
+	NetworkRxErrors:     {Name: "network_receive_errors_total", Heapster: "network/rx_errors", HeapsterScale: 1, Unit: "errors", Kind: Counter, Levels: podUp, Help: "Cumulative receive errors."},
+	NetworkRxErrorsRate: {Name: "network_receive_errors_per_second", Heapster: "network/rx_errors_rate", HeapsterScale: 1, Unit: "errors/s", Levels: noCont, Rollup: RollupSum, RateOf: id(NetworkRxErrors), Help: "Receive errors per second over the last scrape interval."},
+	NetworkTx:           {Name: "network_transmit_bytes_total", Heapster: "network/tx", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: podUp, Help: "Cumulative bytes transmitted."},
+	NetworkTxRate:       {Name: "network_transmit_bytes_per_second", Heapster: "network/tx_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: noCont, Rollup: RollupSum, RateOf: id(NetworkTx), Help: "Bytes transmitted per second over the last scrape interval."},
+	NetworkTxErrors:     {Name: "network_transmit_errors_total", Heapster: "network/tx_errors", HeapsterScale: 1, Unit: "errors", Kind: Counter, Levels: podUp, Help: "Cumulative transmit errors."},
+	NetworkTxErrorsRate: {Name: "network_transmit_errors_per_second", Heapster: "network/tx_errors_rate", HeapsterScale: 1, Unit: "errors/s", Levels: noCont, Rollup: RollupSum, RateOf: id(NetworkTxErrors), Help: "Transmit errors per second over the last scrape interval."},
+
+	FilesystemUsage:      {Name: "filesystem_usage_bytes", Heapster: "filesystem/usage", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Filesystem bytes used (container: rootfs + logs; node: root filesystem)."},
+	FilesystemLimit:      {Name: "filesystem_capacity_bytes", Heapster: "filesystem/limit", HeapsterScale: 1, Unit: "bytes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem capacity, in bytes."},
+	FilesystemAvailable:  {Name: "filesystem_available_bytes", Heapster: "filesystem/available", HeapsterScale: 1, Unit: "bytes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem bytes available."},
+	FilesystemInodes:     {Name: "filesystem_inodes", Heapster: "filesystem/inodes", HeapsterScale: 1, Unit: "inodes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem inodes in total."},
+	FilesystemInodesFree: {Name: "filesystem_inodes_free", Heapster: "filesystem/inodes_free", HeapsterScale: 1, Unit: "inodes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem inodes free."},
+
+	EphemeralStorageUsage: {Name: "ephemeral_storage_usage_bytes", Heapster: "ephemeral_storage/usage", HeapsterScale: 1, Unit: "bytes", Levels: noCont, Rollup: RollupSum, Help: "Ephemeral storage used by pods (rootfs, logs, emptyDir), in bytes."},
+	Uptime:                {Name: "uptime_seconds", Heapster: "uptime", HeapsterScale: 1000, Unit: "seconds", Levels: Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer), Help: "Time since the object started, in seconds (Heapster: milliseconds)."},
+	Restarts:              {Name: "restarts_total", Heapster: "restart_count", HeapsterScale: 1, Unit: "restarts", Levels: Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster), Rollup: RollupSum, Help: "Container restarts reported by the pod status."},
+}
+
+func init() {
+	for i := range Metrics {
+		Metrics[i].ID = MetricID(i)
+		if Metrics[i].Name == "" {
+			panic("model: metric without a definition")
+		}
+	}
+}
+
+// PromName is the Prometheus series name of metric m at level l.
+func PromName(l Level, m MetricID) string { return promNames[l][m] }
+
+var promNames = func() (n [NumLevels][NumMetrics]string) {
+	for l := Level(0); l < NumLevels; l++ {
+		for m := range Metrics {
+			n[l][m] = l.Prefix() + "_" + Metrics[m].Name
+		}
+	}
+	return n
+}()
+
+// ByHeapster finds a metric by its Heapster name.
+func ByHeapster(name string) (Metric, bool) {
+	for _, m := range Metrics {
+		if m.Heapster == name {
+			return m, true
+		}
+	}
+	return Metric{}, false
+}

@@ -1,0 +1,166 @@
+// Package model holds kubemon's typed data: the objects it monitors, one
+// cycle's values for each of them, and the metric vocabulary (metrics.go).
+// It depends on nothing else in kubemon.
+package model
+
+import (
+	"math"
+	"time"
+)
+
+// Level is the aggregation level of an Object. Heapster calls it "type".
+type Level uint8
+
+// The levels, from the leaves up.
+const (
+	LevelContainer Level = iota
+	LevelPod
+	LevelNamespace
+	LevelWorkload
+	LevelNode
+	LevelSysContainer
+	LevelCluster
+	NumLevels
+)
+
+var levelInfo = [NumLevels]struct{ prom, heapster string }{
+	LevelContainer:    {"container", "pod_container"},
+	LevelPod:          {"pod", "pod"},
+	LevelNamespace:    {"namespace", "ns"},
+	LevelWorkload:     {"workload", "workload"},
+	LevelNode:         {"node", "node"},
+	LevelSysContainer: {"system_container", "sys_container"},
+	LevelCluster:      {"cluster", "cluster"},
+}
+
+// Prefix is the level's Prometheus metric-name prefix ("container", "pod", ...).
+func (l Level) Prefix() string { return levelInfo[l].prom }
+
+// Heapster is the level's Heapster "type" tag value ("pod_container", "ns", ...).
+func (l Level) Heapster() string { return levelInfo[l].heapster }
+
+func (l Level) String() string { return l.Prefix() }
+
+// LevelSet is a set of levels, one bit each.
+type LevelSet uint16
+
+// Has reports whether l is in the set.
+func (s LevelSet) Has(l Level) bool { return s&(1<<l) != 0 }
+
+// Levels builds a LevelSet.
+func Levels(ls ...Level) LevelSet {
+	var s LevelSet
+	for _, l := range ls {
+		s |= 1 << l
+	}
+	return s
+}
+
+// Object identifies one monitored thing. It is comparable and used as a map
+// key; only the fields that make sense for its Level are set:
+//
+//	container:        Node, Namespace, Pod, Container
+//	pod:              Node, Namespace, Pod
+//	namespace:        Namespace
+//	workload:         Namespace, WorkloadKind, Workload
+//	node:             Node
+//	system_container: Node, Container
+//	cluster:          (nothing)
+type Object struct {
+	Level        Level
+	Node         string
+	Namespace    string
+	Pod          string
+	Container    string
+	WorkloadKind string // Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet, Pod
+	Workload     string
+}
+
+// Values holds one value per metric, indexed by MetricID. Absent values are
+// NaN: absent is not zero.
+type Values [NumMetrics]float64
+
+// NewValues returns Values with every metric absent.
+func NewValues() Values {
+	var v Values
+	for i := range v {
+		v[i] = math.NaN()
+	}
+	return v
+}
+
+// Has reports whether metric m has a value.
+func (v *Values) Has(m MetricID) bool { return !math.IsNaN(v[m]) }
+
+// Entry is one object's values in one cycle.
+type Entry struct {
+	Object Object
+	// Time is when the values were observed, in Unix milliseconds.
+	Time int64
+	// Start is when the object (container, pod, node) last started, in Unix
+	// milliseconds; 0 when unknown. A change of Start is a restart.
+	Start  int64
+	Values Values
+	// Pod is the pod's metadata, on pod and container entries when known.
+	Pod *PodMeta
+}
+
+// ContainerMeta is what a pod spec and status say about one container.
+type ContainerMeta struct {
+	Name string
+	// CPURequest and CPULimit are in cores; MemoryRequest and MemoryLimit in
+	// bytes. NaN when the spec does not set them.
+	CPURequest, CPULimit       float64
+	MemoryRequest, MemoryLimit float64
+	// Restarts is the container's restart count from the pod status.
+	Restarts int32
+}
+
+// PodMeta is what kubemon knows about a pod from its spec and status.
+type PodMeta struct {
+	Namespace    string
+	Name         string
+	UID          string
+	Node         string
+	Labels       map[string]string
+	WorkloadKind string // kind of the top owner: Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet; "" for a bare pod
+	Workload     string // name of the top owner
+	Containers   []ContainerMeta
+}
+
+// NodeMeta is what kubemon knows about a node from the Node object.
+type NodeMeta struct {
+	Name   string
+	Labels map[string]string
+	// Capacity and allocatable CPU are in cores, memory in bytes; NaN when unknown.
+	CPUCapacity, CPUAllocatable       float64
+	MemoryCapacity, MemoryAllocatable float64
+}
+
+// NodeStats is one node's scrape result: raw values for the node, its
+// system containers, pods and containers, plus the pod metadata used to
+// enrich them.
+type NodeStats struct {
+	Node string
+	// ScrapeTime is when the scrape started.
+	ScrapeTime time.Time
+	Entries    []Entry
+	Pods       []PodMeta
+}
+
+// Batch is the output of one pipeline cycle: every entry at every level.
+type Batch struct {
+	// Time is the cycle's time.
+	Time    time.Time
+	Entries []Entry
+}
+
+// Target is one node to scrape.
+type Target struct {
+	// Node is the node's name.
+	Node string
+	// URL is the base URL of the node's kubelet, e.g. https://10.0.0.5:10250,
+	// or of the apiserver's node proxy for it.
+	URL  string
+	Meta NodeMeta
+}

@@ -1,0 +1,48 @@
+package pipeline
+
+import (
+	"sort"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// Aggregate appends to entries the cycle-wide roll-ups: namespaces and
+// workloads as sums of their pods, and the cluster as the sum of its nodes
+// with its own utilization and reservation. t (Unix milliseconds) stamps the
+// new entries.
+func Aggregate(entries []model.Entry, t int64) []model.Entry {
+	groups := map[model.Object]*model.Values{}
+	var order []model.Object
+	add := func(o model.Object, v *model.Values) {
+		sum := groups[o]
+		if sum == nil {
+			nv := model.NewValues()
+			sum = &nv
+			groups[o] = sum
+			order = append(order, o)
+		}
+		addPresent(sum, v, o.Level)
+	}
+	cluster := model.Object{Level: model.LevelCluster}
+	for i := range entries {
+		e := &entries[i]
+		switch e.Object.Level {
+		case model.LevelPod:
+			add(model.Object{Level: model.LevelNamespace, Namespace: e.Object.Namespace}, &e.Values)
+			if e.Pod != nil && e.Pod.Workload != "" {
+				add(model.Object{Level: model.LevelWorkload, Namespace: e.Object.Namespace, WorkloadKind: e.Pod.WorkloadKind, Workload: e.Pod.Workload}, &e.Values)
+			}
+		case model.LevelNode:
+			add(cluster, &e.Values)
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool { return order[i].Level < order[j].Level })
+	for _, o := range order {
+		v := *groups[o]
+		if o.Level == model.LevelCluster {
+			setRatios(&v)
+		}
+		entries = append(entries, model.Entry{Object: o, Time: t, Values: v})
+	}
+	return entries
+}

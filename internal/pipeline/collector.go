@@ -1,0 +1,184 @@
+package pipeline
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// Emitter receives each cycle's batch: the store, the sinks.
+type Emitter func(ctx context.Context, b *model.Batch)
+
+// CollectorOptions configure a Collector.
+type CollectorOptions struct {
+	// Interval is the cycle length; default 15 s. Cycles end on multiples of it.
+	Interval time.Duration
+	// Targets lists the nodes expected; the collector is ready after the
+	// first cycle in which each of them reported (data or an error).
+	Targets    func() []model.Target
+	Emit       Emitter
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	Now        func() time.Time
+}
+
+// Collector gathers the per-node results of the scrape loops, processes
+// each as it arrives (on the node's own goroutine), and at the end of every
+// cycle aggregates what arrived into one batch and emits it. A node that
+// failed or is late is missing from that cycle's batch; it never stalls it.
+type Collector struct {
+	o  CollectorOptions
+	mu sync.Mutex
+	// pending holds processed entries per node since the last cycle.
+	pending  map[string][]model.Entry
+	reported map[string]bool
+	raters   map[string]*nodeRater
+	ready    atomic.Bool
+
+	cycleDur prometheus.Histogram
+	lag      prometheus.Gauge
+	entries  prometheus.Gauge
+	nodesOK  prometheus.Gauge
+}
+
+type nodeRater struct {
+	mu       sync.Mutex
+	r        *Rater
+	lastSeen time.Time
+}
+
+// NewCollector returns a Collector; Run drives its cycles.
+func NewCollector(o CollectorOptions) *Collector {
+	if o.Interval <= 0 {
+		o.Interval = 15 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	c := &Collector{
+		o:        o,
+		pending:  map[string][]model.Entry{},
+		reported: map[string]bool{},
+		raters:   map[string]*nodeRater{},
+		cycleDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_duration_seconds",
+			Help:    "Time to aggregate and emit one cycle's batch, in seconds.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
+		}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_lag_seconds",
+			Help: "How long after its cycle's end the last batch was fully emitted, in seconds.",
+		}),
+		entries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "batch_entries",
+			Help: "Entries (objects at all levels) in the last batch.",
+		}),
+		nodesOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "batch_nodes",
+			Help: "Nodes with data in the last batch.",
+		}),
+	}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(c.cycleDur, c.lag, c.entries, c.nodesOK)
+	}
+	return c
+}
+
+// Handle takes one node's scrape result. Its signature matches
+// scrape.Handler. Calls for one node must not overlap.
+func (c *Collector) Handle(_ context.Context, t model.Target, stats *model.NodeStats, err error) {
+	if err != nil || stats == nil {
+		c.mu.Lock()
+		c.reported[t.Node] = true
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	nr := c.raters[t.Node]
+	if nr == nil {
+		nr = &nodeRater{r: NewRater()}
+		c.raters[t.Node] = nr
+	}
+	c.mu.Unlock()
+
+	nr.mu.Lock()
+	entries := Node(nr.r, stats, t.Meta)
+	nr.lastSeen = c.o.Now()
+	nr.mu.Unlock()
+
+	c.mu.Lock()
+	c.pending[t.Node] = append(c.pending[t.Node], entries...)
+	c.reported[t.Node] = true
+	c.mu.Unlock()
+}
+
+// Ready reports whether a cycle has completed in which every expected node reported.
+func (c *Collector) Ready() bool { return c.ready.Load() }
+
+// Run ends a cycle on every multiple of the interval until ctx ends.
+func (c *Collector) Run(ctx context.Context) error {
+	for {
+		now := c.o.Now()
+		end := now.Truncate(c.o.Interval).Add(c.o.Interval)
+		timer := time.NewTimer(end.Sub(now))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+		}
+		c.Cycle(ctx, end)
+	}
+}
+
+// Cycle aggregates and emits what arrived since the last cycle, stamped end.
+func (c *Collector) Cycle(ctx context.Context, end time.Time) {
+	start := time.Now()
+	c.mu.Lock()
+	pending := c.pending
+	c.pending = map[string][]model.Entry{}
+	allReported := true
+	if c.o.Targets != nil {
+		for _, t := range c.o.Targets() {
+			allReported = allReported && c.reported[t.Node]
+		}
+	}
+	for name, nr := range c.raters {
+		if c.o.Now().Sub(nr.lastSeen) > 10*c.o.Interval && nr.mu.TryLock() {
+			delete(c.raters, name) // node gone: forget its counters
+			nr.mu.Unlock()
+		}
+	}
+	c.mu.Unlock()
+
+	n := 0
+	for _, es := range pending {
+		n += len(es)
+	}
+	entries := make([]model.Entry, 0, n+n/8+1)
+	for _, es := range pending {
+		entries = append(entries, es...)
+	}
+	entries = Aggregate(entries, end.UnixMilli())
+	b := &model.Batch{Time: end, Entries: entries}
+	if c.o.Emit != nil {
+		c.o.Emit(ctx, b)
+	}
+	c.cycleDur.Observe(time.Since(start).Seconds())
+	c.lag.Set(c.o.Now().Sub(end).Seconds())
+	c.entries.Set(float64(len(entries)))
+	c.nodesOK.Set(float64(len(pending)))
+	if allReported && !c.ready.Load() {
+		c.ready.Store(true)
+		c.o.Logger.Info("first complete cycle", "nodes", len(pending), "entries", len(entries))
+	}
+}

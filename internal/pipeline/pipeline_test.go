@@ -1,0 +1,178 @@
+package pipeline
+
+import (
+	"math"
+	"testing"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+var c1 = model.Object{Level: model.LevelContainer, Node: "n", Namespace: "ns", Pod: "p", Container: "c1"}
+
+func entry(o model.Object, t, start int64, vals map[model.MetricID]float64) model.Entry {
+	e := model.Entry{Object: o, Time: t, Start: start, Values: model.NewValues()}
+	for m, v := range vals {
+		e.Values[m] = v
+	}
+	return e
+}
+
+func TestRates(t *testing.T) {
+	type obs struct {
+		t, start int64   // ms
+		cpu      float64 // counter, seconds
+		want     float64 // rate, cores; NaN: none
+	}
+	nan := math.NaN()
+	tests := []struct {
+		name string
+		seq  []obs
+	}{
+		{"steady", []obs{{10_000, 1, 100, nan}, {20_000, 1, 105, 0.5}, {30_000, 1, 112, 0.7}}},
+		{"stale repeat keeps the baseline", []obs{{10_000, 1, 100, nan}, {10_000, 1, 100, nan}, {20_000, 1, 110, 1}}},
+		{"restart after the previous observation", []obs{{10_000, 1, 100, nan}, {20_000, 15_000, 2.5, 0.5}}},
+		{"restart before the previous observation is unknowable", []obs{{10_000, 1, 100, nan}, {20_000, 5_000, 2.5, nan}, {30_000, 5_000, 7.5, 0.5}}},
+		{"decrease without a start time is a reset", []obs{{10_000, 0, 100, nan}, {20_000, 0, 3, nan}, {30_000, 0, 8, 0.5}}},
+		{"decrease with the same start is a reset", []obs{{10_000, 1, 100, nan}, {20_000, 1, 3, nan}}},
+		{"zero increase", []obs{{10_000, 1, 100, nan}, {20_000, 1, 100, 0}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewRater()
+			for i, o := range tt.seq {
+				es := []model.Entry{entry(c1, o.t, o.start, map[model.MetricID]float64{model.CPUUsage: o.cpu})}
+				r.Rates(es)
+				got := es[0].Values[model.CPUUsageRate]
+				if math.IsNaN(o.want) != math.IsNaN(got) || (!math.IsNaN(got) && math.Abs(got-o.want) > 1e-12) {
+					t.Fatalf("observation %d: rate %v, want %v", i, got, o.want)
+				}
+				if got < 0 {
+					t.Fatalf("negative rate %v", got)
+				}
+			}
+		})
+	}
+}
+
+func TestRatesForgetsGoneObjects(t *testing.T) {
+	r := NewRater()
+	r.Rates([]model.Entry{entry(c1, 1000, 1, map[model.MetricID]float64{model.CPUUsage: 1})})
+	r.Rates(nil)
+	es := []model.Entry{entry(c1, 2000, 1, map[model.MetricID]float64{model.CPUUsage: 2})}
+	r.Rates(es)
+	if !math.IsNaN(es[0].Values[model.CPUUsageRate]) {
+		t.Fatalf("rate from a forgotten baseline: %v", es[0].Values[model.CPUUsageRate])
+	}
+	if len(r.prev) != 1 {
+		t.Fatalf("rater keeps %d objects, want 1", len(r.prev))
+	}
+}
+
+func TestNodeRollupAndEnrich(t *testing.T) {
+	nodeO := model.Object{Level: model.LevelNode, Node: "n"}
+	podO := model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "p"}
+	c2 := c1
+	c2.Container = "c2"
+	mk := func(t int64, scale float64) *model.NodeStats {
+		return &model.NodeStats{
+			Node: "n",
+			Entries: []model.Entry{
+				entry(nodeO, t, 1, map[model.MetricID]float64{model.CPUUsage: 50 * scale, model.MemoryWorkingSet: 9e9}),
+				entry(podO, t, 1, map[model.MetricID]float64{model.CPUUsage: 5 * scale, model.MemoryWorkingSet: 999, model.NetworkRx: 1000 * scale}),
+				entry(c1, t, 1, map[model.MetricID]float64{model.CPUUsage: 1 * scale, model.MemoryWorkingSet: 100}),
+				entry(c2, t, 1, map[model.MetricID]float64{model.CPUUsage: 3 * scale, model.MemoryWorkingSet: 300}),
+			},
+			Pods: []model.PodMeta{{Namespace: "ns", Name: "p", WorkloadKind: "Deployment", Workload: "web", Containers: []model.ContainerMeta{
+				{Name: "c1", CPURequest: 0.25, CPULimit: 1, MemoryRequest: 64, MemoryLimit: math.NaN(), Restarts: 2},
+				{Name: "c2", CPURequest: 0.5, CPULimit: math.NaN(), MemoryRequest: 128, MemoryLimit: 256},
+			}}},
+		}
+	}
+	meta := model.NodeMeta{CPUCapacity: 4, CPUAllocatable: 3, MemoryCapacity: 16e9, MemoryAllocatable: 12e9}
+	r := NewRater()
+	Node(r, mk(10_000, 1), meta)
+	es := Node(r, mk(20_000, 2), meta) // counters double over 10 s
+	get := func(o model.Object, m model.MetricID) float64 {
+		for _, e := range es {
+			if e.Object == o {
+				return e.Values[m]
+			}
+		}
+		t.Fatalf("no %+v", o)
+		return 0
+	}
+	checks := []struct {
+		o    model.Object
+		m    model.MetricID
+		want float64
+	}{
+		{c1, model.CPUUsageRate, 0.1},
+		{c2, model.CPUUsageRate, 0.3},
+		{c1, model.CPURequest, 0.25},
+		{c1, model.Restarts, 2},
+		{podO, model.CPUUsageRate, 0.4},        // sum of containers, not the pod cgroup's 0.5
+		{podO, model.MemoryWorkingSet, 400},    // sum of containers
+		{podO, model.NetworkRxRate, 100},       // the pod's own
+		{podO, model.CPURequest, 0.75},         // sum
+		{podO, model.CPULimit, 1},              // c2 has none
+		{podO, model.MemoryLimit, 256},         // c1 has none
+		{podO, model.Restarts, 2},              // sum
+		{nodeO, model.CPUUsageRate, 5},         // the node's own
+		{nodeO, model.MemoryWorkingSet, 9e9},   // the node's own
+		{nodeO, model.CPURequest, 0.75},        // filled from pods
+		{nodeO, model.NetworkRxRate, 100},      // filled from pods
+		{nodeO, model.CPUAllocatable, 3},       // from meta
+		{nodeO, model.CPUUtilization, 5.0 / 3}, // usage / allocatable
+		{nodeO, model.CPUReservation, 0.25},    // requests / allocatable
+		{nodeO, model.MemoryUtilization, 0.75}, // working set / allocatable
+		{nodeO, model.MemoryReservation, 192 / 12e9},
+	}
+	for _, c := range checks {
+		if got := get(c.o, c.m); math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("%s{%s} = %v, want %v", model.PromName(c.o.Level, c.m), c.o.Pod+c.o.Container, got, c.want)
+		}
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	web := &model.PodMeta{WorkloadKind: "Deployment", Workload: "web"}
+	es := []model.Entry{
+		entry(model.Object{Level: model.LevelNode, Node: "a"}, 1, 0, map[model.MetricID]float64{model.CPUUsageRate: 2, model.CPUAllocatable: 4, model.CPURequest: 1}),
+		entry(model.Object{Level: model.LevelNode, Node: "b"}, 1, 0, map[model.MetricID]float64{model.CPUUsageRate: 1, model.CPUAllocatable: 8, model.CPURequest: 2}),
+		{Object: model.Object{Level: model.LevelPod, Node: "a", Namespace: "x", Pod: "p1"}, Values: vals(model.CPUUsageRate, 0.5), Pod: web},
+		{Object: model.Object{Level: model.LevelPod, Node: "b", Namespace: "x", Pod: "p2"}, Values: vals(model.CPUUsageRate, 0.25), Pod: web},
+		{Object: model.Object{Level: model.LevelPod, Node: "b", Namespace: "y", Pod: "p3"}, Values: vals(model.CPUUsageRate, 1)},
+		// A container entry is not summed into namespaces (its pod is).
+		entry(model.Object{Level: model.LevelContainer, Node: "b", Namespace: "y", Pod: "p3", Container: "c"}, 1, 0, map[model.MetricID]float64{model.CPUUsageRate: 1}),
+	}
+	out := Aggregate(es, 42)
+	want := map[model.Object]map[model.MetricID]float64{
+		{Level: model.LevelNamespace, Namespace: "x"}:                                             {model.CPUUsageRate: 0.75},
+		{Level: model.LevelNamespace, Namespace: "y"}:                                             {model.CPUUsageRate: 1},
+		{Level: model.LevelWorkload, Namespace: "x", WorkloadKind: "Deployment", Workload: "web"}: {model.CPUUsageRate: 0.75},
+		{Level: model.LevelCluster}:                                                               {model.CPUUsageRate: 3, model.CPUAllocatable: 12, model.CPURequest: 3, model.CPUUtilization: 0.25, model.CPUReservation: 0.25},
+	}
+	got := map[model.Object]model.Entry{}
+	for _, e := range out[len(es):] {
+		got[e.Object] = e
+		if e.Time != 42 {
+			t.Errorf("%+v time %d, want 42", e.Object, e.Time)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d aggregates, want %d: %+v", len(got), len(want), got)
+	}
+	for o, ms := range want {
+		for m, v := range ms {
+			if g := got[o].Values[m]; math.Abs(g-v) > 1e-12 {
+				t.Errorf("%s %+v = %v, want %v", model.PromName(o.Level, m), o, g, v)
+			}
+		}
+	}
+}
+
+func vals(m model.MetricID, v float64) model.Values {
+	x := model.NewValues()
+	x[m] = v
+	return x
+}

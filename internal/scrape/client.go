@@ -1,0 +1,117 @@
+// Package scrape fetches stats from kubelets: the HTTP client with its
+// per-request timeout and response-size limit, the payload decoders, and
+// one scrape loop per node.
+package scrape
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// Source names the kubelet endpoint scraped for stats.
+type Source string
+
+// Supported sources.
+const (
+	SourceSummary Source = "summary" // /stats/summary, the richest
+)
+
+// ClientOptions configure a Client. Zero values take the defaults noted.
+type ClientOptions struct {
+	// HTTPClient carries TLS and credentials; default http.DefaultClient's transport.
+	HTTPClient *http.Client
+	// BearerToken, when set, is sent as "Authorization: Bearer".
+	BearerToken string
+	// Timeout bounds each request; default 10 s.
+	Timeout time.Duration
+	// MaxBytes bounds each response body; default 64 MiB.
+	MaxBytes int64
+	// FetchPods also fetches the kubelet's /pods for requests, limits,
+	// restarts and owners. Discovery from the apiserver makes it unneeded.
+	FetchPods bool
+}
+
+// Client scrapes one kubelet per call.
+type Client struct {
+	o ClientOptions
+}
+
+// NewClient returns a Client with defaults applied.
+func NewClient(o ClientOptions) *Client {
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	if o.MaxBytes <= 0 {
+		o.MaxBytes = 64 << 20
+	}
+	return &Client{o: o}
+}
+
+// ErrTooLarge is wrapped by errors for responses over the size limit.
+var ErrTooLarge = errors.New("response too large")
+
+// Get fetches baseURL+path with the client's timeout and size limit.
+func (c *Client) Get(ctx context.Context, baseURL, path string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
+	url := strings.TrimSuffix(baseURL, "/") + path
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.o.BearerToken != "" {
+		req.Header.Set("Authorization", "Bearer "+c.o.BearerToken)
+	}
+	resp, err := c.o.HTTPClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, c.o.MaxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: read body: %w", url, err)
+	}
+	if int64(len(body)) > c.o.MaxBytes {
+		return nil, fmt.Errorf("GET %s: %w: over %d bytes", url, ErrTooLarge, c.o.MaxBytes)
+	}
+	return body, nil
+}
+
+// Scrape fetches and decodes one node's stats (and pods, if configured).
+func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error) {
+	start := time.Now()
+	body, err := c.Get(ctx, t.URL, "/stats/summary")
+	if err != nil {
+		return nil, err
+	}
+	entries, err := DecodeSummary(body, t.Node, start)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", t.Node, err)
+	}
+	ns := &model.NodeStats{Node: t.Node, ScrapeTime: start, Entries: entries}
+	if c.o.FetchPods {
+		body, err := c.Get(ctx, t.URL, "/pods")
+		if err != nil {
+			return nil, err
+		}
+		if ns.Pods, err = DecodePods(body); err != nil {
+			return nil, fmt.Errorf("node %s: %w", t.Node, err)
+		}
+	}
+	return ns, nil
+}

@@ -1,0 +1,197 @@
+package scrape
+
+import (
+	"context"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// Scraper scrapes one node. *Client is one.
+type Scraper interface {
+	Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error)
+}
+
+// Handler receives each scrape's result: stats, or the error that stopped it.
+// It is called from the node's own loop, so calls for different nodes run
+// concurrently.
+type Handler func(ctx context.Context, t model.Target, stats *model.NodeStats, err error)
+
+// ManagerOptions configure a Manager.
+type ManagerOptions struct {
+	// Interval between two scrapes of a node; default 15 s.
+	Interval time.Duration
+	Scraper  Scraper
+	// Targets returns the current nodes; it is called once per interval, so
+	// nodes that come and go are followed.
+	Targets    func() []model.Target
+	Handle     Handler
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Manager runs one scrape loop per node, each started at a hash-derived
+// offset inside the interval so the load spreads evenly.
+type Manager struct {
+	o     ManagerOptions
+	mu    sync.Mutex
+	loops map[string]*loop
+
+	duration prometheus.Histogram
+	failures *prometheus.CounterVec
+	scrapes  prometheus.Counter
+	targets  prometheus.Gauge
+}
+
+type loop struct {
+	target model.Target
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewManager returns a Manager; Run starts it.
+func NewManager(o ManagerOptions) *Manager {
+	if o.Interval <= 0 {
+		o.Interval = 15 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := &Manager{
+		o:     o,
+		loops: map[string]*loop{},
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "kubemon", Subsystem: "scrape", Name: "duration_seconds",
+			Help:    "Duration of one node's scrape (fetch and decode), in seconds.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kubemon", Subsystem: "scrape", Name: "failures_total",
+			Help: "Failed scrapes, by node.",
+		}, []string{"node"}),
+		scrapes: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kubemon", Subsystem: "scrape", Name: "scrapes_total",
+			Help: "Scrapes attempted.",
+		}),
+		targets: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kubemon", Subsystem: "scrape", Name: "targets",
+			Help: "Nodes being scraped.",
+		}),
+	}
+	if o.Registerer != nil {
+		o.Registerer.MustRegister(m.duration, m.failures, m.scrapes, m.targets)
+	}
+	return m
+}
+
+// Run reconciles the loops with Targets every interval until ctx ends, then
+// stops every loop and returns.
+func (m *Manager) Run(ctx context.Context) error {
+	t := time.NewTicker(m.o.Interval)
+	defer t.Stop()
+	for {
+		m.Reconcile(ctx)
+		select {
+		case <-ctx.Done():
+			m.stopAll()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Reconcile starts loops for new targets and stops those of removed ones.
+func (m *Manager) Reconcile(ctx context.Context) {
+	want := map[string]model.Target{}
+	for _, t := range m.o.Targets() {
+		want[t.Node] = t
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, l := range m.loops {
+		if t, ok := want[name]; !ok || t.URL != l.target.URL {
+			l.cancel()
+			<-l.done
+			delete(m.loops, name)
+			m.failures.DeleteLabelValues(name)
+			m.o.Logger.Info("stopped scraping node", "node", name)
+		}
+	}
+	for name, t := range want {
+		if _, ok := m.loops[name]; ok {
+			continue
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		l := &loop{target: t, cancel: cancel, done: make(chan struct{})}
+		m.loops[name] = l
+		go m.run(lctx, l)
+	}
+	m.targets.Set(float64(len(m.loops)))
+}
+
+func (m *Manager) stopAll() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for name, l := range m.loops {
+		l.cancel()
+		<-l.done
+		delete(m.loops, name)
+	}
+}
+
+// Offset is the node's start offset inside the interval: a hash of its name.
+func Offset(node string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(node))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// nextSlot is the first time after now that is offset past a multiple of interval.
+func nextSlot(now time.Time, interval, offset time.Duration) time.Time {
+	slot := now.Truncate(interval).Add(offset)
+	if !slot.After(now) {
+		slot = slot.Add(interval)
+	}
+	return slot
+}
+
+func (m *Manager) run(ctx context.Context, l *loop) {
+	defer close(l.done)
+	off := Offset(l.target.Node, m.o.Interval)
+	for {
+		wait := nextSlot(m.o.Now(), m.o.Interval, off).Sub(m.o.Now())
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		m.scrapeOnce(ctx, l.target)
+	}
+}
+
+func (m *Manager) scrapeOnce(ctx context.Context, t model.Target) {
+	start := time.Now()
+	m.scrapes.Inc()
+	stats, err := m.o.Scraper.Scrape(ctx, t)
+	m.duration.Observe(time.Since(start).Seconds())
+	if ctx.Err() != nil {
+		return // the loop was stopped; the result belongs to nobody
+	}
+	if err != nil {
+		m.failures.WithLabelValues(t.Node).Inc()
+		m.o.Logger.Warn("scrape failed", "node", t.Node, "err", err)
+	}
+	m.o.Handle(ctx, t, stats, err)
+}
