@@ -1,0 +1,213 @@
+package promapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// checkContextEvery is how many series the series endpoint reads between
+// context checks.
+const checkContextEvery = 128
+
+// metadataContext bounds a series/label lookup by Options.QueryTimeout.
+func (a *API) metadataContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.queryTimeout)
+}
+
+// series serves /api/v1/series.
+func (a *API) series(r *http.Request) apiResult {
+	if len(r.Form["match[]"]) == 0 {
+		return errResult(badData(errors.New("no match[] parameter provided")))
+	}
+	limit, apiErr := parseLimit(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+	start, end, apiErr := parseTimeRange(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+	matcherSets, apiErr := a.parseMatchers(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+
+	ctx, cancel := a.metadataContext(r)
+	defer cancel()
+
+	q, err := a.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	if err != nil {
+		return errResult(classifyError(err))
+	}
+	defer q.Close()
+
+	hints := &storage.SelectHints{
+		Start: timestamp.FromTime(start),
+		End:   timestamp.FromTime(end),
+		Func:  "series", // Lookups that need no samples.
+	}
+	// Always select sorted series: the response is sorted, and sorted sets
+	// are what the merge needs to de-duplicate several match[] selectors.
+	var set storage.SeriesSet
+	if len(matcherSets) > 1 {
+		sets := make([]storage.SeriesSet, 0, len(matcherSets))
+		for _, ms := range matcherSets {
+			sets = append(sets, q.Select(ctx, true, hints, ms...))
+		}
+		set = storage.NewMergeSeriesSet(sets, 0, storage.ChainedSeriesMerge)
+	} else {
+		set = q.Select(ctx, true, hints, matcherSets[0]...)
+	}
+
+	var (
+		warnings annotations.Annotations
+		metrics  []labels.Labels
+	)
+	for i := 1; set.Next(); i++ {
+		if i%checkContextEvery == 0 {
+			if err := ctx.Err(); err != nil {
+				return errResult(classifyError(err))
+			}
+		}
+		if limit > 0 && len(metrics) >= limit {
+			warnings.Add(errTruncated)
+			break
+		}
+		metrics = append(metrics, set.At().Labels())
+	}
+	if err := set.Err(); err != nil {
+		return errResult(classifyError(err))
+	}
+	warnings.Merge(set.Warnings())
+	return apiResult{data: appendLabelsList(nil, metrics), warnings: warnings}
+}
+
+// labelNames serves /api/v1/labels.
+func (a *API) labelNames(r *http.Request) apiResult {
+	limit, apiErr := parseLimit(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+	start, end, apiErr := parseTimeRange(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+	matcherSets, apiErr := a.parseMatchers(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+
+	ctx, cancel := a.metadataContext(r)
+	defer cancel()
+	return a.labelLookup(start, end, limit, matcherSets, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(ctx, hints, ms...)
+	})
+}
+
+// labelValues serves /api/v1/label/{name}/values.
+func (a *API) labelValues(r *http.Request) apiResult {
+	name := r.PathValue("name")
+	if strings.HasPrefix(name, "U__") {
+		name = model.UnescapeName(name, model.ValueEncodingEscaping)
+	}
+	if !model.UTF8Validation.IsValidLabelName(name) {
+		return errResult(badData(fmt.Errorf("invalid label name: %q", name)))
+	}
+	limit, apiErr := parseLimit(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+	start, end, apiErr := parseTimeRange(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+	matcherSets, apiErr := a.parseMatchers(r)
+	if apiErr != nil {
+		return errResult(apiErr)
+	}
+
+	ctx, cancel := a.metadataContext(r)
+	defer cancel()
+	return a.labelLookup(start, end, limit, matcherSets, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(ctx, name, hints, ms...)
+	})
+}
+
+type labelLookupFunc func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)
+
+// labelLookup runs lookup once per matcher set (or once without matchers)
+// and returns the sorted, de-duplicated union, truncated to limit.
+func (a *API) labelLookup(start, end time.Time, limit int, matcherSets [][]*labels.Matcher, lookup labelLookupFunc) apiResult {
+	q, err := a.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	if err != nil {
+		return errResult(classifyError(err))
+	}
+	defer q.Close()
+
+	// No limit hint: a storage-side limit would return an arbitrary subset,
+	// while the API returns the first values in sorted order.
+	hints := &storage.LabelHints{}
+	if len(matcherSets) == 0 {
+		matcherSets = [][]*labels.Matcher{nil}
+	}
+	var (
+		warnings annotations.Annotations
+		result   []string
+	)
+	for _, ms := range matcherSets {
+		vals, ws, err := lookup(q, hints, ms)
+		warnings.Merge(ws)
+		if err != nil {
+			return apiResult{err: classifyError(err), warnings: warnings}
+		}
+		result = append(result, vals...)
+	}
+	slices.Sort(result)
+	result = slices.Compact(result)
+	if limit > 0 && len(result) > limit {
+		result = result[:limit]
+		warnings.Add(errTruncated)
+	}
+	return apiResult{data: appendStrings(nil, result), warnings: warnings}
+}
+
+// metadata serves /api/v1/metadata. kubemon keeps no metric metadata; an
+// empty object is what Prometheus returns when it knows of none.
+func (a *API) metadata(r *http.Request) apiResult {
+	if _, apiErr := parseLimit(r); apiErr != nil {
+		return errResult(apiErr)
+	}
+	return apiResult{data: []byte("{}")}
+}
+
+// buildInfo is the data of /api/v1/status/buildinfo.
+type buildInfo struct {
+	Version   string `json:"version"`
+	Revision  string `json:"revision"`
+	Branch    string `json:"branch"`
+	BuildUser string `json:"buildUser"`
+	BuildDate string `json:"buildDate"`
+	GoVersion string `json:"goVersion"`
+}
+
+// buildInfo serves /api/v1/status/buildinfo (needed by Grafana's data
+// source health check).
+func (a *API) buildInfo(*http.Request) apiResult {
+	data, err := json.Marshal(buildInfo{Version: "kubemon", GoVersion: goVersion})
+	if err != nil {
+		return errResult(&apiError{errorInternal, err})
+	}
+	return apiResult{data: data}
+}

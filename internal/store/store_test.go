@@ -1,0 +1,167 @@
+package store
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+func batch(t int64, cpu float64) *model.Batch {
+	c := model.Entry{
+		Object: model.Object{Level: model.LevelContainer, Node: "n1", Namespace: "ns", Pod: "p", Container: "c"},
+		Time:   t, Values: model.NewValues(),
+	}
+	c.Values[model.CPUUsage] = cpu
+	c.Values[model.MemoryWorkingSet] = 1 << 20
+	c.Values[model.NetworkRx] = 5 // not a container metric: must not be stored
+	cl := model.Entry{Object: model.Object{Level: model.LevelCluster}, Time: t, Values: model.NewValues()}
+	cl.Values[model.CPUUsageRate] = 0.5
+	return &model.Batch{Entries: []model.Entry{c, cl}}
+}
+
+func samples(t *testing.T, s *Store, ms ...*labels.Matcher) map[string][][2]float64 {
+	t.Helper()
+	q, err := s.Queryable().Querier(math.MinInt64, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	out := map[string][][2]float64{}
+	set := q.Select(context.Background(), false, nil, ms...)
+	for set.Next() {
+		it := set.At().Iterator(nil)
+		for it.Next() != 0 {
+			ts, v := it.At()
+			out[set.At().Labels().String()] = append(out[set.At().Labels().String()], [2]float64{float64(ts), v})
+		}
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestAppendQueryReopen(t *testing.T) {
+	dir := t.TempDir()
+	reg := prometheus.NewRegistry()
+	s, err := Open(Options{Dir: dir, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().UnixMilli()
+	for i := range 3 {
+		n, err := s.Append(context.Background(), batch(base+int64(i)*10_000, float64(i)))
+		if err != nil || n != 3 {
+			t.Fatalf("append %d: n=%d err=%v, want 3 samples", i, n, err)
+		}
+	}
+	// A repeated timestamp with another value is counted and skipped (one
+	// with the same value is a harmless no-op), and the rest of the batch is
+	// still stored.
+	b := batch(base+20_000, 99)
+	b.Entries[1].Time = base + 30_000
+	if n, err := s.Append(context.Background(), b); err != nil || n != 2 {
+		t.Fatalf("append with a duplicate: n=%d err=%v, want 2 (memory no-op and cluster)", n, err)
+	}
+	if got := testutil.ToFloat64(s.rejected.WithLabelValues("duplicate")); got != 1 {
+		t.Errorf("rejected duplicates %v, want 1", got)
+	}
+
+	all := samples(t, s, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	want := map[string]int{
+		`{__name__="container_cpu_usage_seconds_total", container="c", namespace="ns", node="n1", pod="p"}`:  3,
+		`{__name__="container_memory_working_set_bytes", container="c", namespace="ns", node="n1", pod="p"}`: 3,
+		`{__name__="cluster_cpu_usage_cores"}`: 4,
+	}
+	if len(all) != len(want) {
+		t.Errorf("series %v, want %v", keys(all), want)
+	}
+	for k, n := range want {
+		if len(all[k]) != n {
+			t.Errorf("%s: %d samples, want %d", k, len(all[k]), n)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "container_cpu_usage_seconds_total"))
+	for _, v := range got {
+		if len(v) != 3 || v[2][1] != 2 {
+			t.Errorf("after reopen: %v", v)
+		}
+	}
+	// Appending after a reopen works through the label path (the cache is new).
+	if n, err := s.Append(context.Background(), batch(base+40_000, 5)); err != nil || n != 3 {
+		t.Fatalf("append after reopen: n=%d err=%v", n, err)
+	}
+}
+
+func TestPruneRefsKeepsAppending(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now().UnixMilli()
+	for i := range 130 { // crosses two prunes
+		if n, err := s.Append(context.Background(), batch(base+int64(i)*1000, float64(i))); err != nil || n != 3 {
+			t.Fatalf("cycle %d: n=%d err=%v", i, n, err)
+		}
+	}
+}
+
+func TestLabels(t *testing.T) {
+	tests := []struct {
+		o    model.Object
+		m    model.MetricID
+		want string
+	}{
+		{model.Object{Level: model.LevelContainer, Node: "n", Namespace: "ns", Pod: "p", Container: "c"}, model.CPUUsage,
+			`{__name__="container_cpu_usage_seconds_total", container="c", namespace="ns", node="n", pod="p"}`},
+		{model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "p"}, model.NetworkRxRate,
+			`{__name__="pod_network_receive_bytes_per_second", namespace="ns", node="n", pod="p"}`},
+		{model.Object{Level: model.LevelNamespace, Namespace: "ns"}, model.MemoryWorkingSet,
+			`{__name__="namespace_memory_working_set_bytes", namespace="ns"}`},
+		{model.Object{Level: model.LevelWorkload, Namespace: "ns", WorkloadKind: "Deployment", Workload: "web"}, model.CPURequest,
+			`{__name__="workload_cpu_request_cores", namespace="ns", workload="web", workload_kind="Deployment"}`},
+		{model.Object{Level: model.LevelNode, Node: "n"}, model.CPUUtilization, `{__name__="node_cpu_utilization_ratio", node="n"}`},
+		{model.Object{Level: model.LevelSysContainer, Node: "n", Container: "kubelet"}, model.MemoryRSS,
+			`{__name__="system_container_memory_rss_bytes", container="kubelet", node="n"}`},
+		{model.Object{Level: model.LevelCluster}, model.MemoryCapacity, `{__name__="cluster_memory_capacity_bytes"}`},
+	}
+	for _, tt := range tests {
+		if got := Labels(tt.o, tt.m).String(); got != tt.want {
+			t.Errorf("got %s, want %s", got, tt.want)
+		}
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	if _, err := Open(Options{}); err == nil {
+		t.Error("no dir: want an error")
+	}
+	if _, err := Open(Options{Dir: t.TempDir(), Retention: -time.Hour}); err == nil {
+		t.Error("negative retention: want an error")
+	}
+}
+
+func keys(m map[string][][2]float64) []string {
+	var k []string
+	for s := range m {
+		k = append(k, s)
+	}
+	return k
+}
