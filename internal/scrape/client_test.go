@@ -1,0 +1,190 @@
+package scrape
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+func TestClientErrors(t *testing.T) {
+	valid := readFixture(t, "k8s-1.35_stats_summary.json")
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ok/stats/summary", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Write(valid)
+	})
+	mux.HandleFunc("/ok/pods", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"kind":"PodList","items":[{"metadata":{"name":"p","namespace":"ns"},"spec":{"containers":[{"name":"c","resources":{"requests":{"cpu":"250m","memory":"64Mi"}}}]}}]}`))
+	})
+	mux.HandleFunc("/big/stats/summary", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(strings.Repeat(" ", 4096)))
+	})
+	mux.HandleFunc("/slow/stats/summary", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-time.After(5 * time.Second):
+		}
+	})
+	mux.HandleFunc("/bad/stats/summary", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"node":`)) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	c := NewClient(ClientOptions{BearerToken: "tok", Timeout: 200 * time.Millisecond, MaxBytes: 1024, FetchPods: true})
+	ns, err := NewClient(ClientOptions{BearerToken: "tok", FetchPods: true}).Scrape(context.Background(), model.Target{Node: "n", URL: srv.URL + "/ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ns.Entries) == 0 || len(ns.Pods) != 1 || ns.Pods[0].Containers[0].CPURequest != 0.25 || ns.Pods[0].Containers[0].MemoryRequest != 64<<20 {
+		t.Fatalf("scrape: %d entries, pods %+v", len(ns.Entries), ns.Pods)
+	}
+	tests := []struct {
+		name, path, want string
+		is               error
+	}{
+		{"unauthorized", "/ok", "401 Unauthorized", nil},
+		{"oversized", "/big", "over 1024 bytes", ErrTooLarge},
+		{"slow", "/slow", "deadline exceeded", context.DeadlineExceeded},
+		{"malformed", "/bad", "decode summary", nil},
+		{"not found", "/nope", "404", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cl := c
+			if tt.name == "unauthorized" {
+				cl = NewClient(ClientOptions{})
+			}
+			_, err := cl.Scrape(context.Background(), model.Target{Node: "n", URL: srv.URL + tt.path})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+			if tt.is != nil && !errors.Is(err, tt.is) {
+				t.Fatalf("err = %v, want errors.Is %v", err, tt.is)
+			}
+		})
+	}
+}
+
+type fakeScraper struct {
+	mu    sync.Mutex
+	calls map[string][]time.Time
+	slow  map[string]bool
+}
+
+func (f *fakeScraper) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error) {
+	f.mu.Lock()
+	f.calls[t.Node] = append(f.calls[t.Node], time.Now())
+	slow := f.slow[t.Node]
+	f.mu.Unlock()
+	if slow {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	if t.Node == "failing" {
+		return nil, errors.New("boom")
+	}
+	return &model.NodeStats{Node: t.Node}, nil
+}
+
+func TestManager(t *testing.T) {
+	f := &fakeScraper{calls: map[string][]time.Time{}, slow: map[string]bool{"slow": true}}
+	var mu sync.Mutex
+	targets := []model.Target{{Node: "a"}, {Node: "b"}, {Node: "slow"}, {Node: "failing"}}
+	got := map[string]int{}
+	reg := prometheus.NewRegistry()
+	m := NewManager(ManagerOptions{
+		Interval: 100 * time.Millisecond, Scraper: f, Registerer: reg,
+		Targets: func() []model.Target { mu.Lock(); defer mu.Unlock(); return targets },
+		Handle: func(_ context.Context, t model.Target, s *model.NodeStats, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				got[t.Node]++
+			}
+		},
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.Run(ctx); close(done) }()
+	time.Sleep(550 * time.Millisecond)
+	// A node removed from the targets stops being scraped.
+	mu.Lock()
+	targets = targets[1:]
+	mu.Unlock()
+	m.Reconcile(ctx)
+	f.mu.Lock()
+	aCalls := len(f.calls["a"])
+	f.mu.Unlock()
+	time.Sleep(300 * time.Millisecond)
+	cancel()
+	<-done
+
+	mu.Lock()
+	defer mu.Unlock()
+	// The slow node never answers, yet the others were scraped every interval.
+	if got["b"] < 4 || got["a"] < 3 {
+		t.Errorf("scrapes a=%d b=%d: a slow node must not delay the others", got["a"], got["b"])
+	}
+	f.mu.Lock()
+	if len(f.calls["a"]) != aCalls {
+		t.Errorf("removed node scraped %d more times", len(f.calls["a"])-aCalls)
+	}
+	// Successive scrapes of one node are (at least) one interval apart.
+	bc := f.calls["b"]
+	for i := 1; i < len(bc); i++ {
+		if d := bc[i].Sub(bc[i-1]); d < 50*time.Millisecond {
+			t.Errorf("scrapes of b %v apart, want ~100ms", d)
+		}
+	}
+	f.mu.Unlock()
+	if n := testutil.ToFloat64(m.failures.WithLabelValues("failing")); n < 4 {
+		t.Errorf("failures for the failing node: %v", n)
+	}
+}
+
+func TestOffsetSpread(t *testing.T) {
+	const n, interval = 1000, 10 * time.Second
+	var buckets [10]int
+	for i := range n {
+		off := Offset("node-"+string(rune('a'+i%26))+time.Duration(i).String(), interval)
+		if off < 0 || off >= interval {
+			t.Fatalf("offset %v outside the interval", off)
+		}
+		buckets[off/time.Second]++
+	}
+	for i, b := range buckets {
+		if b < n/10/2 || b > n/10*2 {
+			t.Errorf("second %d holds %d of %d nodes: offsets are not spread", i, b, n)
+		}
+	}
+	if a, b := Offset("x", interval), Offset("x", interval); a != b {
+		t.Error("offset is not stable")
+	}
+}
+
+func TestNextSlot(t *testing.T) {
+	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct{ now, want time.Duration }{
+		{0, 3 * time.Second},
+		{3 * time.Second, 13 * time.Second},
+		{4 * time.Second, 13 * time.Second},
+		{12 * time.Second, 13 * time.Second},
+	}
+	for _, tt := range tests {
+		if got := nextSlot(base.Add(tt.now), 10*time.Second, 3*time.Second); !got.Equal(base.Add(tt.want)) {
+			t.Errorf("now+%v: %v, want +%v", tt.now, got.Sub(base), tt.want)
+		}
+	}
+}

@@ -1,0 +1,48 @@
+package scrape
+
+import (
+	"math"
+	"testing"
+)
+
+func TestDecodePods(t *testing.T) {
+	const list = `{"kind":"PodList","items":[
+ {"metadata":{"name":"web-7d4b9c-x1","namespace":"shop","uid":"u1","labels":{"app":"web","pod-template-hash":"7d4b9c"},
+   "ownerReferences":[{"kind":"ReplicaSet","name":"web-7d4b9c","controller":true}]},
+  "spec":{"nodeName":"n1","containers":[
+   {"name":"app","resources":{"requests":{"cpu":"250m","memory":"128Mi"},"limits":{"cpu":"1","memory":"256Mi"}}},
+   {"name":"sidecar"}]},
+  "status":{"containerStatuses":[{"name":"app","restartCount":3},{"name":"sidecar","restartCount":0}]}},
+ {"metadata":{"name":"report-28391234-abcde","namespace":"batch",
+   "ownerReferences":[{"kind":"Job","name":"report-28391234","controller":true}]},"spec":{"containers":[{"name":"r"}]}},
+ {"metadata":{"name":"db-0","namespace":"shop","ownerReferences":[{"kind":"StatefulSet","name":"db","controller":true}]},"spec":{"containers":[{"name":"db"}]}},
+ {"metadata":{"name":"once","namespace":"shop","ownerReferences":[{"kind":"Job","name":"migrate","controller":true}]},"spec":{"containers":[{"name":"m"}]}},
+ {"metadata":{"name":"rs-no-hash","namespace":"shop","ownerReferences":[{"kind":"ReplicaSet","name":"plain","controller":true}]},"spec":{"containers":[{"name":"m"}]}},
+ {"metadata":{"name":"bare","namespace":"shop"},"spec":{"containers":[{"name":"b"}]}}
+]}`
+	pods, err := DecodePods([]byte(list))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owners := []struct{ kind, name string }{
+		{"Deployment", "web"}, {"CronJob", "report"}, {"StatefulSet", "db"}, {"Job", "migrate"}, {"ReplicaSet", "plain"}, {"", ""},
+	}
+	for i, o := range owners {
+		if pods[i].WorkloadKind != o.kind || pods[i].Workload != o.name {
+			t.Errorf("%s: owner %s/%s, want %s/%s", pods[i].Name, pods[i].WorkloadKind, pods[i].Workload, o.kind, o.name)
+		}
+	}
+	app, side := pods[0].Containers[0], pods[0].Containers[1]
+	if app.CPURequest != 0.25 || app.CPULimit != 1 || app.MemoryRequest != 128<<20 || app.MemoryLimit != 256<<20 || app.Restarts != 3 {
+		t.Errorf("app: %+v", app)
+	}
+	if !math.IsNaN(side.CPURequest) || !math.IsNaN(side.MemoryLimit) {
+		t.Errorf("sidecar without resources must have absent requests and limits: %+v", side)
+	}
+	if pods[0].Node != "n1" || pods[0].UID != "u1" || pods[0].Labels["app"] != "web" {
+		t.Errorf("meta: %+v", pods[0])
+	}
+	if _, err := DecodePods([]byte(`{"items":[`)); err == nil {
+		t.Error("truncated list: want an error")
+	}
+}
