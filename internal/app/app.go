@@ -87,7 +87,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 	}()
 
-	httpClient, token, err := kubeletHTTP(cfg.Scrape)
+	httpClient, token, err := kubeletHTTP(cfg.Scrape, cfg.ScrapeTimeout())
 	if err != nil {
 		return err
 	}
@@ -114,7 +114,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 
 	client := scrape.NewClient(scrape.ClientOptions{
-		HTTPClient: httpClient, BearerToken: token, Timeout: cfg.Scrape.Timeout,
+		HTTPClient: httpClient, BearerToken: token, Timeout: cfg.ScrapeTimeout(),
 		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
@@ -212,7 +212,7 @@ func discoveryFrom(ctx context.Context, cfg config.Config, hc *http.Client, toke
 }
 
 // kubeletHTTP builds the HTTP client and bearer token for kubelets.
-func kubeletHTTP(s config.Scrape) (*http.Client, string, error) {
+func kubeletHTTP(s config.Scrape, timeout time.Duration) (*http.Client, string, error) {
 	tlsCfg := &tls.Config{InsecureSkipVerify: s.InsecureSkipVerify} //nolint:gosec // opt-in, warned about by the caller
 	if s.CAFile != "" {
 		pem, err := os.ReadFile(s.CAFile)
@@ -229,7 +229,7 @@ func kubeletHTTP(s config.Scrape) (*http.Client, string, error) {
 	tr.TLSClientConfig = tlsCfg
 	tr.MaxIdleConnsPerHost = 2
 	tr.MaxIdleConns = 0
-	tr.ResponseHeaderTimeout = s.Timeout
+	tr.ResponseHeaderTimeout = timeout
 	token := ""
 	if s.BearerTokenFile != "" {
 		b, err := os.ReadFile(s.BearerTokenFile)

@@ -31,7 +31,8 @@ type Config struct {
 
 // Scrape configures the kubelet client.
 type Scrape struct {
-	// Timeout bounds each request to a kubelet.
+	// Timeout bounds each request to a kubelet; 0 means 80 % of the
+	// interval, at most 10 s (see ScrapeTimeout).
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxBytes bounds each kubelet response, in bytes.
 	MaxBytes int64 `yaml:"maxBytes"`
@@ -70,7 +71,6 @@ func Default() Config {
 		Interval:  15 * time.Second,
 		Retention: 15 * 24 * time.Hour,
 		Scrape: Scrape{
-			Timeout:   10 * time.Second,
 			MaxBytes:  64 << 20,
 			FetchPods: true,
 		},
@@ -93,6 +93,14 @@ func (c *Config) Load(path string) error {
 	return nil
 }
 
+// ScrapeTimeout is the effective timeout of one kubelet request.
+func (c *Config) ScrapeTimeout() time.Duration {
+	if c.Scrape.Timeout > 0 {
+		return c.Scrape.Timeout
+	}
+	return min(10*time.Second, c.Interval*4/5)
+}
+
 // Validate returns every problem of c.
 func (c *Config) Validate() []error {
 	var errs []error
@@ -109,8 +117,8 @@ func (c *Config) Validate() []error {
 	if c.Retention < time.Hour {
 		bad("retention %s: want at least 1h", c.Retention)
 	}
-	if c.Scrape.Timeout <= 0 || c.Scrape.Timeout > c.Interval {
-		bad("scrape.timeout %s: want more than 0 and at most the interval (%s)", c.Scrape.Timeout, c.Interval)
+	if c.Scrape.Timeout < 0 || c.Scrape.Timeout > c.Interval {
+		bad("scrape.timeout %s: want 0 (automatic) up to the interval (%s)", c.Scrape.Timeout, c.Interval)
 	}
 	if c.Scrape.MaxBytes < 1<<10 {
 		bad("scrape.maxBytes %d: want at least 1024", c.Scrape.MaxBytes)

@@ -6,10 +6,10 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// Aggregate appends to entries the cycle-wide roll-ups: namespaces and
+// Aggregate returns the cycle-wide roll-ups of entries: namespaces and
 // workloads as sums of their pods, and the cluster as the sum of its nodes
-// with its own utilization and reservation. t (Unix milliseconds) stamps the
-// new entries.
+// with its own utilization and reservation. t (Unix milliseconds) stamps
+// them. Entries of other levels are ignored.
 func Aggregate(entries []model.Entry, t int64) []model.Entry {
 	groups := map[model.Object]*model.Values{}
 	var order []model.Object
@@ -37,12 +37,13 @@ func Aggregate(entries []model.Entry, t int64) []model.Entry {
 		}
 	}
 	sort.SliceStable(order, func(i, j int) bool { return order[i].Level < order[j].Level })
+	out := make([]model.Entry, 0, len(order))
 	for _, o := range order {
 		v := *groups[o]
 		if o.Level == model.LevelCluster {
 			setRatios(&v)
 		}
-		entries = append(entries, model.Entry{Object: o, Time: t, Values: v})
+		out = append(out, model.Entry{Object: o, Time: t, Values: v})
 	}
-	return entries
+	return out
 }

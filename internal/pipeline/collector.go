@@ -28,14 +28,19 @@ type CollectorOptions struct {
 	Now        func() time.Time
 }
 
-// Collector gathers the per-node results of the scrape loops, processes
-// each as it arrives (on the node's own goroutine), and at the end of every
-// cycle aggregates what arrived into one batch and emits it. A node that
-// failed or is late is missing from that cycle's batch; it never stalls it.
+// Collector takes the per-node results of the scrape loops. It processes
+// each as it arrives, on the node's own goroutine, and emits the node's
+// batch (its containers, pods, system containers and the node) at once, so
+// data is fresh as soon as it is scraped. At the end of every cycle it
+// aggregates the pods and nodes that arrived during the cycle into the
+// namespace, workload and cluster roll-ups and emits those. A node that
+// failed or is late is missing from that cycle's roll-ups; it never stalls
+// them.
 type Collector struct {
 	o  CollectorOptions
 	mu sync.Mutex
-	// pending holds processed entries per node since the last cycle.
+	// pending holds the latest pod and node entries of each node that
+	// reported since the last cycle, for the roll-ups.
 	pending  map[string][]model.Entry
 	reported map[string]bool
 	raters   map[string]*nodeRater
@@ -71,20 +76,20 @@ func NewCollector(o CollectorOptions) *Collector {
 		raters:   map[string]*nodeRater{},
 		cycleDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_duration_seconds",
-			Help:    "Time to aggregate and emit one cycle's batch, in seconds.",
+			Help:    "Time to aggregate and emit one cycle's roll-ups, in seconds.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 3, 10),
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_lag_seconds",
-			Help: "How long after its cycle's end the last batch was fully emitted, in seconds.",
+			Help: "How long after its cycle's end the last cycle's roll-ups were emitted, in seconds.",
 		}),
 		entries: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kubemon", Subsystem: "pipeline", Name: "batch_entries",
-			Help: "Entries (objects at all levels) in the last batch.",
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "rollup_entries",
+			Help: "Roll-up entries (namespaces, workloads, cluster) in the last cycle.",
 		}),
 		nodesOK: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kubemon", Subsystem: "pipeline", Name: "batch_nodes",
-			Help: "Nodes with data in the last batch.",
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_nodes",
+			Help: "Nodes whose data went into the last cycle's roll-ups.",
 		}),
 	}
 	if o.Registerer != nil {
@@ -95,7 +100,7 @@ func NewCollector(o CollectorOptions) *Collector {
 
 // Handle takes one node's scrape result. Its signature matches
 // scrape.Handler. Calls for one node must not overlap.
-func (c *Collector) Handle(_ context.Context, t model.Target, stats *model.NodeStats, err error) {
+func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.NodeStats, err error) {
 	if err != nil || stats == nil {
 		c.mu.Lock()
 		c.reported[t.Node] = true
@@ -115,8 +120,17 @@ func (c *Collector) Handle(_ context.Context, t model.Target, stats *model.NodeS
 	nr.lastSeen = c.o.Now()
 	nr.mu.Unlock()
 
+	if c.o.Emit != nil {
+		c.o.Emit(ctx, &model.Batch{Time: stats.ScrapeTime, Entries: entries})
+	}
+	keep := make([]model.Entry, 0, len(entries)/2)
+	for i := range entries {
+		if l := entries[i].Object.Level; l == model.LevelPod || l == model.LevelNode {
+			keep = append(keep, entries[i])
+		}
+	}
 	c.mu.Lock()
-	c.pending[t.Node] = append(c.pending[t.Node], entries...)
+	c.pending[t.Node] = keep // a second scrape in one cycle replaces the first
 	c.reported[t.Node] = true
 	c.mu.Unlock()
 }
@@ -140,7 +154,7 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 }
 
-// Cycle aggregates and emits what arrived since the last cycle, stamped end.
+// Cycle rolls up what arrived since the last cycle and emits it, stamped end.
 func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	start := time.Now()
 	c.mu.Lock()
@@ -164,11 +178,11 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	for _, es := range pending {
 		n += len(es)
 	}
-	entries := make([]model.Entry, 0, n+n/8+1)
+	parts := make([]model.Entry, 0, n)
 	for _, es := range pending {
-		entries = append(entries, es...)
+		parts = append(parts, es...)
 	}
-	entries = Aggregate(entries, end.UnixMilli())
+	entries := Aggregate(parts, end.UnixMilli())
 	b := &model.Batch{Time: end, Entries: entries}
 	if c.o.Emit != nil {
 		c.o.Emit(ctx, b)

@@ -153,7 +153,7 @@ func TestAggregate(t *testing.T) {
 		{Level: model.LevelCluster}:                                                               {model.CPUUsageRate: 3, model.CPUAllocatable: 12, model.CPURequest: 3, model.CPUUtilization: 0.25, model.CPUReservation: 0.25},
 	}
 	got := map[model.Object]model.Entry{}
-	for _, e := range out[len(es):] {
+	for _, e := range out {
 		got[e.Object] = e
 		if e.Time != 42 {
 			t.Errorf("%+v time %d, want 42", e.Object, e.Time)

@@ -1,0 +1,583 @@
+package sim
+
+import (
+	"math"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+const (
+	mib = 1 << 20
+	gib = 1 << 30
+)
+
+// wave is a CPU usage rate r(t) = base + amp·sin(2π·t/period + phase), in
+// millicores, with t in Unix seconds. amp < base, so r > 0 and its integral
+// is strictly increasing and known in closed form.
+type wave struct {
+	base, amp int64 // millicores
+	period    int64 // seconds; > 0
+	phase     float64
+}
+
+func (w *wave) theta(t int64) float64 {
+	return 2*math.Pi*float64(posMod(t, w.period))/float64(w.period) + w.phase
+}
+
+// rateNano is r(t) in nanocores (core-nanoseconds per second).
+func (w *wave) rateNano(t int64) uint64 {
+	v := w.base * 1e6
+	if w.amp != 0 {
+		v += int64(math.Round(float64(w.amp) * 1e6 * math.Sin(w.theta(t))))
+	}
+	return uint64(v)
+}
+
+// integralNs is ∫_a^b r(u) du in core-nanoseconds (0 if b <= a).
+func (w *wave) integralNs(a, b int64) uint64 {
+	if b <= a {
+		return 0
+	}
+	v := int64(w.base) * 1e6 * (b - a)
+	if w.amp != 0 {
+		k := float64(w.amp) * 1e6 * float64(w.period) / (2 * math.Pi)
+		v += int64(math.Round(k * (math.Cos(w.theta(a)) - math.Cos(w.theta(b)))))
+	}
+	if v < 0 {
+		return 0
+	}
+	return uint64(v)
+}
+
+// memWave is a memory working set m(t) = base + amp·sin(2π·t/period + phase)
+// in bytes, rounded down to whole 4 KiB pages.
+type memWave struct {
+	base, amp int64 // bytes
+	period    int64 // seconds
+	phase     float64
+}
+
+func (m *memWave) at(t int64) uint64 {
+	v := m.base
+	if m.amp != 0 {
+		v += int64(float64(m.amp) * math.Sin(2*math.Pi*float64(posMod(t, m.period))/float64(m.period)+m.phase))
+		v &^= 4095
+	}
+	return uint64(v)
+}
+
+// nodeStatic holds the time-independent properties of one node.
+type nodeStatic struct {
+	name             string
+	uid              string
+	boot             int64 // Unix seconds; node startTime
+	podsStart        int64 // Unix seconds; "pods" cgroup creation; slot integrals start here
+	kubeletStart     int64 // Unix seconds
+	cpuCap, cpuAlloc int64 // millicores
+	memCap, memAlloc int64 // bytes
+	fsCap            uint64
+	fsBaseUsed       uint64
+	fsBaseInodes     uint64
+	imageFsUsed      uint64
+	imageFsInodes    uint64
+	nodeCache        uint64 // page cache outside pods, bytes
+	kubelet, system  wave   // realistic-mode overhead
+	kubeletMem       memWave
+	systemMem        memWave
+	ownRx, ownTx     uint64 // bytes/s not attributed to pods
+	pfRate           uint64 // page faults/s not attributed to pods
+	psiRate          uint64 // µs/s
+	procBase         int64
+	zone             string
+	instanceType     string
+	machineID        string
+	bootID           string
+	labels           map[string]string
+}
+
+// slotParams are the time-independent properties of one pod slot.
+type slotParams struct {
+	wl          int
+	lifetime    int64 // realistic: pod lifetime, seconds
+	offset      int64 // realistic: phase of the generation grid, seconds
+	constStart  int64 // constant: the only pod's start, Unix seconds
+	rxRate      uint64
+	txRate      uint64 // bytes/s
+	rxErrEvery  int64  // seconds per receive error, 0 = never
+	txErrEvery  int64
+	emptyDirMiB int64 // 0 = no emptyDir volume
+	pvcGiB      int64 // StatefulSet data volume capacity
+	pvcUsedMiB  int64
+}
+
+// ctrParams are the time-independent properties of one container in a slot.
+type ctrParams struct {
+	cpu          wave
+	mem          memWave
+	rssPermille  uint64 // rss = ws·rssPermille/1000
+	cacheBytes   uint64 // usage = ws + cacheBytes
+	pfRate       uint64 // minor page faults per second
+	majEvery     int64  // seconds per major page fault
+	restartEvery int64  // realistic: spontaneous restart period, 0 = never
+	rootfs       uint64 // bytes
+	logRate      uint64 // bytes/s written to logs
+	procs        uint64
+	psiCPU       uint64 // µs/s of CPU stall ("some")
+	psiIO        uint64 // µs/s of IO stall ("some")
+}
+
+func (c *Cluster) slotParams(ni, s int) slotParams {
+	r := newRNG(c.seed, tagSlot, uint64(ni), uint64(s), 0)
+	var sp slotParams
+	if s < c.nDS {
+		sp.wl = s
+		r.next()
+	} else {
+		sp.wl = c.nDS + int(r.intn(int64(len(c.workloads)-c.nDS)))
+	}
+	sp.lifetime = r.between(20*60, 4*3600)
+	sp.offset = r.intn(sp.lifetime)
+	n := &c.nodes[ni]
+	lo, hi := n.podsStart+26, c.epoch-120
+	if hi <= lo {
+		hi = lo + 1
+	}
+	sp.constStart = lo + r.intn(hi-lo)
+	sp.rxRate = uint64(r.logUniform(200, 2e6))
+	sp.txRate = uint64(r.logUniform(100, 1e6))
+	if r.chance(0.3) {
+		sp.rxErrEvery = r.between(600, 86400)
+	}
+	if r.chance(0.2) {
+		sp.txErrEvery = r.between(600, 86400)
+	}
+	if r.chance(0.3) {
+		sp.emptyDirMiB = r.between(1, 512)
+	}
+	sp.pvcGiB = []int64{1, 8, 10, 20, 50}[r.intn(5)]
+	sp.pvcUsedMiB = r.between(1, sp.pvcGiB*1024*8/10)
+	return sp
+}
+
+func (c *Cluster) ctrParams(ni, s, ci int, wc *wlContainer) ctrParams {
+	r := newRNG(c.seed, tagCtr, uint64(ni), uint64(s), uint64(ci))
+	var p ctrParams
+	p.cpu.base = clampI(int64(math.Round(wc.baseMilli*r.uniform(0.75, 1.25))), 10, 800)
+	wsMiB := clampI(int64(math.Round(wc.wsMiB*r.uniform(0.8, 1.2))), 16, 512)
+	p.mem.base = wsMiB * mib
+	amp := int64(float64(p.cpu.base) * r.uniform(0.1, 0.6))
+	period := r.between(5*60, 3600)
+	phase := 2 * math.Pi * r.float()
+	memAmp := int64(float64(p.mem.base) * r.uniform(0.02, 0.1))
+	memPeriod := r.between(30*60, 6*3600)
+	memPhase := 2 * math.Pi * r.float()
+	restarts := r.chance(0.05)
+	restartEvery := r.between(10*60, 60*60)
+	p.rssPermille = uint64(r.between(800, 980))
+	p.cacheBytes = uint64(r.between(0, 64)) * mib
+	p.pfRate = uint64(r.between(1, 40))
+	p.majEvery = r.between(600, 7200)
+	p.rootfs = uint64(r.between(1, 16384)) * 4096
+	p.logRate = uint64(r.intn(2048))
+	p.procs = uint64(r.between(1, 12))
+	p.psiCPU = uint64(p.cpu.base) * uint64(r.intn(40))
+	p.psiIO = uint64(r.intn(500))
+	p.cpu.period, p.mem.period = period, memPeriod
+	if c.opts.Mode == ModeRealistic {
+		p.cpu.amp, p.cpu.phase = amp, phase
+		p.mem.amp, p.mem.phase = memAmp, memPhase
+		if restarts {
+			p.restartEvery = restartEvery
+		}
+	}
+	return p
+}
+
+// initNodes computes the static node table: boot times, overheads and a
+// capacity large enough for the requests and peak usage of the node's slots.
+func (c *Cluster) initNodes() {
+	N, P, C := c.opts.Nodes, c.opts.PodsPerNode, c.opts.ContainersPerPod
+	width := len(strconv.Itoa(N))
+	if width < 4 {
+		width = 4
+	}
+	c.nodes = make([]nodeStatic, N)
+	zones := []string{"a", "b", "c"}
+	for ni := range c.nodes {
+		n := &c.nodes[ni]
+		r := newRNG(c.seed, tagNode, uint64(ni), 0, 0)
+		num := strconv.Itoa(ni + 1)
+		for len(num) < width {
+			num = "0" + num
+		}
+		n.name = "sim-node-" + num
+		n.uid = uuidFrom(r.next(), r.next())
+		n.machineID = hex64(r.next())[:32]
+		n.bootID = uuidFrom(r.next(), r.next())
+		n.boot = c.epoch - r.between(6*3600, 72*3600)
+		n.podsStart = n.boot + 4
+		n.kubeletStart = n.boot + 8
+		n.fsCap = uint64([]int64{100, 200, 500}[r.intn(3)]) * gib
+		n.fsBaseUsed = n.fsCap/20 + uint64(r.intn(int64(n.fsCap/10)))&^4095
+		n.fsBaseInodes = uint64(r.between(150000, 400000))
+		n.imageFsUsed = uint64(r.between(2*1024, 12*1024)) * mib
+		n.imageFsInodes = uint64(r.between(20000, 90000))
+		n.nodeCache = uint64(r.between(512, 4096)) * mib
+		n.kubelet = wave{base: r.between(20, 80), period: r.between(300, 1800), phase: 2 * math.Pi * r.float()}
+		n.kubelet.amp = n.kubelet.base / 3
+		n.system = wave{base: r.between(50, 200), period: r.between(300, 3600), phase: 2 * math.Pi * r.float()}
+		n.system.amp = n.system.base / 2
+		n.kubeletMem = memWave{base: r.between(60, 140) * mib, period: r.between(1800, 7200), phase: 2 * math.Pi * r.float()}
+		n.kubeletMem.amp = n.kubeletMem.base / 20
+		n.systemMem = memWave{base: r.between(200, 600) * mib, period: r.between(1800, 7200), phase: 2 * math.Pi * r.float()}
+		n.systemMem.amp = n.systemMem.base / 20
+		n.ownRx = uint64(r.between(1000, 50000))
+		n.ownTx = uint64(r.between(1000, 50000))
+		n.pfRate = uint64(r.between(50, 500))
+		n.psiRate = uint64(r.intn(2000))
+		n.procBase = r.between(180, 400)
+		n.zone = "sim-region-1" + zones[ni%len(zones)]
+		startCores := []int64{4, 8, 16}[r.intn(3)]
+		startMemGiB := []int64{16, 32, 64}[r.intn(3)]
+
+		// Size the node for what it will run.
+		var reqCPU, reqMem, peakCPU, peakMem int64
+		for s := 0; s < P; s++ {
+			sp := c.slotParams(ni, s)
+			wl := &c.workloads[sp.wl]
+			for ci := 0; ci < C; ci++ {
+				wc := &wl.ctrs[ci]
+				p := c.ctrParams(ni, s, ci, wc)
+				reqCPU += wc.cpuReq
+				reqMem += wc.memReq
+				peakCPU += p.cpu.base + p.cpu.amp
+				peakMem += p.mem.base + p.mem.amp + int64(p.cacheBytes)
+			}
+		}
+		if c.opts.Mode == ModeRealistic {
+			peakCPU += n.kubelet.base + n.kubelet.amp + n.system.base + n.system.amp
+			peakMem += n.kubeletMem.base + n.kubeletMem.amp + n.systemMem.base + n.systemMem.amp
+		}
+		needCPU := max(reqCPU, peakCPU*115/100)
+		needMem := max(reqMem, peakMem*115/100)
+		cores := startCores
+		for _, cand := range []int64{4, 8, 16, 32, 48, 64, 96, 128, 192, 256} {
+			if cand >= startCores && cpuAllocatable(cand*1000) >= needCPU {
+				cores = cand
+				break
+			}
+			cores = cand
+		}
+		for cpuAllocatable(cores*1000) < needCPU {
+			cores += 64
+		}
+		memGiB := startMemGiB
+		for _, cand := range []int64{16, 32, 64, 128, 256, 384, 512, 768, 1024} {
+			if cand >= startMemGiB && memAllocatable(cand*gib) >= needMem {
+				memGiB = cand
+				break
+			}
+			memGiB = cand
+		}
+		for memAllocatable(memGiB*gib) < needMem {
+			memGiB += 256
+		}
+		memGiB = max(memGiB, 2*cores) // at least 2 GiB per core, like real instance types
+		n.cpuCap, n.cpuAlloc = cores*1000, cpuAllocatable(cores*1000)
+		n.memCap, n.memAlloc = memGiB*gib, memAllocatable(memGiB*gib)
+		n.instanceType = instanceType(cores, memGiB)
+		n.labels = map[string]string{
+			"beta.kubernetes.io/arch":          "amd64",
+			"beta.kubernetes.io/os":            "linux",
+			"kubernetes.io/arch":               "amd64",
+			"kubernetes.io/os":                 "linux",
+			"kubernetes.io/hostname":           n.name,
+			"node.kubernetes.io/instance-type": n.instanceType,
+			"topology.kubernetes.io/region":    "sim-region-1",
+			"topology.kubernetes.io/zone":      n.zone,
+		}
+	}
+}
+
+func cpuAllocatable(capMilli int64) int64 { return capMilli - 100 - capMilli/100 }
+func memAllocatable(capBytes int64) int64 { return (capBytes - capBytes/20 - 100*mib) &^ 1023 }
+
+func instanceType(cores, memGiB int64) string {
+	family := ""
+	switch memGiB / cores {
+	case 2:
+		family = "c5"
+	case 4:
+		family = "m5"
+	case 8:
+		family = "r5"
+	}
+	size := ""
+	switch {
+	case cores == 2:
+		size = "large"
+	case cores == 4:
+		size = "xlarge"
+	case cores%4 == 0:
+		size = strconv.FormatInt(cores/4, 10) + "xlarge"
+	}
+	if family == "" || size == "" {
+		return "sim." + strconv.FormatInt(cores, 10) + "c" + strconv.FormatInt(memGiB, 10) + "g"
+	}
+	return family + "." + size
+}
+
+// ---- evaluation at a point in time ----
+
+// ctrEval is the state of one container at time T.
+type ctrEval struct {
+	wc        *wlContainer
+	p         ctrParams
+	start     int64 // Unix seconds; last (re)start
+	prevStart int64 // Unix seconds; start before the last restart (if restarts > 0)
+	restarts  int32
+	id        string // 64 hex digits
+
+	rateNano  uint64 // usageNanoCores
+	cpuNs     uint64 // usageCoreNanoSeconds since start
+	podCPUNs  uint64 // ∫ r since pod start (contribution to the pod counter)
+	ws        uint64 // working set, bytes
+	usage     uint64 // bytes
+	rss       uint64 // bytes
+	pf, majPF uint64
+	logs      uint64 // bytes
+	psiCPU    uint64 // µs since start
+	psiIO     uint64 // µs since start
+}
+
+// podEval is the state of one pod (slot generation) at time T.
+type podEval struct {
+	slot  int
+	sp    slotParams
+	wl    *workload
+	gen   int64
+	start int64 // Unix seconds
+	name  string
+	uid   string
+	ctrs  []ctrEval
+
+	rateNano, cpuNs         uint64
+	ws, usage, rss, pf, maj uint64
+	psiCPU, psiIO           uint64
+	rx, tx, rxErr, txErr    uint64
+	ephUsed, ephInodes      uint64
+	procs                   uint64
+	memLimit                uint64 // Σ container memory limits, 0 if any is unset
+}
+
+// nodeEval is the state of one node at time T.
+type nodeEval struct {
+	idx  int
+	n    *nodeStatic
+	T    int64 // Unix seconds
+	pods []podEval
+
+	// "pods" cgroup: Σ over all slots of ∫ r since podsStart.
+	podsRate, podsCPUNs        uint64
+	podsWs, podsUsage, podsRss uint64
+	podsPF, podsMaj            uint64
+	podsPSICPU                 uint64
+	qosCPUNs, qosRate          [3]uint64 // by qosIndex
+	qosWs, qosUsage, qosRss    [3]uint64
+	kubeletRate, kubeletNs     uint64
+	kubeletWs                  uint64
+	rate, cpuNs                uint64
+	ws, usage, rss, pf, maj    uint64
+	rx, tx, rxErr, txErr       uint64
+	fsUsed, fsInodesUsed       uint64
+	procs                      int64
+	psiCPU                     uint64
+}
+
+func qosIndex(q v1.PodQOSClass) int {
+	switch q {
+	case v1.PodQOSGuaranteed:
+		return 0
+	case v1.PodQOSBurstable:
+		return 1
+	}
+	return 2
+}
+
+// podTiming returns the generation and start (Unix seconds) of the pod that
+// occupies slot sp of node n at time T.
+func (c *Cluster) podTiming(n *nodeStatic, sp *slotParams, T int64) (gen, start int64) {
+	if c.opts.Mode == ModeConstant {
+		return 0, sp.constStart
+	}
+	gen = floorDiv(T+sp.offset, sp.lifetime)
+	start = gen*sp.lifetime - sp.offset
+	if earliest := n.podsStart + 26; start < earliest {
+		start = earliest
+	}
+	return gen, start
+}
+
+// evalNode evaluates node ni at Unix second T.
+func (c *Cluster) evalNode(ni int, T int64) *nodeEval {
+	n := &c.nodes[ni]
+	P, C := c.opts.PodsPerNode, c.opts.ContainersPerPod
+	ev := &nodeEval{idx: ni, n: n, T: T, pods: make([]podEval, P)}
+	ctrs := make([]ctrEval, P*C)
+	realistic := c.opts.Mode == ModeRealistic
+	for s := range ev.pods {
+		pe := &ev.pods[s]
+		pe.ctrs = ctrs[s*C : (s+1)*C : (s+1)*C]
+		c.evalPod(ni, s, T, pe)
+		qi := qosIndex(pe.wl.qos)
+		for ci := range pe.ctrs {
+			ce := &pe.ctrs[ci]
+			slotNs := ce.p.cpu.integralNs(n.podsStart, T)
+			ev.podsCPUNs += slotNs
+			ev.qosCPUNs[qi] += slotNs
+			ev.podsPF += ce.p.pfRate * since(n.podsStart, T)
+			ev.podsMaj += since(n.podsStart, T) / uint64(ce.p.majEvery)
+			ev.podsPSICPU += ce.p.psiCPU * since(n.podsStart, T)
+		}
+		ev.podsRate += pe.rateNano
+		ev.qosRate[qi] += pe.rateNano
+		ev.podsWs += pe.ws
+		ev.podsUsage += pe.usage
+		ev.podsRss += pe.rss
+		ev.qosWs[qi] += pe.ws
+		ev.qosUsage[qi] += pe.usage
+		ev.qosRss[qi] += pe.rss
+		ev.rx += pe.sp.rxRate * since(n.podsStart, T)
+		ev.tx += pe.sp.txRate * since(n.podsStart, T)
+		if pe.sp.rxErrEvery > 0 {
+			ev.rxErr += since(n.podsStart, T) / uint64(pe.sp.rxErrEvery)
+		}
+		if pe.sp.txErrEvery > 0 {
+			ev.txErr += since(n.podsStart, T) / uint64(pe.sp.txErrEvery)
+		}
+		ev.fsUsed += pe.ephUsed
+		ev.fsInodesUsed += pe.ephInodes
+		ev.procs += int64(pe.procs)
+	}
+	ev.rate, ev.cpuNs = ev.podsRate, ev.podsCPUNs
+	ev.ws, ev.rss = ev.podsWs, ev.podsRss
+	ev.usage = ev.podsUsage + n.nodeCache
+	ev.pf = ev.podsPF + n.pfRate*since(n.boot, T)
+	ev.maj = ev.podsMaj + since(n.boot, T)/3600
+	ev.psiCPU = ev.podsPSICPU/uint64(max(1, n.cpuCap/1000)) + n.psiRate*since(n.boot, T)
+	if realistic {
+		ev.kubeletRate = n.kubelet.rateNano(T)
+		ev.kubeletNs = n.kubelet.integralNs(n.kubeletStart, T)
+		ev.kubeletWs = n.kubeletMem.at(T)
+		sysWs := n.systemMem.at(T)
+		ev.rate += ev.kubeletRate + n.system.rateNano(T)
+		ev.cpuNs += ev.kubeletNs + n.system.integralNs(n.boot, T)
+		ev.ws += ev.kubeletWs + sysWs
+		ev.rss += (ev.kubeletWs + sysWs) * 9 / 10 &^ 4095
+		ev.usage += ev.kubeletWs + sysWs
+	}
+	ev.rx += n.ownRx * since(n.boot, T)
+	ev.tx += n.ownTx * since(n.boot, T)
+	ev.fsUsed += n.fsBaseUsed
+	ev.fsInodesUsed += n.fsBaseInodes
+	ev.procs += n.procBase
+	return ev
+}
+
+// evalPod evaluates slot s of node ni at Unix second T into pe (whose ctrs
+// slice must have ContainersPerPod elements).
+func (c *Cluster) evalPod(ni, s int, T int64, pe *podEval) {
+	n := &c.nodes[ni]
+	pe.slot = s
+	pe.sp = c.slotParams(ni, s)
+	pe.wl = &c.workloads[pe.sp.wl]
+	pe.gen, pe.start = c.podTiming(n, &pe.sp, T)
+	gs := uint64(ni*c.opts.PodsPerNode + s)
+	pe.name = c.podName(pe.wl, gs, pe.gen, pe.start)
+	pe.uid = uuidFrom(hash4(c.seed, tagPodUID, gs, uint64(pe.gen), 0), hash4(c.seed, tagPodUID, gs, uint64(pe.gen), 1))
+	age := since(pe.start, T)
+	limitsComplete := true
+	var manual []manualRestart
+	if c.restartCount.Load() > 0 {
+		manual = c.manualRestarts(ni, s, pe.gen, len(pe.ctrs), T)
+	}
+	for ci := range pe.ctrs {
+		ce := &pe.ctrs[ci]
+		ce.wc = &pe.wl.ctrs[ci]
+		ce.p = c.ctrParams(ni, s, ci, ce.wc)
+		p := &ce.p
+		ce.start, ce.prevStart = pe.start, pe.start
+		if p.restartEvery > 0 && T > pe.start {
+			k := (T - pe.start) / p.restartEvery
+			ce.restarts = int32(k)
+			ce.start = pe.start + k*p.restartEvery
+			if k > 0 {
+				ce.prevStart = ce.start - p.restartEvery
+			}
+		}
+		if manual != nil {
+			cnt, last, prev := manual[ci].count, manual[ci].last, manual[ci].prev
+			ce.restarts += cnt
+			if cnt > 0 && last >= ce.start {
+				if prev > ce.start {
+					ce.prevStart = prev
+				} else {
+					ce.prevStart = ce.start
+				}
+				ce.start = last
+			}
+		}
+		ce.id = hex64(hash4(c.seed, tagContainerID, gs, uint64(pe.gen), uint64(ci)<<32|uint64(uint32(ce.restarts))))
+		cage := since(ce.start, T)
+		ce.rateNano = p.cpu.rateNano(T)
+		ce.cpuNs = p.cpu.integralNs(ce.start, T)
+		ce.podCPUNs = p.cpu.integralNs(pe.start, T)
+		ce.ws = p.mem.at(T)
+		ce.usage = ce.ws + p.cacheBytes
+		ce.rss = ce.ws * p.rssPermille / 1000 &^ 4095
+		ce.pf = p.pfRate * cage
+		ce.majPF = cage / uint64(p.majEvery)
+		ce.logs = min(p.logRate*cage, 50*mib)
+		ce.logs = (ce.logs + 4095) &^ 4095
+		if ce.logs == 0 {
+			ce.logs = 4096
+		}
+		ce.psiCPU = p.psiCPU * cage
+		ce.psiIO = p.psiIO * cage
+
+		pe.rateNano += ce.rateNano
+		pe.cpuNs += ce.podCPUNs
+		pe.ws += ce.ws
+		pe.usage += ce.usage
+		pe.rss += ce.rss
+		pe.pf += p.pfRate * age
+		pe.maj += age / uint64(p.majEvery)
+		pe.psiCPU += p.psiCPU * age
+		pe.psiIO += p.psiIO * age
+		pe.ephUsed += p.rootfs + ce.logs
+		pe.ephInodes += p.rootfs/65536 + 2
+		pe.procs += p.procs
+		if ce.wc.memLim == 0 {
+			limitsComplete = false
+		}
+		pe.memLimit += uint64(ce.wc.memLim)
+	}
+	if !limitsComplete {
+		pe.memLimit = 0
+	}
+	pe.rx = pe.sp.rxRate * age
+	pe.tx = pe.sp.txRate * age
+	if pe.sp.rxErrEvery > 0 {
+		pe.rxErr = age / uint64(pe.sp.rxErrEvery)
+	}
+	if pe.sp.txErrEvery > 0 {
+		pe.txErr = age / uint64(pe.sp.txErrEvery)
+	}
+	pe.ephUsed += 4096 // etc-hosts
+	pe.ephInodes++
+	if pe.sp.emptyDirMiB > 0 {
+		pe.ephUsed += uint64(pe.sp.emptyDirMiB) * mib
+		pe.ephInodes += uint64(pe.sp.emptyDirMiB)/4 + 1
+	}
+}

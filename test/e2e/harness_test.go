@@ -1,0 +1,233 @@
+// Package e2e runs kubemon's binary as a user would and checks what its
+// APIs answer. The spine tests need nothing but Go; they run in `make test`.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "kubemon-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "kubemon")
+	build := exec.Command("go", "build", "-o", binary, "github.com/kubemon/kubemon/cmd/kubemon")
+	build.Stdout, build.Stderr = os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building kubemon:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// proc is a running kubemon.
+type proc struct {
+	cmd  *exec.Cmd
+	base string // http://host:port
+	mu   sync.Mutex
+	logs strings.Builder
+}
+
+var addrRE = regexp.MustCompile(`UI and APIs:\s+(http://\S+)/`)
+
+// startDemo runs `kubemon demo` with args and waits until it prints its address.
+func startDemo(t *testing.T, args ...string) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, append([]string{"demo", "--listen", "127.0.0.1:0"}, args...)...)}
+	stdout, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(t) })
+	go func() {
+		s := bufio.NewScanner(stderr)
+		for s.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(s.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}()
+	found := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			if m := addrRE.FindStringSubmatch(s.Text()); m != nil {
+				found <- m[1]
+			}
+		}
+	}()
+	select {
+	case p.base = <-found:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("kubemon demo printed no address in 30 s; logs:\n%s", p.Logs())
+	}
+	return p
+}
+
+// Logs returns what the process logged so far.
+func (p *proc) Logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+func (p *proc) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- p.cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
+		t.Errorf("kubemon did not stop within 20 s of SIGTERM")
+	}
+}
+
+func (p *proc) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+// waitFor polls f every 200 ms until it returns true or the timeout passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func (p *proc) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func (p *proc) post(t *testing.T, path string) {
+	t.Helper()
+	resp, err := http.Post(p.base+path, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("POST %s: %s", path, resp.Status)
+	}
+}
+
+func (p *proc) getJSON(t *testing.T, path string, into any) {
+	t.Helper()
+	code, b := p.get(t, path)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, b)
+	}
+	if err := json.Unmarshal(b, into); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// sample is one element of a PromQL vector.
+type sample struct {
+	Metric map[string]string `json:"metric"`
+	Value  [2]any            `json:"value"`
+}
+
+func (s sample) v(t *testing.T) float64 {
+	f, err := strconv.ParseFloat(s.Value[1].(string), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// query runs an instant PromQL query.
+func (p *proc) query(t *testing.T, q string) []sample {
+	t.Helper()
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			ResultType string   `json:"resultType"`
+			Result     []sample `json:"result"`
+		} `json:"data"`
+	}
+	p.getJSON(t, "/api/v1/query?query="+url.QueryEscape(q), &r)
+	if r.Status != "success" || r.Data.ResultType != "vector" {
+		t.Fatalf("query %s: %+v", q, r)
+	}
+	return r.Data.Result
+}
+
+// scalar runs a query whose answer is one sample.
+func (p *proc) scalar(t *testing.T, q string) float64 {
+	t.Helper()
+	r := p.query(t, q)
+	if len(r) != 1 {
+		t.Fatalf("query %s: %d samples, want 1", q, len(r))
+	}
+	return r[0].v(t)
+}
+
+type truth struct {
+	Time       time.Time `json:"time"`
+	Containers []struct {
+		Node, Namespace, Pod, Container string
+		CPUMillicores                   float64 `json:"cpuMillicores"`
+		MemoryWorkingSetBytes           uint64  `json:"memoryWorkingSetBytes"`
+		RestartCount                    int32   `json:"restartCount"`
+	} `json:"containers"`
+}
+
+func (p *proc) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	_, b := p.get(t, "/metrics")
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			f, _ := strconv.ParseFloat(strings.Fields(line)[1], 64)
+			return f
+		}
+	}
+	return 0
+}
