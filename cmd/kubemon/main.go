@@ -116,7 +116,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := serveFlags(fs, &c)
-	fs.StringVar(&c.Discovery.NodesURL, "nodes-url", c.Discovery.NodesURL, "URL answering a v1.NodeList (e.g. `kubemon sim`'s /api/v1/nodes), polled every interval")
+	fs.StringVar(&c.Discovery.NodesURL, "nodes-url", c.Discovery.NodesURL, "URL answering a v1.NodeList (such as the /api/v1/nodes of kubemon sim), polled every interval")
 	fs.StringVar(&c.Discovery.NodesFile, "nodes-file", c.Discovery.NodesFile, "file holding a v1.NodeList")
 	fs.StringVar(&c.Discovery.KubeletScheme, "kubelet-scheme", c.Discovery.KubeletScheme, "scheme to reach kubelets: https or http")
 	fs.BoolVar(&c.Scrape.InsecureSkipVerify, "kubelet-insecure-tls", c.Scrape.InsecureSkipVerify, "do not verify kubelets' serving certificates (insecure)")
