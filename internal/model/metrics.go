@@ -144,7 +144,7 @@ var Metrics = [NumMetrics]Metric{
 
 	EphemeralStorageUsage: {Name: "ephemeral_storage_usage_bytes", Heapster: "ephemeral_storage/usage", HeapsterScale: 1, Unit: "bytes", Levels: noCont, Rollup: RollupSum, Help: "Ephemeral storage used by pods (rootfs, logs, emptyDir), in bytes."},
 	Uptime:                {Name: "uptime_seconds", Heapster: "uptime", HeapsterScale: 1000, Unit: "seconds", Levels: Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer), Help: "Time since the object started, in seconds (Heapster: milliseconds)."},
-	Restarts:              {Name: "restarts_total", Heapster: "restart_count", HeapsterScale: 1, Unit: "restarts", Levels: Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster), Rollup: RollupSum, Help: "Container restarts reported by the pod status."},
+	Restarts:              {Name: "restart_count", Heapster: "restart_count", HeapsterScale: 1, Unit: "restarts", Levels: Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster), Rollup: RollupSum, Help: "Container restarts reported by the pod status (a gauge: sums over pods drop when pods go away)."},
 }
 
 func init() {

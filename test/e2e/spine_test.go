@@ -147,7 +147,7 @@ func TestConstantClusterAccuracy(t *testing.T) {
 	sel := fmt.Sprintf(`{namespace=%q,pod=%q,container=%q}`, c.Namespace, c.Pod, c.Container)
 	p.post(t, "/sim/restart?"+url.Values{"namespace": {c.Namespace}, "pod": {c.Pod}, "container": {c.Container}}.Encode())
 	waitFor(t, 30*time.Second, "the restart to show", func() bool {
-		r := p.query(t, "container_restarts_total"+sel)
+		r := p.query(t, "container_restart_count"+sel)
 		return len(r) == 1 && r[0].v(t) == 1
 	})
 	time.Sleep(6 * time.Second) // three more cycles

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Measures kubemon serve against a simulated cluster in a separate process:
+# per-cycle CPU time, peak memory, samples stored and scrape latency.
+#
+#   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+nodes=${1:-1000} pods=${2:-30} cycles=${3:-8} interval=${4:-15s}
+secs=${interval%s}
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+go build -o "$work/kubemon" ./cmd/kubemon
+
+"$work/kubemon" sim --nodes "$nodes" --pods-per-node "$pods" --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.err" &
+pids+=($!)
+sim_pid=$!
+for _ in $(seq 100); do grep -q 'node list at' "$work/sim.out" 2>/dev/null && break; sleep 0.2; done
+nodes_url=$(grep -o 'http://[^ ]*/api/v1/nodes' "$work/sim.out" | head -n1)
+
+"$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-scheme http --listen 127.0.0.1:0 \
+  --data-dir "$work/data" --interval "$interval" >"$work/serve.out" 2>"$work/serve.err" &
+pids+=($!)
+pid=$!
+for _ in $(seq 100); do grep -q 'kubemon serving' "$work/serve.err" 2>/dev/null && break; sleep 0.2; done
+base=$(grep -o 'addr=http://[^ ]*' "$work/serve.err" | head -n1 | cut -d= -f2)
+
+for _ in $(seq 600); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/readyz")" = 200 ] && break; sleep 1; done
+sleep "$secs" # one more cycle: every node has rates
+
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+metric() { curl -s "$base/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+hz=$(getconf CLK_TCK)
+cpu0=$(ticks "$pid"); simcpu0=$(ticks "$sim_pid"); s0=$(metric kubemon_store_samples_appended_total)
+d0=$(metric kubemon_scrape_duration_seconds_sum); n0=$(metric kubemon_scrape_duration_seconds_count)
+t0=$(date +%s.%N)
+sleep $((cycles * secs))
+t1=$(date +%s.%N)
+cpu1=$(ticks "$pid"); simcpu1=$(ticks "$sim_pid"); s1=$(metric kubemon_store_samples_appended_total)
+d1=$(metric kubemon_scrape_duration_seconds_sum); n1=$(metric kubemon_scrape_duration_seconds_count)
+fails=$(curl -s "$base/metrics" | awk '/^kubemon_scrape_failures_total/ {s+=$2} END {print s+0}')
+series=$(metric prometheus_tsdb_head_series)
+
+wall=$(echo "$t1 - $t0" | bc -l)
+n_cycles=$(echo "$wall / $secs" | bc -l)
+printf 'cluster:              %d nodes x %d pods x 2 containers, interval %s, %.0f s measured\n' "$nodes" "$pods" "$interval" "$wall"
+printf 'kubemon CPU per cycle: %.2f s (%.0f%% of one core)\n' "$(echo "($cpu1-$cpu0)/$hz/$n_cycles" | bc -l)" "$(echo "100*($cpu1-$cpu0)/$hz/$wall" | bc -l)"
+printf 'simulator CPU/cycle:  %.2f s\n' "$(echo "($simcpu1-$simcpu0)/$hz/$n_cycles" | bc -l)"
+printf 'samples per cycle:    %.0f\n' "$(echo "($s1-$s0)/$n_cycles" | bc -l)"
+printf 'head series:          %s\n' "$series"
+printf 'mean scrape duration: %.1f ms\n' "$(echo "1000*($d1-$d0)/($n1-$n0)" | bc -l)"
+printf 'scrape failures:      %s\n' "$fails"
+grep -E 'VmHWM|VmRSS' "/proc/$pid/status" | sed 's/^/kubemon /'

@@ -1,0 +1,90 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := Default()
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Fatalf("defaults invalid: %v", errs)
+	}
+	if got := c.ScrapeTimeout(); got != 10*time.Second {
+		t.Errorf("scrape timeout %v, want 10s (80%% of 15s capped at 10s)", got)
+	}
+	c.Interval = 2 * time.Second
+	if got := c.ScrapeTimeout(); got != 1600*time.Millisecond {
+		t.Errorf("scrape timeout %v, want 1.6s", got)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Default()
+	c.Listen = "8080"
+	c.DataDir = ""
+	c.Interval = 0
+	c.Retention = time.Minute
+	c.Scrape.Timeout = -time.Second
+	c.Scrape.MaxBytes = 10
+	c.Discovery.NodesURL, c.Discovery.NodesFile = "http://x", "y"
+	c.Discovery.KubeletScheme = "ftp"
+	c.Log.Level = "loud"
+	c.Log.Format = "xml"
+	errs := c.Validate()
+	want := []string{"listen", "dataDir", "interval", "retention", "scrape.timeout", "scrape.maxBytes", "discovery:", "kubeletScheme", "log.level", "log.format"}
+	if len(errs) != len(want) {
+		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
+	}
+	all := ""
+	for _, e := range errs {
+		all += e.Error() + "\n"
+	}
+	for _, w := range want {
+		if !strings.Contains(all, w) {
+			t.Errorf("no error about %s in:\n%s", w, all)
+		}
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	c := Default()
+	if err := c.Load(write("ok.yaml", "interval: 30s\nretention: 720h\nscrape:\n  timeout: 5s\n  fetchPods: false\nlog:\n  format: json\n")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Interval != 30*time.Second || c.Retention != 720*time.Hour || c.Scrape.Timeout != 5*time.Second || c.Scrape.FetchPods || c.Log.Format != "json" {
+		t.Errorf("loaded %+v", c)
+	}
+	if c.Listen != ":8080" || c.Scrape.MaxBytes != 64<<20 {
+		t.Errorf("keys absent from the file must keep their values: %+v", c)
+	}
+	c = Default()
+	if err := c.Load(write("empty.yaml", "")); err != nil {
+		t.Errorf("empty file: %v", err)
+	}
+	for name, body := range map[string]string{
+		"unknown.yaml": "intervall: 30s\n",
+		"badtype.yaml": "interval: soon\n",
+		"notyaml.yaml": "interval: [\n",
+		"nestedx.yaml": "scrape:\n  tiemout: 1s\n",
+	} {
+		c := Default()
+		if err := c.Load(write(name, body)); err == nil {
+			t.Errorf("%s: want an error", name)
+		}
+	}
+	if err := c.Load(filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("missing file: want an error")
+	}
+}
