@@ -36,17 +36,20 @@ for _ in $(seq 600); do [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/ready
 sleep "$secs" # one more cycle: every node has rates
 
 ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-metric() { curl -s "$base/metrics" | awk -v m="$1" '$1==m {print $2}'; }
+metric() { curl -s "$base/metrics" | awk -v m="$1" '$1==m {printf "%.6f\n", $2}'; }
 hz=$(getconf CLK_TCK)
 cpu0=$(ticks "$pid"); simcpu0=$(ticks "$sim_pid"); s0=$(metric kubemon_store_samples_appended_total)
 d0=$(metric kubemon_scrape_duration_seconds_sum); n0=$(metric kubemon_scrape_duration_seconds_count)
 t0=$(date +%s.%N)
+if [ -n "${PROFILE:-}" ]; then
+  curl -s -o "$PROFILE" "$base/debug/pprof/profile?seconds=$((cycles * secs - 2))" &
+fi
 sleep $((cycles * secs))
 t1=$(date +%s.%N)
 cpu1=$(ticks "$pid"); simcpu1=$(ticks "$sim_pid"); s1=$(metric kubemon_store_samples_appended_total)
 d1=$(metric kubemon_scrape_duration_seconds_sum); n1=$(metric kubemon_scrape_duration_seconds_count)
 fails=$(curl -s "$base/metrics" | awk '/^kubemon_scrape_failures_total/ {s+=$2} END {print s+0}')
-series=$(metric prometheus_tsdb_head_series)
+series=$(metric prometheus_tsdb_head_series | cut -d. -f1)
 
 wall=$(echo "$t1 - $t0" | bc -l)
 n_cycles=$(echo "$wall / $secs" | bc -l)

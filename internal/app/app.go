@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
@@ -151,6 +152,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /{$}", index)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	for p, h := range o.Handlers {
 		mux.Handle(p, h)
 	}

@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kubemon/kubemon/internal/model"
@@ -36,11 +38,26 @@ type ClientOptions struct {
 	// FetchPods also fetches the kubelet's /pods for requests, limits,
 	// restarts and owners. Discovery from the apiserver makes it unneeded.
 	FetchPods bool
+	// PodsMaxAge bounds how long a node's /pods answer is reused while its
+	// pods and container start times stay the same; default 5 minutes.
+	PodsMaxAge time.Duration
 }
 
 // Client scrapes one kubelet per call.
 type Client struct {
 	o ClientOptions
+
+	mu   sync.Mutex
+	pods map[string]*podsCache // by node
+}
+
+// podsCache is a node's last /pods answer and the shape of the summary it
+// was fetched for: any pod that comes or goes, or any container that
+// (re)starts, changes the shape and so fetches /pods again.
+type podsCache struct {
+	pods    []model.PodMeta
+	shape   uint64
+	fetched time.Time
 }
 
 // NewClient returns a Client with defaults applied.
@@ -54,7 +71,10 @@ func NewClient(o ClientOptions) *Client {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 64 << 20
 	}
-	return &Client{o: o}
+	if o.PodsMaxAge <= 0 {
+		o.PodsMaxAge = 5 * time.Minute
+	}
+	return &Client{o: o, pods: map[string]*podsCache{}}
 }
 
 // ErrTooLarge is wrapped by errors for responses over the size limit.
@@ -105,13 +125,57 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 	}
 	ns := &model.NodeStats{Node: t.Node, ScrapeTime: start, Entries: entries}
 	if c.o.FetchPods {
-		body, err := c.Get(ctx, t.URL, "/pods")
-		if err != nil {
+		if ns.Pods, err = c.podsFor(ctx, t, entries, start); err != nil {
 			return nil, err
-		}
-		if ns.Pods, err = DecodePods(body); err != nil {
-			return nil, fmt.Errorf("node %s: %w", t.Node, err)
 		}
 	}
 	return ns, nil
+}
+
+// podsFor returns the node's pod metadata, from the cache while the pods
+// and their containers' start times are those it was fetched for.
+func (c *Client) podsFor(ctx context.Context, t model.Target, entries []model.Entry, now time.Time) ([]model.PodMeta, error) {
+	sh := shape(entries)
+	c.mu.Lock()
+	pc := c.pods[t.Node]
+	c.mu.Unlock()
+	if pc != nil && pc.shape == sh && now.Sub(pc.fetched) < c.o.PodsMaxAge {
+		return pc.pods, nil
+	}
+	body, err := c.Get(ctx, t.URL, "/pods")
+	if err != nil {
+		return nil, err
+	}
+	pods, err := DecodePods(body)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: %w", t.Node, err)
+	}
+	c.mu.Lock()
+	c.pods[t.Node] = &podsCache{pods: pods, shape: sh, fetched: now}
+	c.mu.Unlock()
+	return pods, nil
+}
+
+// Forget drops what the client remembers of a node that is no longer scraped.
+func (c *Client) Forget(node string) {
+	c.mu.Lock()
+	delete(c.pods, node)
+	c.mu.Unlock()
+}
+
+// shape hashes the pods and containers of a summary with their start times,
+// independently of their order.
+func shape(entries []model.Entry) uint64 {
+	var sum uint64
+	h := fnv.New64a()
+	for i := range entries {
+		o := &entries[i].Object
+		if o.Level != model.LevelPod && o.Level != model.LevelContainer {
+			continue
+		}
+		h.Reset()
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d", o.Namespace, o.Pod, o.Container, entries[i].Start)
+		sum += h.Sum64()
+	}
+	return sum
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -186,5 +187,46 @@ func TestNextSlot(t *testing.T) {
 		if got := nextSlot(base.Add(tt.now), 10*time.Second, 3*time.Second); !got.Equal(base.Add(tt.want)) {
 			t.Errorf("now+%v: %v, want +%v", tt.now, got.Sub(base), tt.want)
 		}
+	}
+}
+
+func TestPodsCache(t *testing.T) {
+	payloads := [][]byte{readFixture(t, "k8s-1.34_stats_summary.json"), readFixture(t, "k8s-1.35_stats_summary.json")}
+	var which, podsCalls atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/stats/summary", func(w http.ResponseWriter, r *http.Request) { w.Write(payloads[which.Load()]) })
+	mux.HandleFunc("/pods", func(w http.ResponseWriter, r *http.Request) {
+		podsCalls.Add(1)
+		w.Write([]byte(`{"items":[]}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := NewClient(ClientOptions{FetchPods: true})
+	tg := model.Target{Node: "n", URL: srv.URL}
+	scrape := func() {
+		t.Helper()
+		if _, err := c.Scrape(context.Background(), tg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	scrape()
+	scrape()
+	if n := podsCalls.Load(); n != 1 {
+		t.Errorf("same pods and start times: /pods fetched %d times, want 1", n)
+	}
+	which.Store(1) // other pods
+	scrape()
+	if n := podsCalls.Load(); n != 2 {
+		t.Errorf("pods changed: /pods fetched %d times, want 2", n)
+	}
+	c.Forget("n")
+	scrape()
+	if n := podsCalls.Load(); n != 3 {
+		t.Errorf("after Forget: /pods fetched %d times, want 3", n)
+	}
+	c.o.PodsMaxAge = time.Nanosecond
+	scrape()
+	if n := podsCalls.Load(); n != 4 {
+		t.Errorf("cache older than PodsMaxAge: /pods fetched %d times, want 4", n)
 	}
 }

@@ -17,6 +17,12 @@ type Scraper interface {
 	Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error)
 }
 
+// Forgetter is a Scraper that keeps per-node state; the Manager tells it
+// when a node is no longer scraped.
+type Forgetter interface {
+	Forget(node string)
+}
+
 // Handler receives each scrape's result: stats, or the error that stopped it.
 // It is called from the node's own loop, so calls for different nodes run
 // concurrently.
@@ -124,6 +130,9 @@ func (m *Manager) Reconcile(ctx context.Context) {
 			<-l.done
 			delete(m.loops, name)
 			m.failures.DeleteLabelValues(name)
+			if f, ok := m.o.Scraper.(Forgetter); ok {
+				f.Forget(name)
+			}
 			m.o.Logger.Info("stopped scraping node", "node", name)
 		}
 	}

@@ -1,12 +1,16 @@
 package scrape
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	stats "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/kubemon/kubemon/internal/model"
 )
@@ -233,6 +237,50 @@ func TestDecodeSummaryErrors(t *testing.T) {
 	}
 }
 
+// sameEntries reports how a and b differ, "" when they do not (NaN equals NaN).
+func sameEntries(a, b []model.Entry) string {
+	if len(a) != len(b) {
+		return fmt.Sprintf("%d entries vs %d", len(a), len(b))
+	}
+	for i := range a {
+		x, y := &a[i], &b[i]
+		if x.Object != y.Object || x.Time != y.Time || x.Start != y.Start {
+			return fmt.Sprintf("entry %d: %+v t=%d s=%d vs %+v t=%d s=%d", i, x.Object, x.Time, x.Start, y.Object, y.Time, y.Start)
+		}
+		for m := range x.Values {
+			if vx, vy := x.Values[m], y.Values[m]; vx != vy && !(math.IsNaN(vx) && math.IsNaN(vy)) {
+				return fmt.Sprintf("entry %d %+v: %s = %v vs %v", i, x.Object, model.Metrics[m].Name, vx, vy)
+			}
+		}
+	}
+	return ""
+}
+
+// TestDecodeSummaryMatchesTypes: the fast decoder gives exactly what the
+// k8s.io/kubelet stats types give, on every fixture.
+func TestDecodeSummaryMatchesTypes(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.json")
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, f := range files {
+		data := readFixture(t, filepath.Base(f))
+		want, err := decodeSummaryRef(data, "n1", now)
+		if err != nil {
+			t.Fatalf("%s: reference: %v", f, err)
+		}
+		got, err := DecodeSummary(data, "n1", now)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if d := sameEntries(got, want); d != "" {
+			t.Errorf("%s: %s", f, d)
+		}
+	}
+}
+
+// FuzzDecodeSummary: the decoder never panics, never yields negative or
+// infinite values, and on every payload the stats types accept it agrees
+// with them (compared on the types' own re-encoding, which drops what the
+// types ignore, such as keys in another letter case).
 func FuzzDecodeSummary(f *testing.F) {
 	files, _ := filepath.Glob("testdata/*.json")
 	for _, p := range files {
@@ -243,16 +291,35 @@ func FuzzDecodeSummary(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte(`{"node":{"nodeName":"x"},"pods":[{"podRef":{"name":"p","namespace":"n"},"containers":null}]}`))
+	f.Add([]byte(`{"node":{"nodeName":"x","network":{"rxBytes":null,"interfaces":[{"rxBytes":1},{"rxBytes":2}]}}}`))
+	now := time.Unix(1e9, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		entries, err := DecodeSummary(data, "fuzz", time.Unix(0, 0))
+		entries, err := DecodeSummary(data, "fuzz", now)
+		if err == nil {
+			for _, e := range entries {
+				for m, v := range e.Values {
+					if math.IsInf(v, 0) || (!math.IsNaN(v) && v < 0) {
+						t.Fatalf("%+v %s = %v", e.Object, model.Metrics[m].Name, v)
+					}
+				}
+			}
+		}
+		var s stats.Summary
+		if json.Unmarshal(data, &s) != nil {
+			return
+		}
+		canon, err := json.Marshal(&s)
 		if err != nil {
 			return
 		}
-		for _, e := range entries {
-			for m, v := range e.Values {
-				if math.IsInf(v, 0) || (!math.IsNaN(v) && v < 0 && model.MetricID(m) != model.Uptime) {
-					t.Fatalf("%+v metric %d = %v", e.Object, m, v)
-				}
+		want, werr := decodeSummaryRef(canon, "fuzz", now)
+		got, gerr := DecodeSummary(canon, "fuzz", now)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("reference err %v, fast err %v on %s", werr, gerr, canon)
+		}
+		if werr == nil {
+			if d := sameEntries(got, want); d != "" {
+				t.Fatalf("%s on %s", d, canon)
 			}
 		}
 	})
@@ -260,11 +327,18 @@ func FuzzDecodeSummary(f *testing.F) {
 
 func BenchmarkDecodeSummary(b *testing.B) {
 	data := readFixture(b, "k8s-1.35_stats_summary.json")
-	b.SetBytes(int64(len(data)))
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := DecodeSummary(data, "n", time.Now()); err != nil {
-			b.Fatal(err)
-		}
+	for _, d := range []struct {
+		name string
+		f    func([]byte, string, time.Time) ([]model.Entry, error)
+	}{{"fastjson", DecodeSummary}, {"types", decodeSummaryRef}} {
+		b.Run(d.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := d.f(data, "n", time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

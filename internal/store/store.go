@@ -36,9 +36,10 @@ type Store struct {
 	db     *tsdb.DB
 	logger *slog.Logger
 
-	mu    sync.Mutex // serializes Append: it owns refs
-	refs  map[seriesKey]storage.SeriesRef
-	cycle uint64
+	mu   sync.Mutex // serializes Append: it owns refs
+	refs map[seriesKey]cachedRef
+	// swept is when refs was last swept of series not appended to since.
+	swept time.Time
 
 	appended prometheus.Counter
 	rejected *prometheus.CounterVec
@@ -49,6 +50,15 @@ type seriesKey struct {
 	obj model.Object
 	m   model.MetricID
 }
+
+// cachedRef is a series' head reference and when it was last appended to.
+type cachedRef struct {
+	ref  storage.SeriesRef
+	seen int64 // Unix seconds
+}
+
+// refTTL is how long a series' reference is cached without appends.
+const refTTL = 10 * time.Minute
 
 // Open opens (or creates) the store in o.Dir, replaying its WAL.
 func Open(o Options) (*Store, error) {
@@ -73,7 +83,8 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		db:     db,
 		logger: o.Logger,
-		refs:   map[seriesKey]storage.SeriesRef{},
+		refs:   map[seriesKey]cachedRef{},
+		swept:  time.Now(),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kubemon", Subsystem: "store", Name: "samples_appended_total",
 			Help: "Samples appended to the embedded store.",
@@ -109,7 +120,7 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.cycle++
+	now := time.Now()
 	app := s.db.Appender(ctx)
 	n := 0
 	var firstErr error
@@ -132,7 +143,7 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 				}
 				continue
 			}
-			s.refs[k] = ref
+			s.refs[k] = cachedRef{ref: ref, seen: now.Unix()}
 			n++
 		}
 	}
@@ -140,8 +151,8 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 		return 0, fmt.Errorf("store: commit: %w", err)
 	}
 	s.appended.Add(float64(n))
-	if s.cycle%64 == 0 {
-		s.pruneRefs()
+	if now.Sub(s.swept) > refTTL {
+		s.sweepRefs(now)
 	}
 	s.series.Set(float64(len(s.refs)))
 	if firstErr != nil {
@@ -153,8 +164,8 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 // appendOne appends by the cached reference, and by labels when there is
 // none or the head no longer knows it.
 func (s *Store) appendOne(app storage.Appender, k seriesKey, t int64, v float64) (storage.SeriesRef, error) {
-	if ref := s.refs[k]; ref != 0 {
-		got, err := app.Append(ref, labels.EmptyLabels(), t, v)
+	if c := s.refs[k]; c.ref != 0 {
+		got, err := app.Append(c.ref, labels.EmptyLabels(), t, v)
 		if !errors.Is(err, tsdb.ErrInvalidSample) {
 			return got, err
 		}
@@ -162,10 +173,16 @@ func (s *Store) appendOne(app storage.Appender, k seriesKey, t int64, v float64)
 	return app.Append(0, Labels(k.obj, k.m), t, v)
 }
 
-// pruneRefs empties the reference cache so that it does not grow with pods
-// that came and went; the next cycle learns the live ones again by labels.
-func (s *Store) pruneRefs() {
-	s.refs = make(map[seriesKey]storage.SeriesRef, len(s.refs))
+// sweepRefs forgets the references of series not appended to for refTTL,
+// so that the cache does not grow with pods that came and went.
+func (s *Store) sweepRefs(now time.Time) {
+	cut := now.Add(-refTTL).Unix()
+	for k, c := range s.refs {
+		if c.seen < cut {
+			delete(s.refs, k)
+		}
+	}
+	s.swept = now
 }
 
 func rejectReason(err error) string {

@@ -109,17 +109,36 @@ func TestAppendQueryReopen(t *testing.T) {
 	}
 }
 
-func TestPruneRefsKeepsAppending(t *testing.T) {
+func TestRefCache(t *testing.T) {
 	s, err := Open(Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	base := time.Now().UnixMilli()
-	for i := range 130 { // crosses two prunes
-		if n, err := s.Append(context.Background(), batch(base+int64(i)*1000, float64(i))); err != nil || n != 3 {
-			t.Fatalf("cycle %d: n=%d err=%v", i, n, err)
-		}
+	if _, err := s.Append(context.Background(), batch(base, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.refs) != 3 {
+		t.Fatalf("%d cached references, want 3", len(s.refs))
+	}
+	// Series unseen for longer than refTTL are forgotten at the next sweep;
+	// appending to them again still works, through their labels.
+	s.swept = time.Now().Add(-2 * refTTL)
+	for k, c := range s.refs {
+		c.seen = time.Now().Add(-2 * refTTL).Unix()
+		s.refs[k] = c
+	}
+	b := batch(base+1000, 2)
+	b.Entries = b.Entries[1:] // the cluster entry only
+	if n, err := s.Append(context.Background(), b); err != nil || n != 1 {
+		t.Fatalf("n=%d err=%v", n, err)
+	}
+	if len(s.refs) != 1 {
+		t.Fatalf("%d cached references after the sweep, want 1", len(s.refs))
+	}
+	if n, err := s.Append(context.Background(), batch(base+2000, 3)); err != nil || n != 3 {
+		t.Fatalf("after the sweep: n=%d err=%v", n, err)
 	}
 }
 
