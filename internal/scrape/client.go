@@ -4,6 +4,7 @@
 package scrape
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,14 +81,29 @@ func NewClient(o ClientOptions) *Client {
 // ErrTooLarge is wrapped by errors for responses over the size limit.
 var ErrTooLarge = errors.New("response too large")
 
+// bufs recycles response buffers: a summary is hundreds of kilobytes, and
+// growing a fresh buffer for each scrape costs more than decoding it.
+var bufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // Get fetches baseURL+path with the client's timeout and size limit.
 func (c *Client) Get(ctx context.Context, baseURL, path string) ([]byte, error) {
+	var out []byte
+	err := c.fetch(ctx, baseURL, path, func(b []byte) error {
+		out = bytes.Clone(b)
+		return nil
+	})
+	return out, err
+}
+
+// fetch GETs baseURL+path with the client's timeout and size limit and
+// hands the body to use, in a buffer reused once use returns.
+func (c *Client) fetch(ctx context.Context, baseURL, path string, use func([]byte) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 	defer cancel()
 	url := strings.TrimSuffix(baseURL, "/") + path
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	req.Header.Set("Accept", "application/json")
 	if c.o.BearerToken != "" {
@@ -95,33 +111,44 @@ func (c *Client) Get(ctx context.Context, baseURL, path string) ([]byte, error) 
 	}
 	resp, err := c.o.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GET %s: %w", url, err)
+		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, c.o.MaxBytes+1))
-	if err != nil {
-		return nil, fmt.Errorf("GET %s: read body: %w", url, err)
+	buf := bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 16<<20 { // do not pin a rare huge buffer
+			bufs.Put(buf)
+		}
+	}()
+	if resp.ContentLength > 0 && resp.ContentLength <= c.o.MaxBytes {
+		buf.Grow(int(resp.ContentLength))
 	}
-	if int64(len(body)) > c.o.MaxBytes {
-		return nil, fmt.Errorf("GET %s: %w: over %d bytes", url, ErrTooLarge, c.o.MaxBytes)
+	if _, err := buf.ReadFrom(io.LimitReader(resp.Body, c.o.MaxBytes+1)); err != nil {
+		return fmt.Errorf("GET %s: read body: %w", url, err)
 	}
-	return body, nil
+	if int64(buf.Len()) > c.o.MaxBytes {
+		return fmt.Errorf("GET %s: %w: over %d bytes", url, ErrTooLarge, c.o.MaxBytes)
+	}
+	return use(buf.Bytes())
 }
 
 // Scrape fetches and decodes one node's stats (and pods, if configured).
 func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error) {
 	start := time.Now()
-	body, err := c.Get(ctx, t.URL, "/stats/summary")
+	var entries []model.Entry
+	err := c.fetch(ctx, t.URL, "/stats/summary", func(body []byte) (err error) {
+		if entries, err = DecodeSummary(body, t.Node, start); err != nil {
+			return fmt.Errorf("node %s: %w", t.Node, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	entries, err := DecodeSummary(body, t.Node, start)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", t.Node, err)
 	}
 	ns := &model.NodeStats{Node: t.Node, ScrapeTime: start, Entries: entries}
 	if c.o.FetchPods {
@@ -142,13 +169,15 @@ func (c *Client) podsFor(ctx context.Context, t model.Target, entries []model.En
 	if pc != nil && pc.shape == sh && now.Sub(pc.fetched) < c.o.PodsMaxAge {
 		return pc.pods, nil
 	}
-	body, err := c.Get(ctx, t.URL, "/pods")
+	var pods []model.PodMeta
+	err := c.fetch(ctx, t.URL, "/pods", func(body []byte) (err error) {
+		if pods, err = DecodePods(body); err != nil {
+			return fmt.Errorf("node %s: %w", t.Node, err)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	pods, err := DecodePods(body)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", t.Node, err)
 	}
 	c.mu.Lock()
 	c.pods[t.Node] = &podsCache{pods: pods, shape: sh, fetched: now}

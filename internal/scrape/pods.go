@@ -45,8 +45,8 @@ func PodMeta(p *corev1.Pod) model.PodMeta {
 			Name:          c.Name,
 			CPURequest:    cores(c.Resources.Requests, corev1.ResourceCPU),
 			CPULimit:      cores(c.Resources.Limits, corev1.ResourceCPU),
-			MemoryRequest: bytes(c.Resources.Requests, corev1.ResourceMemory),
-			MemoryLimit:   bytes(c.Resources.Limits, corev1.ResourceMemory),
+			MemoryRequest: memoryBytes(c.Resources.Requests, corev1.ResourceMemory),
+			MemoryLimit:   memoryBytes(c.Resources.Limits, corev1.ResourceMemory),
 			Restarts:      restarts[c.Name],
 		})
 	}
@@ -105,7 +105,7 @@ func cores(l corev1.ResourceList, n corev1.ResourceName) float64 {
 	return float64(q.MilliValue()) / 1000
 }
 
-func bytes(l corev1.ResourceList, n corev1.ResourceName) float64 {
+func memoryBytes(l corev1.ResourceList, n corev1.ResourceName) float64 {
 	q, ok := l[n]
 	if !ok {
 		return math.NaN()

@@ -37,7 +37,7 @@ type Store struct {
 	logger *slog.Logger
 
 	mu   sync.Mutex // serializes Append: it owns refs
-	refs map[seriesKey]cachedRef
+	refs map[model.Object]*objectRefs
 	// swept is when refs was last swept of series not appended to since.
 	swept time.Time
 
@@ -46,14 +46,11 @@ type Store struct {
 	series   prometheus.Gauge
 }
 
-type seriesKey struct {
-	obj model.Object
-	m   model.MetricID
-}
-
-// cachedRef is a series' head reference and when it was last appended to.
-type cachedRef struct {
-	ref  storage.SeriesRef
+// objectRefs caches the head references of one object's series, by metric,
+// and when the object was last appended to: one map lookup per object
+// rather than one per sample.
+type objectRefs struct {
+	refs [model.NumMetrics]storage.SeriesRef
 	seen int64 // Unix seconds
 }
 
@@ -83,7 +80,7 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		db:     db,
 		logger: o.Logger,
-		refs:   map[seriesKey]cachedRef{},
+		refs:   map[model.Object]*objectRefs{},
 		swept:  time.Now(),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kubemon", Subsystem: "store", Name: "samples_appended_total",
@@ -94,8 +91,8 @@ func Open(o Options) (*Store, error) {
 			Help: "Samples the store rejected, by reason.",
 		}, []string{"reason"}),
 		series: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "kubemon", Subsystem: "store", Name: "cached_series",
-			Help: "Series whose references the store keeps for fast appends.",
+			Namespace: "kubemon", Subsystem: "store", Name: "cached_objects",
+			Help: "Objects whose series references the store keeps for fast appends.",
 		}),
 	}
 	if o.Registerer != nil {
@@ -126,13 +123,18 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 	var firstErr error
 	for i := range b.Entries {
 		e := &b.Entries[i]
+		cached := s.refs[e.Object]
+		if cached == nil {
+			cached = &objectRefs{}
+			s.refs[e.Object] = cached
+		}
+		cached.seen = now.Unix()
 		for m := range model.NumMetrics {
 			v := e.Values[m]
 			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) {
 				continue
 			}
-			k := seriesKey{e.Object, m}
-			ref, err := s.appendOne(app, k, e.Time, v)
+			ref, err := appendOne(app, cached.refs[m], e.Object, m, e.Time, v)
 			if err != nil {
 				if reason := rejectReason(err); reason != "" {
 					s.rejected.WithLabelValues(reason).Inc()
@@ -143,7 +145,7 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 				}
 				continue
 			}
-			s.refs[k] = cachedRef{ref: ref, seen: now.Unix()}
+			cached.refs[m] = ref
 			n++
 		}
 	}
@@ -163,23 +165,23 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 
 // appendOne appends by the cached reference, and by labels when there is
 // none or the head no longer knows it.
-func (s *Store) appendOne(app storage.Appender, k seriesKey, t int64, v float64) (storage.SeriesRef, error) {
-	if c := s.refs[k]; c.ref != 0 {
-		got, err := app.Append(c.ref, labels.EmptyLabels(), t, v)
+func appendOne(app storage.Appender, ref storage.SeriesRef, o model.Object, m model.MetricID, t int64, v float64) (storage.SeriesRef, error) {
+	if ref != 0 {
+		got, err := app.Append(ref, labels.EmptyLabels(), t, v)
 		if !errors.Is(err, tsdb.ErrInvalidSample) {
 			return got, err
 		}
 	}
-	return app.Append(0, Labels(k.obj, k.m), t, v)
+	return app.Append(0, Labels(o, m), t, v)
 }
 
 // sweepRefs forgets the references of series not appended to for refTTL,
 // so that the cache does not grow with pods that came and went.
 func (s *Store) sweepRefs(now time.Time) {
 	cut := now.Add(-refTTL).Unix()
-	for k, c := range s.refs {
-		if c.seen < cut {
-			delete(s.refs, k)
+	for o, r := range s.refs {
+		if r.seen < cut {
+			delete(s.refs, o)
 		}
 	}
 	s.swept = now
