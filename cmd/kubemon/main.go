@@ -81,6 +81,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long samples are kept")
 	fs.DurationVar(&c.Scrape.Timeout, "scrape-timeout", c.Scrape.Timeout, "timeout of each kubelet request (0: 80% of the interval, at most 10s)")
 	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
+	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path
@@ -151,6 +152,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	c.Listen = "127.0.0.1:8080"
 	c.DataDir = "kubemon-demo-data"
 	c.Interval = 10 * time.Second
+	c.Scrape.DiskIO = true
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := serveFlags(fs, &c)

@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 
 	client := scrape.NewClient(scrape.ClientOptions{
 		HTTPClient: httpClient, BearerToken: token, Timeout: cfg.ScrapeTimeout(),
-		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods,
+		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods, DiskIO: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
 		Interval: cfg.Interval, Targets: targets, Logger: log, Registerer: reg,

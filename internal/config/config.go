@@ -38,6 +38,8 @@ type Scrape struct {
 	MaxBytes int64 `yaml:"maxBytes"`
 	// FetchPods reads the kubelet's /pods for requests, limits and owners.
 	FetchPods bool `yaml:"fetchPods"`
+	// DiskIO reads the kubelet's /metrics/cadvisor for disk IO counters.
+	DiskIO bool `yaml:"diskIO"`
 	// BearerTokenFile, when set, holds the token sent to kubelets.
 	BearerTokenFile string `yaml:"bearerTokenFile"`
 	// InsecureSkipVerify skips verification of kubelets' certificates.

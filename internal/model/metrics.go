@@ -12,6 +12,16 @@ const (
 	Counter      // cumulative, only ever grows except at a reset
 )
 
+// Source says which kubelet endpoint a metric is read from, and so which of
+// an entry's times it was observed at.
+type Source uint8
+
+// Sources.
+const (
+	SourceSummary  Source = iota // /stats/summary (and what derives from it)
+	SourceCadvisor               // /metrics/cadvisor
+)
+
 // Rollup says how a metric's parent value derives from its children.
 type Rollup uint8
 
@@ -62,6 +72,11 @@ const (
 	FilesystemInodes
 	FilesystemInodesFree
 
+	DiskIORead
+	DiskIOReadRate
+	DiskIOWrite
+	DiskIOWriteRate
+
 	EphemeralStorageUsage
 	Uptime
 	Restarts
@@ -88,6 +103,8 @@ type Metric struct {
 	// RateOf is set on a derived rate metric to the counter it is the
 	// per-second rate of.
 	RateOf *MetricID
+	// Source is the endpoint the metric (or the counter of a rate) comes from.
+	Source Source
 	Help   string
 }
 
@@ -141,6 +158,11 @@ var Metrics = [NumMetrics]Metric{
 	FilesystemAvailable:  {Name: "filesystem_available_bytes", Heapster: "filesystem/available", HeapsterScale: 1, Unit: "bytes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem bytes available."},
 	FilesystemInodes:     {Name: "filesystem_inodes", Heapster: "filesystem/inodes", HeapsterScale: 1, Unit: "inodes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem inodes in total."},
 	FilesystemInodesFree: {Name: "filesystem_inodes_free", Heapster: "filesystem/inodes_free", HeapsterScale: 1, Unit: "inodes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem inodes free."},
+
+	DiskIORead:      {Name: "disk_io_read_bytes_total", Heapster: "disk/io_read_bytes", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: source, Source: SourceCadvisor, Help: "Cumulative bytes read from block devices (from /metrics/cadvisor)."},
+	DiskIOReadRate:  {Name: "disk_io_read_bytes_per_second", Heapster: "disk/io_read_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIORead), Source: SourceCadvisor, Help: "Bytes read from block devices per second over the last scrape interval."},
+	DiskIOWrite:     {Name: "disk_io_write_bytes_total", Heapster: "disk/io_write_bytes", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: source, Source: SourceCadvisor, Help: "Cumulative bytes written to block devices (from /metrics/cadvisor)."},
+	DiskIOWriteRate: {Name: "disk_io_write_bytes_per_second", Heapster: "disk/io_write_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIOWrite), Source: SourceCadvisor, Help: "Bytes written to block devices per second over the last scrape interval."},
 
 	EphemeralStorageUsage: {Name: "ephemeral_storage_usage_bytes", Heapster: "ephemeral_storage/usage", HeapsterScale: 1, Unit: "bytes", Levels: noCont, Rollup: RollupSum, Help: "Ephemeral storage used by pods (rootfs, logs, emptyDir), in bytes."},
 	Uptime:                {Name: "uptime_seconds", Heapster: "uptime", HeapsterScale: 1000, Unit: "seconds", Levels: Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer), Help: "Time since the object started, in seconds (Heapster: milliseconds)."},

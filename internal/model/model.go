@@ -101,8 +101,19 @@ type Entry struct {
 	// milliseconds; 0 when unknown. A change of Start is a restart.
 	Start  int64
 	Values Values
+	// CadvisorTime is when the metrics read from /metrics/cadvisor (disk
+	// IO) were observed, in Unix milliseconds; 0 when none were.
+	CadvisorTime int64
 	// Pod is the pod's metadata, on pod and container entries when known.
 	Pod *PodMeta
+}
+
+// TimeOf is when metric m of the entry was observed, in Unix milliseconds.
+func (e *Entry) TimeOf(m MetricID) int64 {
+	if Metrics[m].Source == SourceCadvisor && e.CadvisorTime != 0 {
+		return e.CadvisorTime
+	}
+	return e.Time
 }
 
 // ContainerMeta is what a pod spec and status say about one container.

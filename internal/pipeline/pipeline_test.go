@@ -176,3 +176,26 @@ func vals(m model.MetricID, v float64) model.Values {
 	x[m] = v
 	return x
 }
+
+// TestRatesPerCounterTime: counters read from another endpoint (disk IO from
+// /metrics/cadvisor) get their rates over their own observation times.
+func TestRatesPerCounterTime(t *testing.T) {
+	r := NewRater()
+	mk := func(t, io int64, cpu, read float64) []model.Entry {
+		e := entry(c1, t, 1, map[model.MetricID]float64{model.CPUUsage: cpu, model.DiskIORead: read})
+		e.CadvisorTime = io
+		return []model.Entry{e}
+	}
+	r.Rates(mk(10_000, 11_000, 1, 1000))
+	es := mk(20_000, 16_000, 2, 6000) // cadvisor observed 5 s apart, the summary 10 s
+	r.Rates(es)
+	if got := es[0].Values[model.CPUUsageRate]; got != 0.1 {
+		t.Errorf("cpu rate %v, want 0.1", got)
+	}
+	if got := es[0].Values[model.DiskIOReadRate]; got != 1000 {
+		t.Errorf("disk read rate %v, want 1000 B/s (5000 B over the 5 s between cAdvisor observations)", got)
+	}
+	if got := es[0].TimeOf(model.DiskIOReadRate); got != 16_000 {
+		t.Errorf("disk rate stamped %d, want 16000", got)
+	}
+}

@@ -20,13 +20,15 @@ var counters = func() (c []struct{ counter, rate model.MetricID }) {
 	return c
 }()
 
+// prevSample is an object's last observation of each counter.
 type prevSample struct {
-	time, start int64
-	values      [maxCounters]float64 // indexed like counters
+	start  int64
+	times  [maxCounters]int64   // Unix ms, per counter (counters can come from different endpoints)
+	values [maxCounters]float64 // indexed like counters; NaN when not observed
 }
 
 // maxCounters bounds the number of counters with rates in the vocabulary.
-const maxCounters = 8
+const maxCounters = 12
 
 func init() {
 	if len(counters) > maxCounters {
@@ -46,49 +48,49 @@ func NewRater() *Rater { return &Rater{prev: map[model.Object]prevSample{}} }
 
 // Rates sets the rate metrics of each entry from the change of its counters
 // since the previous call, and forgets objects that are no longer seen.
+// Each counter's rate uses the times at which that counter was observed
+// (Entry.TimeOf).
 //
 // A counter that went down, or an object whose start time changed, was
 // reset (a container restart): its rate is then its value over the time
 // since the new start when that start lies after the previous observation,
 // and absent otherwise, so a restart never gives a negative or spiked rate.
-// An observation no newer than the previous one gives no rates.
+// An observation no newer than the previous one gives no rate and keeps
+// the older baseline.
 func (r *Rater) Rates(entries []model.Entry) {
 	next := make(map[model.Object]prevSample, len(r.prev))
 	for i := range entries {
 		e := &entries[i]
-		cur := prevSample{time: e.Time, start: e.Start}
+		p, hadPrev := r.prev[e.Object]
+		cur := prevSample{start: e.Start}
 		seen := false
+		restarted := hadPrev && e.Start != 0 && p.start != 0 && e.Start != p.start
 		for j, c := range counters {
-			cur.values[j] = e.Values[c.counter]
-			seen = seen || !math.IsNaN(cur.values[j])
-		}
-		if !seen {
-			continue
-		}
-		p, ok := r.prev[e.Object]
-		if ok && e.Time <= p.time {
-			next[e.Object] = p // stale repeat: keep the older baseline
-			continue
-		}
-		next[e.Object] = cur
-		if !ok {
-			continue
-		}
-		dt := float64(e.Time-p.time) / 1000
-		restarted := e.Start != 0 && p.start != 0 && e.Start != p.start
-		for j, c := range counters {
-			now, before := cur.values[j], p.values[j]
-			if math.IsNaN(now) || math.IsNaN(before) {
+			now, t := e.Values[c.counter], e.TimeOf(c.counter)
+			cur.values[j], cur.times[j] = now, t
+			if math.IsNaN(now) {
+				continue
+			}
+			seen = true
+			if !hadPrev || math.IsNaN(p.values[j]) {
+				continue
+			}
+			before, pt := p.values[j], p.times[j]
+			if t <= pt {
+				cur.values[j], cur.times[j] = before, pt // stale repeat
 				continue
 			}
 			if !restarted && now >= before {
-				e.Values[c.rate] = (now - before) / dt
+				e.Values[c.rate] = (now - before) / (float64(t-pt) / 1000)
 				continue
 			}
 			// Reset: only the time since the new start is known to hold all of now.
-			if e.Start > p.time && e.Time > e.Start {
-				e.Values[c.rate] = now / (float64(e.Time-e.Start) / 1000)
+			if e.Start > pt && t > e.Start {
+				e.Values[c.rate] = now / (float64(t-e.Start) / 1000)
 			}
+		}
+		if seen {
+			next[e.Object] = cur
 		}
 	}
 	r.prev = next

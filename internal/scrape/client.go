@@ -39,6 +39,9 @@ type ClientOptions struct {
 	// FetchPods also fetches the kubelet's /pods for requests, limits,
 	// restarts and owners. Discovery from the apiserver makes it unneeded.
 	FetchPods bool
+	// DiskIO also fetches the kubelet's /metrics/cadvisor for disk IO
+	// counters, which the Summary API lacks.
+	DiskIO bool
 	// PodsMaxAge bounds how long a node's /pods answer is reused while its
 	// pods and container start times stay the same; default 5 minutes.
 	PodsMaxAge time.Duration
@@ -149,6 +152,19 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 	})
 	if err != nil {
 		return nil, err
+	}
+	if c.o.DiskIO {
+		err := c.fetch(ctx, t.URL, "/metrics/cadvisor", func(body []byte) error {
+			io, err := DecodeCadvisorIO(body)
+			if err != nil {
+				return fmt.Errorf("node %s: %w", t.Node, err)
+			}
+			mergeDiskIO(entries, io)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	ns := &model.NodeStats{Node: t.Node, ScrapeTime: start, Entries: entries}
 	if c.o.FetchPods {

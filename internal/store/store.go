@@ -134,7 +134,7 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) {
 				continue
 			}
-			ref, err := appendOne(app, cached.refs[m], e.Object, m, e.Time, v)
+			ref, err := appendOne(app, cached.refs[m], e.Object, m, e.TimeOf(m), v)
 			if err != nil {
 				if reason := rejectReason(err); reason != "" {
 					s.rejected.WithLabelValues(reason).Inc()
