@@ -162,11 +162,8 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log := app.NewLogger(c.Log, stderr)
 	so.Logger = log.With("component", "sim")
-	cl, err := sim.New(*so)
+	cl, err := startSim(ctx, *so)
 	if err != nil {
-		return err
-	}
-	if err := cl.Start(ctx); err != nil {
 		return err
 	}
 	defer cl.Close()
@@ -188,6 +185,19 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "  sim truth:    http://%s/sim/truth\n", addr)
 		},
 	})
+}
+
+// startSim builds and starts a simulated cluster; the caller closes it.
+func startSim(ctx context.Context, o sim.Options) (*sim.Cluster, error) {
+	cl, err := sim.New(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := cl.Start(ctx); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return cl, nil
 }
 
 func simTargets(cl *sim.Cluster) []model.Target {
@@ -214,13 +224,9 @@ func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log := app.NewLogger(config.Log{Level: "info", Format: "text"}, stderr)
-	so.Logger = log
-	cl, err := sim.New(*so)
+	so.Logger = app.NewLogger(config.Log{Level: "info", Format: "text"}, stderr)
+	cl, err := startSim(ctx, *so)
 	if err != nil {
-		return err
-	}
-	if err := cl.Start(ctx); err != nil {
 		return err
 	}
 	defer cl.Close()

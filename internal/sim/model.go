@@ -50,6 +50,43 @@ func (w *wave) integralNs(a, b int64) uint64 {
 	return uint64(v)
 }
 
+// ioWave is a disk IO byte rate r(t) = base + amp·sin(2π·t/period + phase),
+// in bytes/s, with t in Unix seconds. amp < base (or both 0), so r >= 0 and
+// its integral is non-decreasing and known in closed form.
+type ioWave struct {
+	base, amp int64 // bytes/s
+	period    int64 // seconds; > 0
+	phase     float64
+}
+
+func (w *ioWave) theta(t int64) float64 {
+	return 2*math.Pi*float64(posMod(t, w.period))/float64(w.period) + w.phase
+}
+
+// rate is r(t) in bytes/s.
+func (w *ioWave) rate(t int64) float64 {
+	if w.amp == 0 {
+		return float64(w.base)
+	}
+	return float64(w.base) + float64(w.amp)*math.Sin(w.theta(t))
+}
+
+// integral is ∫_a^b r(u) du in bytes, rounded to a whole byte (0 if b <= a).
+func (w *ioWave) integral(a, b int64) uint64 {
+	if b <= a {
+		return 0
+	}
+	v := w.base * (b - a)
+	if w.amp != 0 {
+		k := float64(w.amp) * float64(w.period) / (2 * math.Pi)
+		v += int64(math.Round(k * (math.Cos(w.theta(a)) - math.Cos(w.theta(b)))))
+	}
+	if v < 0 {
+		return 0
+	}
+	return uint64(v)
+}
+
 // memWave is a memory working set m(t) = base + amp·sin(2π·t/period + phase)
 // in bytes, rounded down to whole 4 KiB pages.
 type memWave struct {
@@ -86,6 +123,8 @@ type nodeStatic struct {
 	kubeletMem       memWave
 	systemMem        memWave
 	ownRx, ownTx     uint64 // bytes/s not attributed to pods
+	sysRead          ioWave // realistic: disk IO not attributed to pods
+	sysWrite         ioWave
 	pfRate           uint64 // page faults/s not attributed to pods
 	psiRate          uint64 // µs/s
 	procBase         int64
@@ -125,6 +164,8 @@ type ctrParams struct {
 	procs        uint64
 	psiCPU       uint64 // µs/s of CPU stall ("some")
 	psiIO        uint64 // µs/s of IO stall ("some")
+	ioRead       ioWave // disk read bytes/s
+	ioWrite      ioWave // disk write bytes/s
 }
 
 func (c *Cluster) slotParams(ni, s int) slotParams {
@@ -184,12 +225,20 @@ func (c *Cluster) ctrParams(ni, s, ci int, wc *wlContainer) ctrParams {
 	p.psiCPU = uint64(p.cpu.base) * uint64(r.intn(40))
 	p.psiIO = uint64(r.intn(500))
 	p.cpu.period, p.mem.period = period, memPeriod
+	// Disk IO has its own stream so that the draws above keep their values.
+	ior := newRNG(c.seed, tagIO, uint64(ni), uint64(s), uint64(ci))
+	p.ioRead = ioWave{base: ior.between(0, 512) * 1024, period: ior.between(2*60, 3600)}
+	p.ioWrite = ioWave{base: ior.between(0, 1024) * 1024, period: ior.between(2*60, 3600)}
+	readAmp, readPhase := int64(float64(p.ioRead.base)*ior.uniform(0.1, 0.6)), 2*math.Pi*ior.float()
+	writeAmp, writePhase := int64(float64(p.ioWrite.base)*ior.uniform(0.1, 0.6)), 2*math.Pi*ior.float()
 	if c.opts.Mode == ModeRealistic {
 		p.cpu.amp, p.cpu.phase = amp, phase
 		p.mem.amp, p.mem.phase = memAmp, memPhase
 		if restarts {
 			p.restartEvery = restartEvery
 		}
+		p.ioRead.amp, p.ioRead.phase = readAmp, readPhase
+		p.ioWrite.amp, p.ioWrite.phase = writeAmp, writePhase
 	}
 	return p
 }
@@ -237,6 +286,11 @@ func (c *Cluster) initNodes() {
 		n.pfRate = uint64(r.between(50, 500))
 		n.psiRate = uint64(r.intn(2000))
 		n.procBase = r.between(180, 400)
+		ior := newRNG(c.seed, tagIO, uint64(ni), ^uint64(0), 0)
+		n.sysRead = ioWave{base: ior.between(1, 256) * 1024, period: ior.between(300, 3600), phase: 2 * math.Pi * ior.float()}
+		n.sysRead.amp = n.sysRead.base / 2
+		n.sysWrite = ioWave{base: ior.between(16, 1024) * 1024, period: ior.between(300, 3600), phase: 2 * math.Pi * ior.float()}
+		n.sysWrite.amp = n.sysWrite.base / 2
 		n.zone = "sim-region-1" + zones[ni%len(zones)]
 		startCores := []int64{4, 8, 16}[r.intn(3)]
 		startMemGiB := []int64{16, 32, 64}[r.intn(3)]
@@ -349,6 +403,9 @@ type ctrEval struct {
 	logs      uint64 // bytes
 	psiCPU    uint64 // µs since start
 	psiIO     uint64 // µs since start
+
+	readRate, writeRate float64 // disk IO bytes/s at T
+	ioRead, ioWrite     uint64  // disk IO bytes since start
 }
 
 // podEval is the state of one pod (slot generation) at time T.
@@ -369,6 +426,7 @@ type podEval struct {
 	ephUsed, ephInodes      uint64
 	procs                   uint64
 	memLimit                uint64 // Σ container memory limits, 0 if any is unset
+	ioRead, ioWrite         uint64 // Σ containers' disk IO bytes since pod start
 }
 
 // nodeEval is the state of one node at time T.
@@ -393,6 +451,8 @@ type nodeEval struct {
 	fsUsed, fsInodesUsed       uint64
 	procs                      int64
 	psiCPU                     uint64
+	podsIORead, podsIOWrite    uint64 // Σ over all slots of disk IO bytes since podsStart
+	ioRead, ioWrite            uint64 // root cgroup: pods + system (realistic)
 }
 
 func qosIndex(q v1.PodQOSClass) int {
@@ -439,6 +499,8 @@ func (c *Cluster) evalNode(ni int, T int64) *nodeEval {
 			ev.podsPF += ce.p.pfRate * since(n.podsStart, T)
 			ev.podsMaj += since(n.podsStart, T) / uint64(ce.p.majEvery)
 			ev.podsPSICPU += ce.p.psiCPU * since(n.podsStart, T)
+			ev.podsIORead += ce.p.ioRead.integral(n.podsStart, T)
+			ev.podsIOWrite += ce.p.ioWrite.integral(n.podsStart, T)
 		}
 		ev.podsRate += pe.rateNano
 		ev.qosRate[qi] += pe.rateNano
@@ -461,6 +523,7 @@ func (c *Cluster) evalNode(ni int, T int64) *nodeEval {
 		ev.procs += int64(pe.procs)
 	}
 	ev.rate, ev.cpuNs = ev.podsRate, ev.podsCPUNs
+	ev.ioRead, ev.ioWrite = ev.podsIORead, ev.podsIOWrite
 	ev.ws, ev.rss = ev.podsWs, ev.podsRss
 	ev.usage = ev.podsUsage + n.nodeCache
 	ev.pf = ev.podsPF + n.pfRate*since(n.boot, T)
@@ -476,6 +539,8 @@ func (c *Cluster) evalNode(ni int, T int64) *nodeEval {
 		ev.ws += ev.kubeletWs + sysWs
 		ev.rss += (ev.kubeletWs + sysWs) * 9 / 10 &^ 4095
 		ev.usage += ev.kubeletWs + sysWs
+		ev.ioRead += n.sysRead.integral(n.boot, T)
+		ev.ioWrite += n.sysWrite.integral(n.boot, T)
 	}
 	ev.rx += n.ownRx * since(n.boot, T)
 	ev.tx += n.ownTx * since(n.boot, T)
@@ -545,6 +610,8 @@ func (c *Cluster) evalPod(ni, s int, T int64, pe *podEval) {
 		}
 		ce.psiCPU = p.psiCPU * cage
 		ce.psiIO = p.psiIO * cage
+		ce.readRate, ce.writeRate = p.ioRead.rate(T), p.ioWrite.rate(T)
+		ce.ioRead, ce.ioWrite = p.ioRead.integral(ce.start, T), p.ioWrite.integral(ce.start, T)
 
 		pe.rateNano += ce.rateNano
 		pe.cpuNs += ce.podCPUNs
@@ -555,6 +622,8 @@ func (c *Cluster) evalPod(ni, s int, T int64, pe *podEval) {
 		pe.maj += age / uint64(p.majEvery)
 		pe.psiCPU += p.psiCPU * age
 		pe.psiIO += p.psiIO * age
+		pe.ioRead += p.ioRead.integral(pe.start, T)
+		pe.ioWrite += p.ioWrite.integral(pe.start, T)
 		pe.ephUsed += p.rootfs + ce.logs
 		pe.ephInodes += p.rootfs/65536 + 2
 		pe.procs += p.procs

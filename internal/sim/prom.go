@@ -183,7 +183,21 @@ type cgroup struct {
 	hasSpec              bool
 	cpuShares, cpuQuota  int64
 	memLimit             uint64
+	hasIO                bool
+	ioRead, ioWrite      uint64 // disk IO bytes
 }
+
+// Extra cAdvisor labels, (name, value) pairs sorted by name. Disk IO is
+// reported for the node's disk (virtio, 254:0) as cAdvisor does for block
+// devices; filesystem usage names the partition (/dev/vda1).
+var (
+	cpuTotal     = []string{"cpu", "total"}
+	fsDevice     = []string{"device", "/dev/vda1"}
+	interfaceEth = []string{"interface", "eth0"}
+	ioDevice     = []string{"device", "/dev/vda"}
+	blkioRead    = []string{"device", "/dev/vda", "major", "254", "minor", "0", "operation", "Read"}
+	blkioWrite   = []string{"device", "/dev/vda", "major", "254", "minor", "0", "operation", "Write"}
+)
 
 func podCgroupDir(pe *podEval) string {
 	switch pe.wl.qos {
@@ -202,7 +216,7 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 	cgs := make([]cgroup, 0, 4+len(ev.pods)*(1+c.opts.ContainersPerPod))
 	cgs = append(cgs, cgroup{id: "/", cpuNs: ev.cpuNs, ws: ev.ws, usage: ev.usage, rss: ev.rss, start: n.boot,
 		hasNet: true, rx: ev.rx, tx: ev.tx, rxErr: ev.rxErr, txErr: ev.txErr, hasFs: true, fsUsage: ev.fsUsed,
-		hasSpec: true, cpuShares: 1024, memLimit: uint64(n.memCap)})
+		hasSpec: true, cpuShares: 1024, memLimit: uint64(n.memCap), hasIO: true, ioRead: ev.ioRead, ioWrite: ev.ioWrite})
 	cgs = append(cgs, cgroup{id: "/kubepods", cpuNs: ev.podsCPUNs, ws: ev.podsWs, usage: ev.podsUsage, rss: ev.podsRss,
 		start: n.podsStart, hasSpec: true, cpuShares: n.cpuAlloc * 1024 / 1000, memLimit: uint64(n.memAlloc)})
 	qi := qosIndex(v1.PodQOSBestEffort)
@@ -228,13 +242,15 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		}
 		cgs = append(cgs, cgroup{id: dir, namespace: pe.wl.namespace, pod: pe.name, cpuNs: pe.cpuNs, ws: pe.ws,
 			usage: pe.usage, rss: pe.rss, start: pe.start, hasNet: true, rx: pe.rx, tx: pe.tx, rxErr: pe.rxErr,
-			txErr: pe.txErr, hasSpec: true, cpuShares: shares, cpuQuota: quota, memLimit: pe.memLimit})
+			txErr: pe.txErr, hasSpec: true, cpuShares: shares, cpuQuota: quota, memLimit: pe.memLimit,
+			hasIO: true, ioRead: pe.ioRead, ioWrite: pe.ioWrite})
 		for ci := range pe.ctrs {
 			ce := &pe.ctrs[ci]
 			cgs = append(cgs, cgroup{id: dir + "/" + ce.id, container: ce.wc.name, image: ce.wc.image, name: ce.id,
 				namespace: pe.wl.namespace, pod: pe.name, cpuNs: ce.cpuNs, ws: ce.ws, usage: ce.usage, rss: ce.rss,
 				start: ce.start, hasFs: true, fsUsage: ce.p.rootfs, hasSpec: true,
-				cpuShares: max(ce.wc.cpuReq*1024/1000, 2), cpuQuota: ce.wc.cpuLim * 100, memLimit: uint64(ce.wc.memLim)})
+				cpuShares: max(ce.wc.cpuReq*1024/1000, 2), cpuQuota: ce.wc.cpuLim * 100, memLimit: uint64(ce.wc.memLim),
+				hasIO: true, ioRead: ce.ioRead, ioWrite: ce.ioWrite})
 		}
 	}
 	// Series within a family are sorted by label values; container comes first.
@@ -246,7 +262,14 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 	})
 
 	ts := ev.T * 1000
-	w := &promWriter{b: make([]byte, 0, 4096+len(cgs)*4000)}
+	// Size the buffer from the label values: each cgroup has up to ~22
+	// series of ~130 bytes plus its label values.
+	size := 4096
+	for gi := range cgs {
+		g := &cgs[gi]
+		size += 22 * (130 + len(g.id) + len(g.image) + len(g.name) + len(g.namespace) + len(g.pod))
+	}
+	w := &promWriter{b: make([]byte, 0, size)}
 	type fam struct {
 		name, help, typ string
 		filter          func(*cgroup) bool
@@ -258,17 +281,34 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 	withNet := func(g *cgroup) bool { return g.hasNet }
 	withFs := func(g *cgroup) bool { return g.hasFs }
 	withSpec := func(g *cgroup) bool { return g.hasSpec }
+	withIO := func(g *cgroup) bool { return g.hasIO }
+
+	// container_blkio_device_usage_total sorts first; it has two series
+	// (operation Read and Write) per cgroup.
+	const blkio = "container_blkio_device_usage_total"
+	w.family(blkio, "Blkio Device bytes usage", "counter")
+	for gi := range cgs {
+		g := &cgs[gi]
+		if g.hasIO {
+			w.cadvisorSample(blkio, float64(g.ioRead), ts, g, blkioRead)
+			w.cadvisorSample(blkio, float64(g.ioWrite), ts, g, blkioWrite)
+		}
+	}
 	fams := []fam{
 		{"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", "counter", all,
 			func(g *cgroup) float64 { return nsToSeconds(g.cpuNs - g.cpuNs*7/10) }, nil, false},
 		{"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", "counter", all,
-			func(g *cgroup) float64 { return nsToSeconds(g.cpuNs) }, []string{"cpu", "total"}, false},
+			func(g *cgroup) float64 { return nsToSeconds(g.cpuNs) }, cpuTotal, false},
 		{"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", "counter", all,
 			func(g *cgroup) float64 { return nsToSeconds(g.cpuNs * 7 / 10) }, nil, false},
 		{"container_fs_limit_bytes", "Number of bytes that can be consumed by the container on this filesystem.", "gauge", withFs,
-			func(*cgroup) float64 { return float64(n.fsCap) }, []string{"device", "/dev/vda1"}, false},
+			func(*cgroup) float64 { return float64(n.fsCap) }, fsDevice, false},
+		{"container_fs_reads_bytes_total", "Cumulative count of bytes read", "counter", withIO,
+			func(g *cgroup) float64 { return float64(g.ioRead) }, ioDevice, false},
 		{"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this filesystem.", "gauge", withFs,
-			func(g *cgroup) float64 { return float64(g.fsUsage) }, []string{"device", "/dev/vda1"}, false},
+			func(g *cgroup) float64 { return float64(g.fsUsage) }, fsDevice, false},
+		{"container_fs_writes_bytes_total", "Cumulative count of bytes written", "counter", withIO,
+			func(g *cgroup) float64 { return float64(g.ioWrite) }, ioDevice, false},
 		{"container_last_seen", "Last time a container was seen by the exporter", "gauge", all,
 			func(*cgroup) float64 { return float64(ev.T) }, nil, false},
 		{"container_memory_cache", "Number of bytes of page cache memory.", "gauge", all,
@@ -282,13 +322,13 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		{"container_memory_working_set_bytes", "Current working set in bytes.", "gauge", all,
 			func(g *cgroup) float64 { return float64(g.ws) }, nil, false},
 		{"container_network_receive_bytes_total", "Cumulative count of bytes received", "counter", withNet,
-			func(g *cgroup) float64 { return float64(g.rx) }, []string{"interface", "eth0"}, false},
+			func(g *cgroup) float64 { return float64(g.rx) }, interfaceEth, false},
 		{"container_network_receive_errors_total", "Cumulative count of errors encountered while receiving", "counter", withNet,
-			func(g *cgroup) float64 { return float64(g.rxErr) }, []string{"interface", "eth0"}, false},
+			func(g *cgroup) float64 { return float64(g.rxErr) }, interfaceEth, false},
 		{"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", "counter", withNet,
-			func(g *cgroup) float64 { return float64(g.tx) }, []string{"interface", "eth0"}, false},
+			func(g *cgroup) float64 { return float64(g.tx) }, interfaceEth, false},
 		{"container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", "counter", withNet,
-			func(g *cgroup) float64 { return float64(g.txErr) }, []string{"interface", "eth0"}, false},
+			func(g *cgroup) float64 { return float64(g.txErr) }, interfaceEth, false},
 		{"container_spec_cpu_period", "CPU period of the container.", "gauge", func(g *cgroup) bool { return g.hasSpec && g.cpuQuota > 0 },
 			func(*cgroup) float64 { return 100000 }, nil, true},
 		{"container_spec_cpu_quota", "CPU quota of the container.", "gauge", func(g *cgroup) bool { return g.hasSpec && g.cpuQuota > 0 },
@@ -326,18 +366,23 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 }
 
 // cadvisorSample writes a sample with cAdvisor's label set (sorted by name):
-// container, [cpu|device], id, image, [interface], name, namespace, pod.
+// container, id, image, name, namespace, pod merged with extra, (name, value)
+// pairs sorted by name (cpu, device, interface, major, minor, operation ...)
+// that never repeat one of the six standard names.
 func (w *promWriter) cadvisorSample(name string, v float64, tsMs int64, g *cgroup, extra []string) {
-	var lbl [18]string
+	var lbl [24]string
+	std := [...]string{"container", g.container, "id", g.id, "image", g.image, "name", g.name,
+		"namespace", g.namespace, "pod", g.pod}
 	l := lbl[:0]
-	l = append(l, "container", g.container)
-	if len(extra) == 2 && extra[0] < "id" {
-		l = append(l, extra...)
+	j := 0
+	for i := 0; i < len(std); i += 2 {
+		for ; j+1 < len(extra) && extra[j] < std[i]; j += 2 {
+			l = append(l, extra[j], extra[j+1])
+		}
+		l = append(l, std[i], std[i+1])
 	}
-	l = append(l, "id", g.id, "image", g.image)
-	if len(extra) == 2 && extra[0] > "image" {
-		l = append(l, extra...)
+	for ; j+1 < len(extra); j += 2 {
+		l = append(l, extra[j], extra[j+1])
 	}
-	l = append(l, "name", g.name, "namespace", g.namespace, "pod", g.pod)
 	w.sample(name, v, tsMs, l...)
 }

@@ -17,6 +17,7 @@ const (
 	tagImage
 	tagVolume
 	tagSandbox
+	tagIO
 )
 
 // mix64 is the splitmix64 finaliser.

@@ -12,10 +12,10 @@
 // faults set with SetFault.
 //
 // Time model: all data are evaluated at the request time truncated to the
-// second (kubelets report second precision). Cumulative CPU counters are the
-// exact integral of the CPU rate function up to that second, so the rate
-// computed from two scrapes is exact in ModeConstant and the exact mean rate
-// in ModeRealistic.
+// second (kubelets report second precision). Cumulative CPU and disk IO
+// counters are the exact integrals of their rate functions up to that second,
+// so the rate computed from two scrapes is exact in ModeConstant and the
+// exact mean rate in ModeRealistic.
 package sim
 
 import (
@@ -37,13 +37,15 @@ import (
 type Mode string
 
 const (
-	// ModeRealistic (the default): sinusoidal CPU and memory usage, pod churn,
-	// spontaneous restarts of ~5% of containers and node system overhead.
+	// ModeRealistic (the default): sinusoidal CPU, memory and disk IO usage,
+	// pod churn, spontaneous restarts of ~5% of containers and node system
+	// overhead.
 	ModeRealistic Mode = "realistic"
 	// ModeConstant: every container uses a constant whole number of
-	// millicores (10..800) and a constant whole number of MiB of working set
-	// (16..512); no churn, no spontaneous restarts, no system overhead, so
-	// node = Σ pods = Σ containers exactly.
+	// millicores (10..800), a constant whole number of MiB of working set
+	// (16..512) and constant whole numbers of KiB/s of disk reads (0..512)
+	// and writes (0..1024); no churn, no spontaneous restarts, no system
+	// overhead, so node = Σ pods = Σ containers exactly.
 	ModeConstant Mode = "constant"
 )
 
@@ -118,6 +120,11 @@ type TruthContainer struct {
 	CPUMillicores         float64 `json:"cpuMillicores"`         // instantaneous usage rate at Time, millicores (= usageNanoCores/1e6)
 	MemoryWorkingSetBytes uint64  `json:"memoryWorkingSetBytes"` // bytes
 	RestartCount          int32   `json:"restartCount"`
+	// Disk IO byte rates at Time (bytes/s). The cumulative counters on
+	// /metrics/cadvisor are their exact integrals since the container's
+	// (re)start, rounded to whole bytes.
+	DiskReadBytesPerSecond  float64 `json:"diskReadBytesPerSecond"`
+	DiskWriteBytesPerSecond float64 `json:"diskWriteBytesPerSecond"`
 }
 
 // Cluster is a simulated cluster. Create it with New.
@@ -339,13 +346,15 @@ func (c *Cluster) appendTruth(dst []TruthContainer, ni int, T int64) []TruthCont
 		for ci := range pe.ctrs {
 			ce := &pe.ctrs[ci]
 			dst = append(dst, TruthContainer{
-				Node:                  c.nodes[ni].name,
-				Namespace:             pe.wl.namespace,
-				Pod:                   pe.name,
-				Container:             ce.wc.name,
-				CPUMillicores:         float64(ce.rateNano) / 1e6,
-				MemoryWorkingSetBytes: ce.ws,
-				RestartCount:          ce.restarts,
+				Node:                    c.nodes[ni].name,
+				Namespace:               pe.wl.namespace,
+				Pod:                     pe.name,
+				Container:               ce.wc.name,
+				CPUMillicores:           float64(ce.rateNano) / 1e6,
+				MemoryWorkingSetBytes:   ce.ws,
+				RestartCount:            ce.restarts,
+				DiskReadBytesPerSecond:  ce.readRate,
+				DiskWriteBytesPerSecond: ce.writeRate,
 			})
 		}
 	}

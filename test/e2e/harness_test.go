@@ -217,6 +217,8 @@ type truth struct {
 		CPUMillicores                   float64 `json:"cpuMillicores"`
 		MemoryWorkingSetBytes           uint64  `json:"memoryWorkingSetBytes"`
 		RestartCount                    int32   `json:"restartCount"`
+		DiskReadBytesPerSecond          float64 `json:"diskReadBytesPerSecond"`
+		DiskWriteBytesPerSecond         float64 `json:"diskWriteBytesPerSecond"`
 	} `json:"containers"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,10 @@ func TestConstantClusterAccuracy(t *testing.T) {
 	checkAll(strings.Join(rates, " or "), cpu, 0.01)
 	checkAll("container_cpu_usage_cores", cpu, 0.01)
 	checkAll("container_memory_working_set_bytes", func(i int) float64 { return float64(tr.Containers[i].MemoryWorkingSetBytes) }, 0)
+	// Disk IO comes from /metrics/cadvisor (the demo reads it), rated over
+	// cAdvisor's own observation times.
+	checkAll("container_disk_io_read_bytes_per_second", func(i int) float64 { return tr.Containers[i].DiskReadBytesPerSecond }, 0.01)
+	checkAll("container_disk_io_write_bytes_per_second", func(i int) float64 { return tr.Containers[i].DiskWriteBytesPerSecond }, 0.01)
 
 	// The model API, container by container.
 	bad := 0
@@ -107,7 +112,7 @@ func TestConstantClusterAccuracy(t *testing.T) {
 	}
 
 	// Roll-ups equal the sums of their parts, at every level.
-	for _, m := range []string{"cpu_usage_cores", "memory_working_set_bytes", "cpu_request_cores", "memory_request_bytes"} {
+	for _, m := range []string{"cpu_usage_cores", "memory_working_set_bytes", "cpu_request_cores", "memory_request_bytes", "disk_io_write_bytes_per_second"} {
 		for _, q := range []string{
 			fmt.Sprintf("pod_%[1]s - on(namespace,pod,node) sum by (namespace,pod,node) (container_%[1]s)", m),
 			fmt.Sprintf("namespace_%[1]s - on(namespace) sum by (namespace) (pod_%[1]s)", m),
@@ -184,8 +189,9 @@ func latest(t *testing.T, p *proc, path string) float64 {
 	return float64(m.Value)
 }
 
-// rawSamples runs a range-vector instant query and returns the values.
-func rawSamples(t *testing.T, p *proc, q string) []float64 {
+// matrix runs a range-vector instant query and returns each series'
+// [time, "value"] pairs.
+func matrix(t *testing.T, p *proc, q string) [][][2]any {
 	t.Helper()
 	var r struct {
 		Data struct {
@@ -195,37 +201,38 @@ func rawSamples(t *testing.T, p *proc, q string) []float64 {
 		} `json:"data"`
 	}
 	p.getJSON(t, "/api/v1/query?query="+url.QueryEscape(q), &r)
-	var out []float64
+	var out [][][2]any
 	for _, s := range r.Data.Result {
-		for _, v := range s.Values {
-			var f float64
-			fmt.Sscan(v[1].(string), &f)
-			out = append(out, f)
-		}
+		out = append(out, s.Values)
 	}
-	if len(out) == 0 {
+	if len(out) == 0 || len(out[0]) == 0 {
 		t.Fatalf("%s: no samples", q)
 	}
 	return out
 }
 
+// rawSamples returns the values of every series of a range-vector query.
+func rawSamples(t *testing.T, p *proc, q string) []float64 {
+	t.Helper()
+	var out []float64
+	for _, series := range matrix(t, p, q) {
+		for _, v := range series {
+			f, err := strconv.ParseFloat(v[1].(string), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // sampleTimes returns the timestamps (ms) of the samples of the first series
-// a range-vector selector holds, oldest first.
+// of a range-vector query, oldest first.
 func sampleTimes(t *testing.T, p *proc, q string) []int64 {
 	t.Helper()
-	var r struct {
-		Data struct {
-			Result []struct {
-				Values [][2]any `json:"values"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	p.getJSON(t, "/api/v1/query?query="+url.QueryEscape(q), &r)
-	if len(r.Data.Result) == 0 || len(r.Data.Result[0].Values) < 2 {
-		t.Fatalf("%s: %+v", q, r)
-	}
 	var out []int64
-	for _, v := range r.Data.Result[0].Values {
+	for _, v := range matrix(t, p, q)[0] {
 		out = append(out, int64(math.Round(v[0].(float64)*1000)))
 	}
 	return out
