@@ -64,7 +64,7 @@ func DecodeCadvisorIO(data []byte) (map[cgroupKey]DiskIO, error) {
 		default:
 			continue
 		}
-		if math.IsNaN(v) || v < 0 {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			continue
 		}
 		p.Labels(&lset)

@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"math"
 	"strings"
 	"testing"
 )
@@ -62,4 +63,22 @@ func TestDecodeCadvisorIO(t *testing.T) {
 	if _, err := DecodeCadvisorIO([]byte("container_fs_reads_bytes_total{pod=\"x\" 1\n")); err == nil || !strings.Contains(err.Error(), "decode cadvisor") {
 		t.Errorf("malformed exposition: err = %v", err)
 	}
+}
+
+// FuzzDecodeCadvisorIO: any exposition gives an error or non-negative,
+// finite counters; never a panic.
+func FuzzDecodeCadvisorIO(f *testing.F) {
+	f.Add([]byte("# TYPE container_fs_reads_bytes_total counter\ncontainer_fs_reads_bytes_total{container=\"c\",device=\"/dev/vda\",id=\"/kubepods/p/c\",namespace=\"n\",pod=\"p\"} 4096 1700000000000\n"))
+	f.Add([]byte("container_blkio_device_usage_total{container=\"\",id=\"/\",operation=\"Write\",pod=\"\"} 2.6e+09\ncontainer_fs_writes_bytes_total{container_name=\"POD\",pod_name=\"p\",namespace=\"n\"} 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := DecodeCadvisorIO(data)
+		if err != nil {
+			return
+		}
+		for k, v := range got {
+			if v.Read < 0 || v.Write < 0 || math.IsNaN(v.Read) || math.IsNaN(v.Write) || math.IsInf(v.Read+v.Write, 0) {
+				t.Fatalf("%+v = %+v", k, v)
+			}
+		}
+	})
 }
