@@ -114,7 +114,7 @@ func (c *Client) fetch(ctx context.Context, baseURL, path string, use func([]byt
 	}
 	resp, err := c.o.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
+		return err // a *url.Error: it names the method and URL
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

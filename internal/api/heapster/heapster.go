@@ -111,18 +111,26 @@ func (a *API) Register(mux *http.ServeMux) {
 		"/namespaces/{ns}/pods/{pod}":                        pod,
 		"/namespaces/{ns}/pods/{pod}/containers/{container}": ctr,
 	} {
-		mux.HandleFunc(p+path+"/metrics/{$}", a.metricNames(e))
+		handle(mux, p+path+"/metrics", a.metricNames(e))
 		mux.HandleFunc(p+path+"/metrics/{metric...}", a.metricValues(e))
 	}
-	mux.HandleFunc(p+"/nodes/{$}", a.list("node", model.LevelNode))
-	mux.HandleFunc(p+"/namespaces/{$}", a.list("namespace", model.LevelNamespace))
-	mux.HandleFunc(p+"/nodes/{node}/pods/{$}", a.list("pod", model.LevelPod, func(r *http.Request) *labels.Matcher { return eq("node", r.PathValue("node")) }))
-	mux.HandleFunc(p+"/nodes/{node}/freecontainers/{$}", a.list("container", model.LevelSysContainer, func(r *http.Request) *labels.Matcher { return eq("node", r.PathValue("node")) }))
-	mux.HandleFunc(p+"/namespaces/{ns}/pods/{$}", a.list("pod", model.LevelPod, func(r *http.Request) *labels.Matcher { return eq("namespace", r.PathValue("ns")) }))
-	mux.HandleFunc(p+"/namespaces/{ns}/pods/{pod}/containers/{$}", a.list("container", model.LevelContainer,
-		func(r *http.Request) *labels.Matcher { return eq("namespace", r.PathValue("ns")) },
-		func(r *http.Request) *labels.Matcher { return eq("pod", r.PathValue("pod")) }))
+	nodeIs := func(r *http.Request) *labels.Matcher { return eq("node", r.PathValue("node")) }
+	nsIs := func(r *http.Request) *labels.Matcher { return eq("namespace", r.PathValue("ns")) }
+	podIs := func(r *http.Request) *labels.Matcher { return eq("pod", r.PathValue("pod")) }
+	handle(mux, p+"/nodes", a.list("node", model.LevelNode))
+	handle(mux, p+"/namespaces", a.list("namespace", model.LevelNamespace))
+	handle(mux, p+"/nodes/{node}/pods", a.list("pod", model.LevelPod, nodeIs))
+	handle(mux, p+"/nodes/{node}/freecontainers", a.list("container", model.LevelSysContainer, nodeIs))
+	handle(mux, p+"/namespaces/{ns}/pods", a.list("pod", model.LevelPod, nsIs))
+	handle(mux, p+"/namespaces/{ns}/pods/{pod}/containers", a.list("container", model.LevelContainer, nsIs, podIs))
 	mux.HandleFunc(p+"/namespaces/{ns}/pod-list/{pods}/metrics/{metric...}", a.podList)
+}
+
+// handle mounts a list at path, with and without the trailing slash
+// (Heapster documented both spellings).
+func handle(mux *http.ServeMux, path string, h http.HandlerFunc) {
+	mux.HandleFunc(path+"/{$}", h)
+	mux.HandleFunc(path, h)
 }
 
 // levelMatcher selects every series of a level by its name prefix.

@@ -78,6 +78,9 @@ func TestLists(t *testing.T) {
 		want []string
 	}{
 		{"/api/v1/model/nodes/", []string{"n1"}},
+		{"/api/v1/model/nodes", []string{"n1"}},
+		{"/api/v1/model/namespaces/ns/pods", []string{"p1", "p2"}},
+		{"/api/v1/model/metrics", []string{"cpu/usage_rate", "memory/working_set"}},
 		{"/api/v1/model/namespaces/", []string{"ns"}},
 		{"/api/v1/model/namespaces/ns/pods/", []string{"p1", "p2"}},
 		{"/api/v1/model/nodes/n2/pods/", []string{"p2"}},
