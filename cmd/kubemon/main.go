@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -117,6 +118,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := serveFlags(fs, &c)
+	fs.BoolVar(&c.Discovery.Kubernetes, "kubernetes", c.Discovery.Kubernetes, "discover nodes, pods and owners from the Kubernetes API (automatic in a pod)")
+	fs.StringVar(&c.Discovery.Kubeconfig, "kubeconfig", c.Discovery.Kubeconfig, "kubeconfig for the Kubernetes API (implies --kubernetes; default in a pod: in-cluster)")
+	fs.BoolVar(&c.Discovery.NodeProxy, "kubelet-node-proxy", c.Discovery.NodeProxy, "reach kubelets through the apiserver's node proxy instead of directly")
+	fs.Func("kubelet-address-types", "comma-separated order of node address types for direct access (default InternalIP,Hostname,ExternalIP)", func(v string) error {
+		c.Discovery.AddressTypes = strings.Split(v, ",")
+		return nil
+	})
 	fs.StringVar(&c.Discovery.NodesURL, "nodes-url", c.Discovery.NodesURL, "URL answering a v1.NodeList (such as the /api/v1/nodes of kubemon sim), polled every interval")
 	fs.StringVar(&c.Discovery.NodesFile, "nodes-file", c.Discovery.NodesFile, "file holding a v1.NodeList")
 	fs.StringVar(&c.Discovery.KubeletScheme, "kubelet-scheme", c.Discovery.KubeletScheme, "scheme to reach kubelets: https or http")

@@ -5,8 +5,6 @@ package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +13,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +23,6 @@ import (
 	"github.com/kubemon/kubemon/internal/api/heapster"
 	"github.com/kubemon/kubemon/internal/api/promapi"
 	"github.com/kubemon/kubemon/internal/config"
-	"github.com/kubemon/kubemon/internal/discovery"
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/pipeline"
 	"github.com/kubemon/kubemon/internal/scrape"
@@ -88,11 +84,6 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 	}()
 
-	httpClient, token, err := kubeletHTTP(cfg.Scrape, cfg.ScrapeTimeout())
-	if err != nil {
-		return err
-	}
-
 	var wg sync.WaitGroup
 	ctx, cancel := context.WithCancel(ctx)
 	defer func() { cancel(); wg.Wait() }()
@@ -106,17 +97,18 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}()
 	}
 
-	targets := o.Targets
-	if targets == nil {
-		targets, err = discoveryFrom(ctx, cfg, httpClient, token, log, goRun)
-		if err != nil {
-			return err
-		}
+	src, err := newSources(ctx, cfg, log, goRun)
+	if err != nil {
+		return err
+	}
+	targets := src.targets
+	if o.Targets != nil {
+		targets = o.Targets
 	}
 
 	client := scrape.NewClient(scrape.ClientOptions{
-		HTTPClient: httpClient, BearerToken: token, Timeout: cfg.ScrapeTimeout(),
-		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods, DiskIO: cfg.Scrape.DiskIO,
+		HTTPClient: src.client, BearerToken: src.token, Timeout: cfg.ScrapeTimeout(),
+		MaxBytes: cfg.Scrape.MaxBytes, Pods: src.pods, FetchPods: cfg.Scrape.FetchPods, DiskIO: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
 		Interval: cfg.Interval, Targets: targets, Logger: log, Registerer: reg,
@@ -190,59 +182,6 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		err = nil
 	}
 	return err
-}
-
-func discoveryFrom(ctx context.Context, cfg config.Config, hc *http.Client, token string, log *slog.Logger,
-	goRun func(string, func(context.Context) error)) (func() []model.Target, error) {
-	d := cfg.Discovery
-	switch {
-	case d.NodesFile != "":
-		ts, err := discovery.LoadFile(d.NodesFile, d.KubeletScheme)
-		if err != nil {
-			return nil, fmt.Errorf("discovery: %w", err)
-		}
-		return discovery.NewStatic(ts).Targets, nil
-	case d.NodesURL != "":
-		p := &discovery.Poller{URL: d.NodesURL, Scheme: d.KubeletScheme, Interval: cfg.Interval,
-			Client: hc, Token: token, Logger: log, Static: discovery.NewStatic(nil)}
-		if err := p.Poll(ctx); err != nil {
-			log.Warn("first node list poll failed; retrying every interval", "err", err)
-		}
-		goRun("discovery", p.Run)
-		return p.Targets, nil
-	}
-	log.Warn("no discovery configured (--nodes-url or --nodes-file): nothing to scrape")
-	return discovery.NewStatic(nil).Targets, nil
-}
-
-// kubeletHTTP builds the HTTP client and bearer token for kubelets.
-func kubeletHTTP(s config.Scrape, timeout time.Duration) (*http.Client, string, error) {
-	tlsCfg := &tls.Config{InsecureSkipVerify: s.InsecureSkipVerify} //nolint:gosec // opt-in, warned about by the caller
-	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("scrape.caFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, "", fmt.Errorf("scrape.caFile %s: no PEM certificates", s.CAFile)
-		}
-		tlsCfg.RootCAs = pool
-	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsCfg
-	tr.MaxIdleConnsPerHost = 2
-	tr.MaxIdleConns = 0
-	tr.ResponseHeaderTimeout = timeout
-	token := ""
-	if s.BearerTokenFile != "" {
-		b, err := os.ReadFile(s.BearerTokenFile)
-		if err != nil {
-			return nil, "", fmt.Errorf("scrape.bearerTokenFile: %w", err)
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	return &http.Client{Transport: tr}, token, nil
 }
 
 func index(w http.ResponseWriter, _ *http.Request) {

@@ -50,6 +50,18 @@ type Scrape struct {
 
 // Discovery says where the list of nodes comes from.
 type Discovery struct {
+	// Kubernetes discovers nodes, pods and owners from the Kubernetes API:
+	// in-cluster when running in a pod, else from Kubeconfig (or
+	// $KUBECONFIG, ~/.kube/config). It is on by itself in a pod when no
+	// other discovery is configured.
+	Kubernetes bool `yaml:"kubernetes"`
+	// Kubeconfig is the kubeconfig file to use; it implies Kubernetes.
+	Kubeconfig string `yaml:"kubeconfig"`
+	// NodeProxy reaches every kubelet through the apiserver's node proxy
+	// instead of directly (Kubernetes discovery only).
+	NodeProxy bool `yaml:"nodeProxy"`
+	// AddressTypes orders the node address types tried for direct access.
+	AddressTypes []string `yaml:"addressTypes"`
 	// NodesURL is polled for a v1.NodeList (an apiserver's /api/v1/nodes,
 	// or `kubemon sim`'s).
 	NodesURL string `yaml:"nodesURL"`
@@ -76,7 +88,7 @@ func Default() Config {
 			MaxBytes:  64 << 20,
 			FetchPods: true,
 		},
-		Discovery: Discovery{KubeletScheme: "https"},
+		Discovery: Discovery{KubeletScheme: "https", AddressTypes: []string{"InternalIP", "Hostname", "ExternalIP"}},
 		Log:       Log{Level: "info", Format: "text"},
 	}
 }
@@ -125,8 +137,24 @@ func (c *Config) Validate() []error {
 	if c.Scrape.MaxBytes < 1<<10 {
 		bad("scrape.maxBytes %d: want at least 1024", c.Scrape.MaxBytes)
 	}
-	if c.Discovery.NodesURL != "" && c.Discovery.NodesFile != "" {
-		bad("discovery: set nodesURL or nodesFile, not both")
+	sources := 0
+	for _, on := range []bool{c.Discovery.NodesURL != "", c.Discovery.NodesFile != "", c.Discovery.Kubernetes || c.Discovery.Kubeconfig != ""} {
+		if on {
+			sources++
+		}
+	}
+	if sources > 1 {
+		bad("discovery: set one of kubernetes (or kubeconfig), nodesURL and nodesFile")
+	}
+	if c.Discovery.NodeProxy && !c.Discovery.Kubernetes && c.Discovery.Kubeconfig == "" {
+		bad("discovery.nodeProxy: needs Kubernetes discovery")
+	}
+	for _, t := range c.Discovery.AddressTypes {
+		switch t {
+		case "InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS":
+		default:
+			bad("discovery.addressTypes: unknown node address type %q", t)
+		}
 	}
 	if s := c.Discovery.KubeletScheme; s != "http" && s != "https" {
 		bad("discovery.kubeletScheme %q: want http or https", s)

@@ -31,11 +31,12 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Scrape.Timeout = -time.Second
 	c.Scrape.MaxBytes = 10
 	c.Discovery.NodesURL, c.Discovery.NodesFile = "http://x", "y"
+	c.Discovery.AddressTypes = []string{"InternalIP", "Carrier pigeon"}
 	c.Discovery.KubeletScheme = "ftp"
 	c.Log.Level = "loud"
 	c.Log.Format = "xml"
 	errs := c.Validate()
-	want := []string{"listen", "dataDir", "interval", "retention", "scrape.timeout", "scrape.maxBytes", "discovery:", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "dataDir", "interval", "retention", "scrape.timeout", "scrape.maxBytes", "discovery:", "addressTypes", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}
@@ -46,6 +47,25 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, w := range want {
 		if !strings.Contains(all, w) {
 			t.Errorf("no error about %s in:\n%s", w, all)
+		}
+	}
+}
+
+func TestDiscoveryChoices(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		set  func(*Discovery)
+		ok   bool
+	}{
+		{"kubeconfig alone", func(d *Discovery) { d.Kubeconfig = "/k" }, true},
+		{"kubernetes with proxy", func(d *Discovery) { d.Kubernetes, d.NodeProxy = true, true }, true},
+		{"proxy without kubernetes", func(d *Discovery) { d.NodeProxy = true }, false},
+		{"kubeconfig and a nodes file", func(d *Discovery) { d.Kubeconfig, d.NodesFile = "/k", "/n" }, false},
+	} {
+		c := Default()
+		tt.set(&c.Discovery)
+		if errs := c.Validate(); (len(errs) == 0) != tt.ok {
+			t.Errorf("%s: errors %v", tt.name, errs)
 		}
 	}
 }

@@ -51,10 +51,11 @@ func (s *Static) Set(t []model.Target) {
 }
 
 // Target turns a Node into a scrape target: the first address of the
-// preferred types and the kubelet port from status.daemonEndpoints.
-func Target(n *corev1.Node, scheme string) (model.Target, error) {
+// given types, in their order, and the kubelet port from
+// status.daemonEndpoints.
+func Target(n *corev1.Node, scheme string, types []corev1.NodeAddressType) (model.Target, error) {
 	addr := ""
-	for _, t := range AddressTypes {
+	for _, t := range types {
 		for _, a := range n.Status.Addresses {
 			if a.Type == t && a.Address != "" && addr == "" {
 				addr = a.Address
@@ -62,7 +63,7 @@ func Target(n *corev1.Node, scheme string) (model.Target, error) {
 		}
 	}
 	if addr == "" {
-		return model.Target{}, fmt.Errorf("node %s has no address of types %v", n.Name, AddressTypes)
+		return model.Target{}, fmt.Errorf("node %s has no address of types %v", n.Name, types)
 	}
 	port := int(n.Status.DaemonEndpoints.KubeletEndpoint.Port)
 	if port == 0 {
@@ -109,7 +110,7 @@ func FromNodeList(data []byte, scheme string) ([]model.Target, []error, error) {
 	var ts []model.Target
 	var errs []error
 	for i := range list.Items {
-		t, err := Target(&list.Items[i], scheme)
+		t, err := Target(&list.Items[i], scheme, AddressTypes)
 		if err != nil {
 			errs = append(errs, err)
 			continue

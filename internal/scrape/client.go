@@ -36,8 +36,11 @@ type ClientOptions struct {
 	Timeout time.Duration
 	// MaxBytes bounds each response body; default 64 MiB.
 	MaxBytes int64
+	// Pods, when set, gives the pods bound to a node (discovery from the
+	// apiserver); otherwise FetchPods reads them from the kubelet.
+	Pods func(node string) []model.PodMeta
 	// FetchPods also fetches the kubelet's /pods for requests, limits,
-	// restarts and owners. Discovery from the apiserver makes it unneeded.
+	// restarts and owners.
 	FetchPods bool
 	// DiskIO also fetches the kubelet's /metrics/cadvisor for disk IO
 	// counters, which the Summary API lacks.
@@ -167,7 +170,10 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 		}
 	}
 	ns := &model.NodeStats{Node: t.Node, ScrapeTime: start, Entries: entries}
-	if c.o.FetchPods {
+	switch {
+	case c.o.Pods != nil:
+		ns.Pods = c.o.Pods(t.Node)
+	case c.o.FetchPods:
 		if ns.Pods, err = c.podsFor(ctx, t, entries, start); err != nil {
 			return nil, err
 		}

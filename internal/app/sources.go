@@ -1,0 +1,164 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/kubemon/kubemon/internal/config"
+	"github.com/kubemon/kubemon/internal/discovery"
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// sources is where the targets, the pods' metadata and the kubelets'
+// credentials come from.
+type sources struct {
+	targets func() []model.Target
+	// pods is nil unless discovery knows the pods (then /pods is not read).
+	pods   func(node string) []model.PodMeta
+	client *http.Client
+	token  string
+}
+
+// syncTimeout bounds the wait for the Kubernetes informers' first list.
+const syncTimeout = time.Minute
+
+func newSources(ctx context.Context, cfg config.Config, log *slog.Logger, goRun func(string, func(context.Context) error)) (sources, error) {
+	d := cfg.Discovery
+	inPod := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
+	if d.Kubernetes || d.Kubeconfig != "" || (inPod && d.NodesURL == "" && d.NodesFile == "") {
+		return kubernetesSources(ctx, cfg, log)
+	}
+	hc, token, err := kubeletHTTP(cfg.Scrape, cfg.ScrapeTimeout())
+	if err != nil {
+		return sources{}, err
+	}
+	src := sources{client: hc, token: token}
+	switch {
+	case d.NodesFile != "":
+		ts, err := discovery.LoadFile(d.NodesFile, d.KubeletScheme)
+		if err != nil {
+			return sources{}, fmt.Errorf("discovery: %w", err)
+		}
+		src.targets = discovery.NewStatic(ts).Targets
+	case d.NodesURL != "":
+		p := &discovery.Poller{URL: d.NodesURL, Scheme: d.KubeletScheme, Interval: cfg.Interval,
+			Client: hc, Token: token, Logger: log, Static: discovery.NewStatic(nil)}
+		if err := p.Poll(ctx); err != nil {
+			log.Warn("first node list poll failed; retrying every interval", "err", err)
+		}
+		goRun("discovery", p.Run)
+		src.targets = p.Targets
+	default:
+		log.Warn("no discovery configured (--kubeconfig, --nodes-url or --nodes-file): nothing to scrape")
+		src.targets = discovery.NewStatic(nil).Targets
+	}
+	return src, nil
+}
+
+// kubernetesSources discovers from the Kubernetes API and reaches kubelets
+// with the same credentials: the service account's in a pod, the
+// kubeconfig's outside.
+func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger) (sources, error) {
+	rc, err := restConfig(cfg.Discovery.Kubeconfig)
+	if err != nil {
+		return sources{}, fmt.Errorf("discovery: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return sources{}, fmt.Errorf("discovery: %w", err)
+	}
+	types := make([]corev1.NodeAddressType, 0, len(cfg.Discovery.AddressTypes))
+	for _, t := range cfg.Discovery.AddressTypes {
+		types = append(types, corev1.NodeAddressType(t))
+	}
+	io := discovery.InformerOptions{Scheme: cfg.Discovery.KubeletScheme, AddressTypes: types, Logger: log}
+	if cfg.Discovery.NodeProxy {
+		io.ProxyURL = rc.Host
+	}
+	inf, err := discovery.NewInformers(cs, io)
+	if err != nil {
+		return sources{}, err
+	}
+	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
+	defer cancel()
+	if err := inf.RunContext(ctx, sctx); err != nil {
+		return sources{}, fmt.Errorf("listing nodes and pods from %s: %w", rc.Host, err)
+	}
+	log.Info("discovering from the Kubernetes API", "host", rc.Host, "nodes", len(inf.Targets()), "nodeProxy", cfg.Discovery.NodeProxy)
+
+	kc := rest.CopyConfig(rc)
+	if !cfg.Discovery.NodeProxy {
+		kc.TLSClientConfig.ServerName = "" // kubelets are verified by their own names
+		if cfg.Scrape.InsecureSkipVerify {
+			kc.TLSClientConfig.Insecure = true
+			kc.TLSClientConfig.CAFile, kc.TLSClientConfig.CAData = "", nil
+		}
+		if cfg.Scrape.CAFile != "" {
+			kc.TLSClientConfig.CAFile, kc.TLSClientConfig.CAData = cfg.Scrape.CAFile, nil
+		}
+		if cfg.Scrape.BearerTokenFile != "" {
+			kc.BearerTokenFile, kc.BearerToken = cfg.Scrape.BearerTokenFile, ""
+		}
+	}
+	rt, err := rest.TransportFor(kc)
+	if err != nil {
+		return sources{}, fmt.Errorf("kubelet client: %w", err)
+	}
+	return sources{targets: inf.Targets, pods: inf.Pods, client: &http.Client{Transport: rt}}, nil
+}
+
+// restConfig is the in-cluster configuration when there is no kubeconfig
+// and kubemon runs in a pod, else the kubeconfig's (given, $KUBECONFIG or
+// ~/.kube/config).
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig == "" {
+		if rc, err := rest.InClusterConfig(); err == nil {
+			return rc, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+}
+
+// kubeletHTTP builds the HTTP client and bearer token for kubelets found
+// without the Kubernetes API.
+func kubeletHTTP(s config.Scrape, timeout time.Duration) (*http.Client, string, error) {
+	tlsCfg := &tls.Config{InsecureSkipVerify: s.InsecureSkipVerify} //nolint:gosec // opt-in, warned about by the caller
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("scrape.caFile: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, "", fmt.Errorf("scrape.caFile %s: no PEM certificates", s.CAFile)
+		}
+		tlsCfg.RootCAs = pool
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = tlsCfg
+	tr.MaxIdleConnsPerHost = 2
+	tr.ResponseHeaderTimeout = timeout
+	token := ""
+	if s.BearerTokenFile != "" {
+		b, err := os.ReadFile(s.BearerTokenFile)
+		if err != nil {
+			return nil, "", fmt.Errorf("scrape.bearerTokenFile: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	return &http.Client{Transport: tr}, token, nil
+}

@@ -1,0 +1,140 @@
+package discovery
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func owned(kind, name string) []metav1.OwnerReference {
+	t := true
+	return []metav1.OwnerReference{{Kind: kind, Name: name, Controller: &t}}
+}
+
+func node(name string, port int32, addrs ...corev1.NodeAddress) *corev1.Node {
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}},
+		Status: corev1.NodeStatus{
+			Addresses:       addrs,
+			DaemonEndpoints: corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: port}},
+			Capacity:        corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi")},
+			Allocatable:     corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3800m"), corev1.ResourceMemory: resource.MustParse("7Gi")},
+		},
+	}
+}
+
+func pod(ns, name, nodeName string, owners []metav1.OwnerReference, labels map[string]string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, OwnerReferences: owners, Labels: labels,
+			Annotations: map[string]string{"big": "dropped"}},
+		Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{
+			Name:      "app",
+			Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("200m")}},
+		}}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{Name: "app", RestartCount: 2}}},
+	}
+}
+
+func TestInformers(t *testing.T) {
+	cs := fake.NewClientset(
+		node("n1", 10250, corev1.NodeAddress{Type: corev1.NodeHostName, Address: "n1.local"}, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}),
+		node("n2", 0, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.2"}),
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-5d8f", OwnerReferences: owned("Deployment", "web")}},
+		&batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "backup-29001", OwnerReferences: owned("CronJob", "backup")}},
+		pod("shop", "web-5d8f-abcde", "n1", owned("ReplicaSet", "web-5d8f"), map[string]string{"app": "web"}),
+		pod("shop", "db-0", "n1", owned("StatefulSet", "db"), nil),
+		pod("ops", "backup-29001-xyz", "n2", owned("Job", "backup-29001"), nil),
+		pod("ops", "bare", "n2", nil, nil),
+		pod("shop", "orphan-rs-pod", "n2", owned("ReplicaSet", "gone"), nil),
+	)
+	d, err := NewInformers(cs, InformerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	ts := d.Targets()
+	if len(ts) != 2 || ts[0].URL != "https://10.0.0.1:10250" || ts[1].URL != "https://203.0.113.2:10250" {
+		t.Fatalf("targets %+v", ts)
+	}
+	if m := ts[0].Meta; m.CPUAllocatable != 3.8 || m.MemoryCapacity != 8<<30 || m.Labels["kubernetes.io/hostname"] != "n1" {
+		t.Errorf("node meta %+v", m)
+	}
+
+	owners := map[string][2]string{}
+	for _, n := range []string{"n1", "n2"} {
+		for _, p := range d.Pods(n) {
+			owners[p.Namespace+"/"+p.Name] = [2]string{p.WorkloadKind, p.Workload}
+			if p.Node != n {
+				t.Errorf("%s on %s listed for %s", p.Name, p.Node, n)
+			}
+			if p.Containers[0].CPURequest != 0.2 || p.Containers[0].Restarts != 2 {
+				t.Errorf("%s containers %+v", p.Name, p.Containers)
+			}
+		}
+	}
+	want := map[string][2]string{
+		"shop/web-5d8f-abcde":  {"Deployment", "web"},
+		"shop/db-0":            {"StatefulSet", "db"},
+		"ops/backup-29001-xyz": {"CronJob", "backup"},
+		"ops/bare":             {"", ""},
+		"shop/orphan-rs-pod":   {"ReplicaSet", "gone"},
+	}
+	for k, w := range want {
+		if owners[k] != w {
+			t.Errorf("%s owned by %v, want %v", k, owners[k], w)
+		}
+	}
+	if p, err := d.pods.Pods("ops").Get("bare"); err != nil || p.Annotations != nil {
+		t.Errorf("annotations are not trimmed from the cache: %v %v", p, err)
+	}
+
+	// Nodes and pods that come and go are followed.
+	if err := cs.CoreV1().Nodes().Delete(ctx, "n2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Nodes().Create(ctx, node("n3", 10255, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.3"}), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.CoreV1().Pods("shop").Create(ctx, pod("shop", "new", "n3", nil, nil), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ts := d.Targets()
+		if len(ts) == 2 && ts[1].Node == "n3" && ts[1].URL == "https://10.0.0.3:10255" && len(d.Pods("n3")) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("changes not followed: targets %+v, pods on n3 %d", ts, len(d.Pods("n3")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestInformersProxy(t *testing.T) {
+	cs := fake.NewClientset(node("n1", 10250))
+	d, err := NewInformers(cs, InformerOptions{ProxyURL: "https://api.example:6443/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ts := d.Targets(); len(ts) != 1 || ts[0].URL != "https://api.example:6443/api/v1/nodes/n1/proxy" {
+		t.Fatalf("targets %+v: a node without addresses is still reachable through the proxy", ts)
+	}
+}

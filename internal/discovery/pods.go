@@ -1,0 +1,98 @@
+package discovery
+
+import (
+	"math"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// PodMeta extracts kubemon's view of a pod.
+func PodMeta(p *corev1.Pod) model.PodMeta {
+	m := model.PodMeta{
+		Namespace: p.Namespace,
+		Name:      p.Name,
+		UID:       string(p.UID),
+		Node:      p.Spec.NodeName,
+		Labels:    p.Labels,
+	}
+	m.WorkloadKind, m.Workload = workloadOf(p)
+	restarts := make(map[string]int32, len(p.Status.ContainerStatuses))
+	for _, s := range p.Status.ContainerStatuses {
+		restarts[s.Name] = s.RestartCount
+	}
+	for _, c := range p.Spec.Containers {
+		m.Containers = append(m.Containers, model.ContainerMeta{
+			Name:          c.Name,
+			CPURequest:    cores(c.Resources.Requests, corev1.ResourceCPU),
+			CPULimit:      cores(c.Resources.Limits, corev1.ResourceCPU),
+			MemoryRequest: memoryBytes(c.Resources.Requests, corev1.ResourceMemory),
+			MemoryLimit:   memoryBytes(c.Resources.Limits, corev1.ResourceMemory),
+			Restarts:      restarts[c.Name],
+		})
+	}
+	return m
+}
+
+// workloadOf names the pod's top owner from its controller reference alone
+// (Informers resolves it exactly through the owners' own references):
+// a ReplicaSet whose name is "<deployment>-<pod-template-hash>" is taken as
+// that Deployment's, a Job named "<cronjob>-<digits>" as that CronJob's.
+func workloadOf(p *corev1.Pod) (kind, name string) {
+	ref := controllerOf(p)
+	if ref == nil {
+		return "", ""
+	}
+	switch ref.Kind {
+	case "ReplicaSet":
+		if h := p.Labels["pod-template-hash"]; h != "" && strings.HasSuffix(ref.Name, "-"+h) {
+			return "Deployment", strings.TrimSuffix(ref.Name, "-"+h)
+		}
+	case "Job":
+		if i := strings.LastIndexByte(ref.Name, '-'); i > 0 && isDigits(ref.Name[i+1:]) {
+			return "CronJob", ref.Name[:i]
+		}
+	}
+	return ref.Kind, ref.Name
+}
+
+func controllerOf(p *corev1.Pod) *metav1.OwnerReference {
+	if r := metav1.GetControllerOfNoCopy(p); r != nil {
+		return r
+	}
+	if len(p.OwnerReferences) > 0 {
+		return &p.OwnerReferences[0]
+	}
+	return nil
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func cores(l corev1.ResourceList, n corev1.ResourceName) float64 {
+	q, ok := l[n]
+	if !ok {
+		return math.NaN()
+	}
+	return float64(q.MilliValue()) / 1000
+}
+
+func memoryBytes(l corev1.ResourceList, n corev1.ResourceName) float64 {
+	q, ok := l[n]
+	if !ok {
+		return math.NaN()
+	}
+	return float64(q.Value())
+}
