@@ -78,6 +78,7 @@ const (
 	DiskIOWriteRate
 
 	EphemeralStorageUsage
+	PodInfo
 	Uptime
 	Restarts
 
@@ -90,7 +91,8 @@ type Metric struct {
 	// Name is the Prometheus name without the level prefix; the stored
 	// series is "<level prefix>_<Name>", e.g. container_cpu_usage_seconds_total.
 	Name string
-	// Heapster is the Heapster-schema name, e.g. "cpu/usage_rate".
+	// Heapster is the Heapster-schema name, e.g. "cpu/usage_rate"; empty for
+	// a metric Heapster did not have.
 	Heapster string
 	// HeapsterScale multiplies the stored base-unit value into Heapster's
 	// unit (e.g. 1000 for cores → millicores, 1e9 for seconds → ns).
@@ -165,6 +167,7 @@ var Metrics = [NumMetrics]Metric{
 	DiskIOWriteRate: {Name: "disk_io_write_bytes_per_second", Heapster: "disk/io_write_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIOWrite), Source: SourceCadvisor, Help: "Bytes written to block devices per second over the last scrape interval."},
 
 	EphemeralStorageUsage: {Name: "ephemeral_storage_usage_bytes", Heapster: "ephemeral_storage/usage", HeapsterScale: 1, Unit: "bytes", Levels: noCont, Rollup: RollupSum, Help: "Ephemeral storage used by pods (rootfs, logs, emptyDir), in bytes."},
+	PodInfo:               {Name: "info", HeapsterScale: 1, Unit: "info", Levels: Levels(LevelPod), Help: "Always 1; its labels carry the pod's owning workload (workload_kind, workload), its labels in Heapster's form (labels=\"k:v,...\") and each label as label_<name>."},
 	Uptime:                {Name: "uptime_seconds", Heapster: "uptime", HeapsterScale: 1000, Unit: "seconds", Levels: Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer), Help: "Time since the object started, in seconds (Heapster: milliseconds)."},
 	Restarts:              {Name: "restart_count", Heapster: "restart_count", HeapsterScale: 1, Unit: "restarts", Levels: Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster), Rollup: RollupSum, Help: "Container restarts reported by the pod status (a gauge: sums over pods drop when pods go away)."},
 }
@@ -193,7 +196,7 @@ var promNames = func() (n [NumLevels][NumMetrics]string) {
 // ByHeapster finds a metric by its Heapster name.
 func ByHeapster(name string) (Metric, bool) {
 	for _, m := range Metrics {
-		if m.Heapster == name {
+		if m.Heapster == name && name != "" {
 			return m, true
 		}
 	}

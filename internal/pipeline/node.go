@@ -44,7 +44,8 @@ func Enrich(entries []model.Entry, pods []model.PodMeta) {
 			continue
 		}
 		e.Pod = p
-		if e.Object.Level != model.LevelContainer {
+		if e.Object.Level == model.LevelPod {
+			e.Values[model.PodInfo] = 1
 			continue
 		}
 		for _, c := range p.Containers {

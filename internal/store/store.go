@@ -7,13 +7,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"math"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
@@ -51,7 +55,8 @@ type Store struct {
 // rather than one per sample.
 type objectRefs struct {
 	refs [model.NumMetrics]storage.SeriesRef
-	seen int64 // Unix seconds
+	seen int64  // Unix seconds
+	info uint64 // hash of the pod_info labels behind refs[PodInfo]
 }
 
 // refTTL is how long a series' reference is cached without appends.
@@ -134,7 +139,10 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) {
 				continue
 			}
-			ref, err := appendOne(app, cached.refs[m], e.Object, m, e.TimeOf(m), v)
+			if m == model.PodInfo {
+				s.checkInfo(app, cached, e)
+			}
+			ref, err := appendOne(app, cached.refs[m], e, m, e.TimeOf(m), v)
 			if err != nil {
 				if reason := rejectReason(err); reason != "" {
 					s.rejected.WithLabelValues(reason).Inc()
@@ -165,14 +173,81 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 
 // appendOne appends by the cached reference, and by labels when there is
 // none or the head no longer knows it.
-func appendOne(app storage.Appender, ref storage.SeriesRef, o model.Object, m model.MetricID, t int64, v float64) (storage.SeriesRef, error) {
+func appendOne(app storage.Appender, ref storage.SeriesRef, e *model.Entry, m model.MetricID, t int64, v float64) (storage.SeriesRef, error) {
 	if ref != 0 {
 		got, err := app.Append(ref, labels.EmptyLabels(), t, v)
 		if !errors.Is(err, tsdb.ErrInvalidSample) {
 			return got, err
 		}
 	}
-	return app.Append(0, Labels(o, m), t, v)
+	return app.Append(0, seriesLabels(e, m), t, v)
+}
+
+// checkInfo ends a pod_info series whose labels changed (the pod was
+// relabelled, or its owner became known) with a staleness marker, so
+// that joins on pod_info never see two series for one pod.
+func (s *Store) checkInfo(app storage.Appender, cached *objectRefs, e *model.Entry) {
+	h := infoHash(e.Pod)
+	if h == cached.info {
+		return
+	}
+	if old := cached.refs[model.PodInfo]; old != 0 {
+		_, _ = app.Append(old, labels.EmptyLabels(), e.Time, math.Float64frombits(value.StaleNaN))
+	}
+	cached.refs[model.PodInfo] = 0
+	cached.info = h
+}
+
+func infoHash(p *model.PodMeta) uint64 {
+	if p == nil {
+		return 0
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s\x00%s", p.WorkloadKind, p.Workload)
+	keys := make([]string, 0, len(p.Labels))
+	for k := range p.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "\x00%s=%s", k, p.Labels[k])
+	}
+	return h.Sum64() | 1 // never 0, the hash of "no metadata"
+}
+
+// seriesLabels are the labels of metric m of entry e: the object's
+// (Labels), and for pod_info the pod's workload and labels.
+func seriesLabels(e *model.Entry, m model.MetricID) labels.Labels {
+	l := Labels(e.Object, m)
+	if m != model.PodInfo || e.Pod == nil {
+		return l
+	}
+	b := labels.NewBuilder(l)
+	b.Set("workload_kind", e.Pod.WorkloadKind)
+	b.Set("workload", e.Pod.Workload)
+	keys := make([]string, 0, len(e.Pod.Labels))
+	for k := range e.Pod.Labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	heapster := make([]string, 0, len(keys))
+	for _, k := range keys {
+		heapster = append(heapster, k+":"+e.Pod.Labels[k])
+		b.Set("label_"+sanitize(k), e.Pod.Labels[k])
+	}
+	b.Set("labels", strings.Join(heapster, ","))
+	return b.Labels()
+}
+
+// sanitize turns a Kubernetes label key into a Prometheus label name part,
+// as kube-state-metrics does: every character outside [a-zA-Z0-9_] is "_".
+func sanitize(k string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, k)
 }
 
 // sweepRefs forgets the references of series not appended to for refTTL,

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
 
 	"github.com/kubemon/kubemon/internal/model"
 )
@@ -182,4 +183,34 @@ func keys(m map[string][][2]float64) []string {
 		k = append(k, s)
 	}
 	return k
+}
+
+func TestPodInfo(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	podE := func(ts int64, labels map[string]string) *model.Batch {
+		e := model.Entry{Object: model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "web-1"}, Time: ts, Values: model.NewValues(),
+			Pod: &model.PodMeta{WorkloadKind: "Deployment", Workload: "web", Labels: labels}}
+		e.Values[model.PodInfo] = 1
+		return &model.Batch{Entries: []model.Entry{e}}
+	}
+	base := time.Now().UnixMilli()
+	for i, l := range []map[string]string{{"app": "web", "app.kubernetes.io/tier": "front"}, {"app": "web", "app.kubernetes.io/tier": "front"}, {"app": "web2"}} {
+		if _, err := s.Append(context.Background(), podE(base+int64(i)*1000, l)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "pod_info"))
+	first := `{__name__="pod_info", label_app="web", label_app_kubernetes_io_tier="front", labels="app:web,app.kubernetes.io/tier:front", namespace="ns", node="n", pod="web-1", workload="web", workload_kind="Deployment"}`
+	second := `{__name__="pod_info", label_app="web2", labels="app:web2", namespace="ns", node="n", pod="web-1", workload="web", workload_kind="Deployment"}`
+	if len(got) != 2 || len(got[first]) != 3 || len(got[second]) != 1 {
+		t.Fatalf("pod_info series: %v", got)
+	}
+	// The relabelled pod's old series ends with a staleness marker.
+	if v := got[first][2][1]; !value.IsStaleNaN(v) {
+		t.Errorf("old pod_info ends with %v, want a staleness marker", v)
+	}
 }

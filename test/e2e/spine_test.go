@@ -117,6 +117,9 @@ func TestConstantClusterAccuracy(t *testing.T) {
 			fmt.Sprintf("pod_%[1]s - on(namespace,pod,node) sum by (namespace,pod,node) (container_%[1]s)", m),
 			fmt.Sprintf("namespace_%[1]s - on(namespace) sum by (namespace) (pod_%[1]s)", m),
 			fmt.Sprintf("node_%[1]s - on(node) sum by (node) (pod_%[1]s)", m),
+			// Workloads: pods joined to their owner through pod_info.
+			fmt.Sprintf("workload_%[1]s - on(namespace,workload_kind,workload) sum by (namespace,workload_kind,workload) "+
+				"(pod_%[1]s * on(namespace,pod) group_left(workload_kind,workload) pod_info)", m),
 			fmt.Sprintf("cluster_%[1]s - on() sum(node_%[1]s)", m),
 		} {
 			res := p.query(t, q)
@@ -139,6 +142,9 @@ func TestConstantClusterAccuracy(t *testing.T) {
 	}
 	if n := p.scalar(t, "count(namespace_cpu_usage_cores)"); n < 2 {
 		t.Errorf("%v namespaces", n)
+	}
+	if n := p.scalar(t, "count(pod_info)"); n != 1000 {
+		t.Errorf("%v pod_info series, want 1000", n)
 	}
 	if n := p.scalar(t, "count(workload_cpu_usage_cores)"); n < 2 {
 		t.Errorf("%v workloads", n)
