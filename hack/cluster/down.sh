@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Stops what hack/cluster/up.sh DIR started, by PID, and cleans up the node's
+# network namespace and cgroups. DIR itself is left for its logs.
+set -uo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
+DIR=$(realpath -m "$1")
+NS=${KUBEMON_NODE_NS:-kmnode1}
+
+stop() {
+  local f=$DIR/pids/$1.pid pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  fi
+  rm -f "$f"
+}
+
+stop kubemon
+# The node's PID namespace ends with its first process (the kubelet): the
+# kernel then kills containerd, its shims and the containers.
+node_pid=$(cat "$DIR/pids/node.pid" 2>/dev/null || true)
+if [ -n "$node_pid" ]; then
+  for child in $(pgrep -P "$node_pid" 2>/dev/null); do kill -9 "$child" 2>/dev/null; done
+fi
+stop node
+for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
+sleep 0.5
+
+# Cgroups the node created under its cgroupRoot, deepest first.
+for h in /sys/fs/cgroup/*/; do
+  [ -d "$h$NS" ] && find "$h$NS" -depth -type d -exec rmdir {} \; 2>/dev/null
+done
+ip netns list 2>/dev/null | grep -qw "$NS" && ip netns delete "$NS"
+ip link delete "${NS}h" 2>/dev/null
+rmdir /var/lib/kubelet /var/log/containers 2>/dev/null
+exit 0

@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Starts a real Kubernetes cluster on this machine for kubemon's end-to-end
+# tests: etcd, kube-apiserver, kube-controller-manager, kube-scheduler
+# (v1.36.3, built once by build.sh), and one real node — containerd, runc and
+# a kubelet with webhook authentication and authorization — in its own
+# network, mount and PID namespaces, with locally built images
+# (localhost/pause:kubemon, localhost/loadgen:kubemon).
+#
+#   hack/cluster/up.sh DIR     # DIR/kubeconfig is an admin kubeconfig
+#   KUBEMON=1 hack/cluster/up.sh DIR   # also runs the working tree's kubemon (DIR/kubemon.addr)
+#   hack/cluster/down.sh DIR
+#
+# Needs root (namespaces, mounts, cgroups). Everything stops by PID.
+set -euo pipefail
+[ $# -eq 1 ] || { echo "usage: $0 DIR" >&2; exit 2; }
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+DIR=$(realpath -m "$1")
+mkdir -p "$DIR"/{logs,pids,data,bin,pki,node}
+log() { echo "up.sh: $*" >&2; }
+die() { log "$*"; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "needs root"
+
+NS=${KUBEMON_NODE_NS:-kmnode1}
+NODE=$NS
+HOST_IP=10.77.0.1
+NODE_IP=10.77.0.2
+
+# --- packages and binaries -------------------------------------------------
+need=()
+for p in containerd runc iproute2 util-linux mount; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
+k8s_dir=$("$repo/hack/cluster/build.sh")
+etcd_dir=$(dirname "$k8s_dir")/etcd-${ETCD_VERSION:-v3.6.16}
+for b in kube-apiserver kube-controller-manager kube-scheduler kubelet; do ln -sf "$k8s_dir/$b" "$DIR/bin/$b"; done
+ln -sf "$etcd_dir/etcd" "$DIR/bin/etcd"
+(cd "$repo" && go build -o "$DIR/bin/pki" ./hack/cluster/pki && go build -o "$DIR/bin/ociimage" ./hack/cluster/ociimage \
+  && CGO_ENABLED=0 go build -o "$DIR/bin/pause" ./hack/cluster/images/pause \
+  && CGO_ENABLED=0 go build -o "$DIR/bin/loadgen" ./hack/cluster/images/loadgen)
+
+free_port() {
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 20000))
+    ss -Hltn "sport = :$p" | grep -q . || { echo "$p"; return; }
+  done
+}
+# start NAME CMD...: runs CMD in the background, its PID in pids/NAME.pid.
+start() {
+  local name=$1; shift
+  ("$@" >"$DIR/logs/$name.log" 2>&1 & echo $! >"$DIR/pids/$name.pid")
+}
+wait_for() { # wait_for SECONDS WHAT CMD...
+  local t=$1 what=$2; shift 2
+  for _ in $(seq $((t * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
+  die "timed out after ${t}s waiting for $what (logs in $DIR/logs)"
+}
+
+# --- network namespace for the node ---------------------------------------
+if ! ip netns list | grep -qw "$NS"; then
+  ip netns add "$NS"
+  ip link add "${NS}h" type veth peer name "${NS}n"
+  ip link set "${NS}n" netns "$NS"
+  ip addr add "$HOST_IP/24" dev "${NS}h"
+  ip link set "${NS}h" up
+  ip netns exec "$NS" ip addr add "$NODE_IP/24" dev "${NS}n"
+  ip netns exec "$NS" ip link set "${NS}n" up
+  ip netns exec "$NS" ip link set lo up
+fi
+
+# --- PKI and control plane ---------------------------------------------------
+API_PORT=$(free_port)
+echo "$API_PORT" >"$DIR/api.port"
+SERVER=https://$HOST_IP:$API_PORT
+"$DIR/bin/pki" -dir "$DIR/pki" -apiserver "$SERVER" -node "$NODE=$NODE_IP" -serving "kubemon=kubemon.kube-system.svc,localhost"
+cp "$DIR/pki/admin.kubeconfig" "$DIR/kubeconfig"
+P=$DIR/pki
+
+ETCD_PORT=$(free_port) ETCD_PEER=$(free_port)
+start etcd "$DIR/bin/etcd" --name default --data-dir "$DIR/data/etcd" \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER" \
+  --initial-cluster "default=http://127.0.0.1:$ETCD_PEER" --log-level warn
+wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+start kube-apiserver "$DIR/bin/kube-apiserver" \
+  --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address "$HOST_IP" --advertise-address "$HOST_IP" --secure-port "$API_PORT" \
+  --tls-cert-file "$P/apiserver.crt" --tls-private-key-file "$P/apiserver.key" \
+  --client-ca-file "$P/ca.crt" --authorization-mode Node,RBAC \
+  --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$P/sa.pub" \
+  --service-account-signing-key-file "$P/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
+  --kubelet-client-certificate "$P/apiserver-kubelet-client.crt" --kubelet-client-key "$P/apiserver-kubelet-client.key" \
+  --kubelet-certificate-authority "$P/ca.crt" \
+  --requestheader-client-ca-file "$P/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+  --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+  --requestheader-extra-headers-prefix X-Remote-Extra- \
+  --proxy-client-cert-file "$P/front-proxy-client.crt" --proxy-client-key-file "$P/front-proxy-client.key" \
+  --enable-aggregator-routing=false --allow-privileged=true --profiling=false
+KC=(kubectl --kubeconfig "$DIR/kubeconfig")
+wait_for 60 kube-apiserver "${KC[@]}" get --raw /readyz
+
+start kube-controller-manager "$DIR/bin/kube-controller-manager" \
+  --kubeconfig "$P/controller-manager.kubeconfig" --authentication-kubeconfig "$P/controller-manager.kubeconfig" \
+  --authorization-kubeconfig "$P/controller-manager.kubeconfig" --use-service-account-credentials \
+  --service-account-private-key-file "$P/sa.key" --root-ca-file "$P/ca.crt" \
+  --cluster-signing-cert-file "$P/ca.crt" --cluster-signing-key-file "$P/ca.key" \
+  --controllers '*' --leader-elect=false --bind-address 127.0.0.1 --secure-port "$(free_port)"
+start kube-scheduler "$DIR/bin/kube-scheduler" \
+  --kubeconfig "$P/scheduler.kubeconfig" --authentication-kubeconfig "$P/scheduler.kubeconfig" \
+  --authorization-kubeconfig "$P/scheduler.kubeconfig" --leader-elect=false \
+  --bind-address 127.0.0.1 --secure-port "$(free_port)"
+wait_for 60 "the default service account" "${KC[@]}" -n default get serviceaccount default
+
+# --- the node ------------------------------------------------------------------
+N=$DIR/node
+mkdir -p "$N"/{containerd/root,containerd/state,cni/net.d,cni/bin,kubelet,pod-logs,container-logs,static,sysctl,images}
+cat >"$N/cni/net.d/10-placeholder.conflist" <<CNI
+{"cniVersion":"0.4.0","name":"placeholder","plugins":[{"type":"placeholder"}]}
+CNI
+cat >"$N/containerd/config.toml" <<TOML
+version = 2
+root = "$N/containerd/root"
+state = "$N/containerd/state"
+[grpc]
+  address = "$N/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "localhost/pause:kubemon"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$N/cni/bin"
+    conf_dir = "$N/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      SystemdCgroup = false
+TOML
+cat >"$N/kubelet.yaml" <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+port: 10250
+readOnlyPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $P/ca.crt}
+authorization:
+  mode: Webhook
+tlsCertFile: $P/kubelet-$NODE-serving.crt
+tlsPrivateKeyFile: $P/kubelet-$NODE-serving.key
+cgroupDriver: cgroupfs
+cgroupRoot: /$NODE
+failCgroupV1: false
+failSwapOn: false
+oomScoreAdj: 0
+enforceNodeAllocatable: ["none"]
+makeIPTablesUtilChains: false
+protectKernelDefaults: false
+containerRuntimeEndpoint: unix://$N/containerd.sock
+staticPodPath: $N/static
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%", imagefs.available: "1%"}
+resolvConf: ""
+podLogsDir: $N/pod-logs
+YAML
+echo 1 >"$N/sysctl/overcommit_memory"; echo 10 >"$N/sysctl/panic"; echo 1 >"$N/sysctl/panic_on_oops"
+mkdir -p /var/lib/kubelet /var/log/containers
+
+# The node's own namespaces: a fresh sysfs (its network devices only), the
+# host's cgroup hierarchies put back, and the kubelet's hard-coded paths and
+# kernel settings bound to files of its own.
+cat >"$N/enter.sh" <<SH
+#!/usr/bin/env bash
+set -euo pipefail
+mount -t sysfs sysfs /sys
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+while read -r dir type opts; do
+  mkdir -p "\$dir"
+  mount -t "\$type" -o "\$opts" "\$type" "\$dir"
+done <"$N/cgroups"
+mount --bind "$N/sysctl/overcommit_memory" /proc/sys/vm/overcommit_memory
+mount --bind "$N/sysctl/panic" /proc/sys/kernel/panic
+mount --bind "$N/sysctl/panic_on_oops" /proc/sys/kernel/panic_on_oops
+mount --bind "$N/kubelet" /var/lib/kubelet
+mount --bind "$N/container-logs" /var/log/containers
+containerd --config "$N/containerd/config.toml" >"$DIR/logs/containerd.log" 2>&1 &
+for _ in \$(seq 100); do [ -S "$N/containerd.sock" ] && break; sleep 0.1; done
+for img in "$N"/images/*.tar; do ctr -a "$N/containerd.sock" -n k8s.io images import "\$img" >/dev/null; done
+exec "$DIR/bin/kubelet" --config "$N/kubelet.yaml" --kubeconfig "$P/kubelet-$NODE.kubeconfig" \
+  --node-ip "$NODE_IP" --hostname-override "$NODE" --containerd "$N/containerd.sock" >"$DIR/logs/kubelet.log" 2>&1
+SH
+chmod +x "$N/enter.sh"
+# The host's cgroup v1/v2 mounts, replayed inside.
+awk '$3 ~ /^cgroup2?$/ && $2 ~ /^\/sys\/fs\/cgroup\// {print $2, $3, $4}' /proc/mounts >"$N/cgroups"
+
+"$DIR/bin/ociimage" -binary "$DIR/bin/pause" -name localhost/pause:kubemon -out "$N/images/pause.tar"
+"$DIR/bin/ociimage" -binary "$DIR/bin/loadgen" -name localhost/loadgen:kubemon -out "$N/images/loadgen.tar"
+
+start node nsenter --net="/run/netns/$NS" -- unshare --mount --propagation slave --pid --fork --mount-proc "$N/enter.sh"
+wait_for 90 "node $NODE Ready" sh -c "${KC[*]} get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+log "node $NODE is Ready"
+
+# --- kubemon -----------------------------------------------------------------------
+if [ "${KUBEMON:-}" = 1 ]; then
+  (cd "$repo" && go build -o "$DIR/bin/kubemon" ./cmd/kubemon)
+  "${KC[@]}" apply -f "$repo/deploy/" --dry-run=server >/dev/null
+  "${KC[@]}" apply -f "$repo/deploy/rbac.yaml" >/dev/null
+  token=$("${KC[@]}" -n kube-system create token kubemon --duration 24h)
+  cat >"$DIR/kubemon.kubeconfig" <<KCFG
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "$SERVER", certificate-authority: "$P/ca.crt"}}]
+users: [{name: kubemon, user: {token: "$token"}}]
+contexts: [{name: c, context: {cluster: c, user: kubemon}}]
+current-context: c
+KCFG
+  KPORT=$(free_port)
+  start kubemon "$DIR/bin/kubemon" serve --kubeconfig "$DIR/kubemon.kubeconfig" --listen "127.0.0.1:$KPORT" \
+    --data-dir "$DIR/data/kubemon" --interval "${KUBEMON_INTERVAL:-5s}"
+  wait_for 60 kubemon curl -sf "http://127.0.0.1:$KPORT/healthz"
+  echo "127.0.0.1:$KPORT" >"$DIR/kubemon.addr"
+  log "kubemon at http://127.0.0.1:$KPORT"
+fi
+log "cluster up: kubectl --kubeconfig $DIR/kubeconfig get nodes"
