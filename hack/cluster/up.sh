@@ -197,8 +197,10 @@ exec "$DIR/bin/kubelet" --config "$N/kubelet.yaml" --kubeconfig "$P/kubelet-$NOD
   --node-ip "$NODE_IP" --hostname-override "$NODE" --containerd "$N/containerd.sock" >"$DIR/logs/kubelet.log" 2>&1
 SH
 chmod +x "$N/enter.sh"
-# The host's cgroup v1/v2 mounts, replayed inside.
+# The host's cgroup v1/v2 mounts, replayed inside, and the node's cgroupRoot
+# in each hierarchy (the kubelet wants it to exist).
 awk '$3 ~ /^cgroup2?$/ && $2 ~ /^\/sys\/fs\/cgroup\// {print $2, $3, $4}' /proc/mounts >"$N/cgroups"
+while read -r dir _ _; do mkdir -p "$dir/$NODE"; done <"$N/cgroups"
 
 "$DIR/bin/ociimage" -binary "$DIR/bin/pause" -name localhost/pause:kubemon -out "$N/images/pause.tar"
 "$DIR/bin/ociimage" -binary "$DIR/bin/loadgen" -name localhost/loadgen:kubemon -out "$N/images/loadgen.tar"

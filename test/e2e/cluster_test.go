@@ -1,0 +1,331 @@
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// cluster is a running hack/cluster harness with kubemon.
+type cluster struct {
+	dir  string
+	repo string
+}
+
+var (
+	shared     *cluster
+	sharedErr  error
+	sharedOnce sync.Once
+)
+
+// upCluster returns the harness (a real apiserver and a real node) with
+// kubemon, started once for all tests and stopped by TestMain, or skips
+// when this machine cannot run it (not root).
+func upCluster(t *testing.T) *cluster {
+	t.Helper()
+	if os.Getenv("KUBEMON_E2E_CLUSTER") == "0" {
+		t.Skip("KUBEMON_E2E_CLUSTER=0")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("the cluster harness needs root (namespaces, mounts, cgroups)")
+	}
+	sharedOnce.Do(func() {
+		repo, err := filepath.Abs("../..")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		dir, err := os.MkdirTemp("", "kubemon-cluster-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		shared = &cluster{dir: dir, repo: repo}
+		up := exec.Command(filepath.Join(repo, "hack/cluster/up.sh"), dir)
+		up.Env = append(os.Environ(), "KUBEMON=1", "KUBEMON_INTERVAL=5s")
+		if out, err := up.CombinedOutput(); err != nil {
+			sharedErr = fmt.Errorf("up.sh: %v\n%s", err, out)
+		}
+	})
+	if sharedErr != nil {
+		t.Fatal(sharedErr)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			shared.dumpLogs(t)
+		}
+	})
+	return shared
+}
+
+func (c *cluster) dumpLogs(t *testing.T) {
+	for _, l := range []string{"kubemon", "kubelet", "kube-apiserver"} {
+		b, _ := os.ReadFile(filepath.Join(c.dir, "logs", l+".log"))
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		t.Logf("--- %s.log (tail)\n%s", l, b)
+	}
+}
+
+// downCluster stops the shared harness, if one was started.
+func downCluster() {
+	if shared == nil {
+		return
+	}
+	down := exec.Command(filepath.Join(shared.repo, "hack/cluster/down.sh"), shared.dir)
+	if b, err := down.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "down.sh: %v\n%s", err, b)
+		return
+	}
+	os.RemoveAll(shared.dir)
+}
+
+func (c *cluster) kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("kubectl", append([]string{"--kubeconfig", filepath.Join(c.dir, "kubeconfig")}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func (c *cluster) apply(t *testing.T, manifest string) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "m.yaml")
+	if err := os.WriteFile(f, []byte(manifest), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.kubectl(t, "apply", "-f", f)
+}
+
+// kubemon is the harness's kubemon as a proc for the API helpers.
+func (c *cluster) kubemon(t *testing.T) *proc {
+	t.Helper()
+	addr, err := os.ReadFile(filepath.Join(c.dir, "kubemon.addr"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &proc{base: "http://" + strings.TrimSpace(string(addr))}
+}
+
+const loadgen = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: loadgen, namespace: default, labels: {app: loadgen}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: loadgen}}
+  template:
+    metadata: {labels: {app: loadgen, tier: test}}
+    spec:
+      hostNetwork: true
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: burn
+        image: localhost/loadgen:kubemon
+        imagePullPolicy: Never
+        args: ["-millicores", "200", "-mebibytes", "64"]
+        resources: {requests: {cpu: 100m, memory: 32Mi}, limits: {memory: 256Mi}}
+`
+
+// TestRealCluster: kubemon against a real apiserver and a real kubelet with
+// webhook authentication and authorization.
+func TestRealCluster(t *testing.T) {
+	c := upCluster(t)
+	km := c.kubemon(t)
+	c.apply(t, loadgen)
+	c.kubectl(t, "rollout", "status", "deployment/loadgen", "--timeout=120s")
+
+	sel := `{namespace="default",container="burn"}`
+	waitFor(t, 90*time.Second, "the load generator's CPU rate in kubemon", func() bool {
+		r := km.query(t, "container_cpu_usage_cores"+sel)
+		return len(r) == 1
+	})
+	// The kubelet refreshes its stats every 10-15 s; skip the start-up
+	// (64 MiB being touched) and average the rates of the next ~20 s.
+	time.Sleep(25 * time.Second)
+	cpu := km.query(t, "avg_over_time(container_cpu_usage_cores"+sel+"[20s])")
+	if len(cpu) != 1 {
+		t.Fatalf("cpu: %v", cpu)
+	}
+	s := cpu[0]
+	if v := s.v(t); math.Abs(v-0.2) > 0.3*0.2 {
+		t.Errorf("CPU %v cores, want 0.2 ± 30%%", v)
+	}
+	if s.Metric["node"] != "kmnode1" || !strings.HasPrefix(s.Metric["pod"], "loadgen-") {
+		t.Errorf("labels %v", s.Metric)
+	}
+	ws := km.scalar(t, "container_memory_working_set_bytes"+sel)
+	if want := float64(64 << 20); math.Abs(ws-want) > 0.1*want {
+		t.Errorf("working set %v MiB, want 64 MiB ± 10%%", ws/(1<<20))
+	}
+	info := km.query(t, `pod_info{namespace="default",pod="`+s.Metric["pod"]+`"}`)
+	if len(info) != 1 || info[0].Metric["workload_kind"] != "Deployment" || info[0].Metric["workload"] != "loadgen" ||
+		info[0].Metric["label_app"] != "loadgen" || info[0].Metric["label_tier"] != "test" {
+		t.Errorf("pod_info %v", info)
+	}
+	if n := km.query(t, `workload_cpu_usage_cores{namespace="default",workload_kind="Deployment",workload="loadgen"}`); len(n) != 1 {
+		t.Errorf("no workload roll-up for the Deployment: %v", n)
+	}
+	// The model API agrees.
+	mc := latest(t, km, fmt.Sprintf("/api/v1/model/namespaces/default/pods/%s/containers/burn/metrics/cpu/usage_rate", s.Metric["pod"]))
+	if math.Abs(mc-200) > 60 {
+		t.Errorf("model API cpu/usage_rate %v m, want 200 m ± 30%%", mc)
+	}
+}
+
+// ghost is a fake kubelet address that counts connections and can hang.
+type ghost struct {
+	ln    net.Listener
+	conns atomic.Int64
+	hang  atomic.Bool
+	mu    sync.Mutex
+	open  []net.Conn
+}
+
+func newGhost(t *testing.T) *ghost {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &ghost{ln: ln}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			g.conns.Add(1)
+			if g.hang.Load() {
+				g.mu.Lock()
+				g.open = append(g.open, conn) // never answer
+				g.mu.Unlock()
+				continue
+			}
+			conn.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		g.mu.Lock()
+		for _, c := range g.open {
+			c.Close()
+		}
+		g.mu.Unlock()
+	})
+	return g
+}
+
+// TestNodesComeAndGo: a node added to the API is scraped, a kubelet that
+// stops answering delays no other node, and a node deleted from the API
+// stops being scraped within one interval.
+func TestNodesComeAndGo(t *testing.T) {
+	c := upCluster(t)
+	km := c.kubemon(t)
+	g := newGhost(t)
+	port := g.ln.Addr().(*net.TCPAddr).Port
+	c.apply(t, "apiVersion: v1\nkind: Node\nmetadata: {name: ghost}\n")
+	c.kubectl(t, "patch", "node", "ghost", "--subresource=status", "--type=merge", "-p",
+		fmt.Sprintf(`{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}],"daemonEndpoints":{"kubeletEndpoint":{"Port":%d}}}}`, port))
+	waitFor(t, 30*time.Second, "kubemon to scrape the new node", func() bool { return g.conns.Load() >= 2 })
+
+	// A kubelet that never answers: the real node's data keeps coming every interval.
+	g.hang.Store(true)
+	last := func() float64 { return km.scalar(t, `max(timestamp(node_cpu_usage_seconds_total{node="kmnode1"}))`) }
+	t0 := last()
+	time.Sleep(16 * time.Second) // three 5 s intervals
+	if t1 := last(); t1-t0 < 10 {
+		t.Errorf("the real node's newest sample moved %v s in 16 s while another node hung", t1-t0)
+	}
+	if km.metric(t, `kubemon_scrape_failures_total{node="ghost"}`) < 1 {
+		t.Error("the hanging node's failures are not counted")
+	}
+
+	c.kubectl(t, "delete", "node", "ghost")
+	time.Sleep(6 * time.Second) // one interval (and a scrape already under way)
+	n := g.conns.Load()
+	time.Sleep(11 * time.Second)
+	if m := g.conns.Load(); m != n {
+		t.Errorf("a deleted node was dialled %d more times", m-n)
+	}
+}
+
+// TestKubeletAuthorization: with webhook authorization on, a token without
+// RBAC on nodes/stats gets a clear per-node error; the manifest's role works
+// (TestRealCluster).
+func TestKubeletAuthorization(t *testing.T) {
+	c := upCluster(t)
+	c.apply(t, `apiVersion: v1
+kind: ServiceAccount
+metadata: {name: nostats, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: nostats}
+rules:
+- apiGroups: [""]
+  resources: [nodes, pods, namespaces]
+  verbs: [get, list, watch]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [get, list, watch]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: nostats}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: nostats}
+subjects: [{kind: ServiceAccount, name: nostats, namespace: kube-system}]
+`)
+	token := strings.TrimSpace(c.kubectl(t, "-n", "kube-system", "create", "token", "nostats"))
+	base, err := os.ReadFile(filepath.Join(c.dir, "kubemon.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), "nostats.kubeconfig")
+	lines := strings.Split(string(base), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "users:") {
+			lines[i] = fmt.Sprintf(`users: [{name: kubemon, user: {token: %q}}]`, token)
+		}
+	}
+	if err := os.WriteFile(kc, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binary, "serve", "--kubeconfig", kc, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--interval", "2s")
+	var logs strings.Builder
+	var mu sync.Mutex
+	cmd.Stderr = writerFunc(func(b []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return logs.Write(b) })
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	waitFor(t, 60*time.Second, "a per-node authorization error", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(logs.String(), "node=kmnode1") && strings.Contains(logs.String(), "403 Forbidden")
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "403 Forbidden") {
+			t.Logf("logged: %s", l)
+			break
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
