@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs, then formatting, vet, and
-# every test with the race detector (unit, fixture, fuzz seeds and the
-# end-to-end spine tests that run the kubemon binary).
+# The whole test suite: installs what it needs (Debian packages, Go modules,
+# the Kubernetes binaries, built once per version into a cache outside the
+# repository), then formatting, vet, and every test with the race detector:
+# unit, fixture and fuzz-seed tests, and the end-to-end tests that run the
+# kubemon binary against the simulator and against a real cluster
+# (hack/cluster; as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 hack/deps.sh
+echo "== Kubernetes binaries (cached by version; the first build takes 20-30 minutes)"
+k8s_dir=$(hack/cluster/build.sh)
+export PATH="$PATH:$k8s_dir"
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the Kubernetes binaries the cluster harness runs, once per version,
 # into a cache outside the repository:
-#   $KUBEMON_CACHE/k8s-$K8S_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet}
+#   $KUBEMON_CACHE/k8s-$K8S_VERSION/{kube-apiserver,kube-controller-manager,kube-scheduler,kubelet[,kubectl]}
 #   $KUBEMON_CACHE/etcd-$ETCD_VERSION/etcd
 # KUBEMON_CACHE defaults to /var/cache/kubemon (or ~/.cache/kubemon when not root).
+# Prints the directory of the Kubernetes binaries.
 # Cold: ~160 MB of modules and 10–30 minutes on 2 cores; warm: seconds.
 set -euo pipefail
 
@@ -15,6 +16,8 @@ fi
 k8s_dir=$KUBEMON_CACHE/k8s-$K8S_VERSION
 etcd_dir=$KUBEMON_CACHE/etcd-$ETCD_VERSION
 bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+# kubectl too, where the machine has none (callers put $k8s_dir on PATH).
+command -v kubectl >/dev/null 2>&1 || bins+=(kubectl)
 
 have_all() {
   for b in "${bins[@]}"; do [ -x "$k8s_dir/$b" ] || return 1; done

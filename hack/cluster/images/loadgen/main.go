@@ -26,7 +26,7 @@ func main() {
 
 	const slice = 10 * time.Millisecond
 	workers := (*milli + 999) / 1000
-	runtime.GOMAXPROCS(workers) // no idle P for the scheduler to spin on
+	runtime.GOMAXPROCS(workers)                                        // no idle P for the scheduler to spin on
 	per := time.Duration(*milli) * slice / time.Duration(1000*workers) // busy time per slice and worker
 	for range workers {
 		go func() {
