@@ -107,6 +107,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 
 	client := scrape.NewClient(scrape.ClientOptions{
+		Source:     scrape.Source(cfg.Scrape.Source),
 		HTTPClient: src.client, BearerToken: src.token, Timeout: cfg.ScrapeTimeout(),
 		MaxBytes: cfg.Scrape.MaxBytes, Pods: src.pods, FetchPods: cfg.Scrape.FetchPods, DiskIO: cfg.Scrape.DiskIO,
 	})

@@ -31,6 +31,10 @@ type Config struct {
 
 // Scrape configures the kubelet client.
 type Scrape struct {
+	// Source is the kubelet endpoint read for stats: summary
+	// (/stats/summary, the default and richest) or resource
+	// (/metrics/resource: CPU and working set only).
+	Source string `yaml:"source"`
 	// Timeout bounds each request to a kubelet; 0 means 80 % of the
 	// interval, at most 10 s (see ScrapeTimeout).
 	Timeout time.Duration `yaml:"timeout"`
@@ -85,6 +89,7 @@ func Default() Config {
 		Interval:  15 * time.Second,
 		Retention: 15 * 24 * time.Hour,
 		Scrape: Scrape{
+			Source:    "summary",
 			MaxBytes:  64 << 20,
 			FetchPods: true,
 		},
@@ -133,6 +138,13 @@ func (c *Config) Validate() []error {
 	}
 	if c.Scrape.Timeout < 0 || c.Scrape.Timeout > c.Interval {
 		bad("scrape.timeout %s: want 0 (automatic) up to the interval (%s)", c.Scrape.Timeout, c.Interval)
+	}
+	switch c.Scrape.Source {
+	case "summary", "resource":
+	case "cadvisor":
+		bad("scrape.source cadvisor: not yet supported as the main source (use --kubelet-disk-io for its disk IO)")
+	default:
+		bad("scrape.source %q: want summary or resource", c.Scrape.Source)
 	}
 	if c.Scrape.MaxBytes < 1<<10 {
 		bad("scrape.maxBytes %d: want at least 1024", c.Scrape.MaxBytes)

@@ -23,11 +23,14 @@ type Source string
 
 // Supported sources.
 const (
-	SourceSummary Source = "summary" // /stats/summary, the richest
+	SourceSummary  Source = "summary"  // /stats/summary, the richest
+	SourceResource Source = "resource" // /metrics/resource: CPU and working set only, as metrics-server reads
 )
 
 // ClientOptions configure a Client. Zero values take the defaults noted.
 type ClientOptions struct {
+	// Source is the kubelet endpoint read for stats; default SourceSummary.
+	Source Source
 	// HTTPClient carries TLS and credentials; default http.DefaultClient's transport.
 	HTTPClient *http.Client
 	// BearerToken, when set, is sent as "Authorization: Bearer".
@@ -77,6 +80,9 @@ func NewClient(o ClientOptions) *Client {
 	}
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 64 << 20
+	}
+	if o.Source == "" {
+		o.Source = SourceSummary
 	}
 	if o.PodsMaxAge <= 0 {
 		o.PodsMaxAge = 5 * time.Minute
@@ -146,9 +152,13 @@ func (c *Client) fetch(ctx context.Context, baseURL, path string, use func([]byt
 // Scrape fetches and decodes one node's stats (and pods, if configured).
 func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error) {
 	start := time.Now()
+	path, decode := "/stats/summary", DecodeSummary
+	if c.o.Source == SourceResource {
+		path, decode = "/metrics/resource", DecodeResource
+	}
 	var entries []model.Entry
-	err := c.fetch(ctx, t.URL, "/stats/summary", func(body []byte) (err error) {
-		if entries, err = DecodeSummary(body, t.Node, start); err != nil {
+	err := c.fetch(ctx, t.URL, path, func(body []byte) (err error) {
+		if entries, err = decode(body, t.Node, start); err != nil {
 			return fmt.Errorf("node %s: %w", t.Node, err)
 		}
 		return nil
