@@ -82,7 +82,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long samples are kept")
 	fs.DurationVar(&c.Scrape.Timeout, "scrape-timeout", c.Scrape.Timeout, "timeout of each kubelet request (0: 80% of the interval, at most 10s)")
 	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
-	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary) or resource (/metrics/resource)")
+	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
 	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")

@@ -32,8 +32,9 @@ type Config struct {
 // Scrape configures the kubelet client.
 type Scrape struct {
 	// Source is the kubelet endpoint read for stats: summary
-	// (/stats/summary, the default and richest) or resource
-	// (/metrics/resource: CPU and working set only).
+	// (/stats/summary, the default and richest), resource
+	// (/metrics/resource: CPU and working set only) or cadvisor
+	// (/metrics/cadvisor: no page faults; heavier payloads).
 	Source string `yaml:"source"`
 	// Timeout bounds each request to a kubelet; 0 means 80 % of the
 	// interval, at most 10 s (see ScrapeTimeout).
@@ -140,11 +141,9 @@ func (c *Config) Validate() []error {
 		bad("scrape.timeout %s: want 0 (automatic) up to the interval (%s)", c.Scrape.Timeout, c.Interval)
 	}
 	switch c.Scrape.Source {
-	case "summary", "resource":
-	case "cadvisor":
-		bad("scrape.source cadvisor: not yet supported as the main source (use --kubelet-disk-io for its disk IO)")
+	case "summary", "resource", "cadvisor":
 	default:
-		bad("scrape.source %q: want summary or resource", c.Scrape.Source)
+		bad("scrape.source %q: want summary, resource or cadvisor", c.Scrape.Source)
 	}
 	if c.Scrape.MaxBytes < 1<<10 {
 		bad("scrape.maxBytes %d: want at least 1024", c.Scrape.MaxBytes)

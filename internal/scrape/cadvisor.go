@@ -6,6 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
@@ -25,22 +29,43 @@ type DiskIO struct {
 	Time        int64
 }
 
-var (
-	fsReads  = []byte("container_fs_reads_bytes_total")
-	fsWrites = []byte("container_fs_writes_bytes_total")
-	blkio    = []byte("container_blkio_device_usage_total")
-)
+// cadvisorFamilies maps the cAdvisor families kubemon reads to its metrics.
+// Disk IO comes as container_fs_{reads,writes}_bytes_total or, from newer
+// kubelets only, as container_blkio_device_usage_total{operation}.
+var cadvisorFamilies = map[string]model.MetricID{
+	"container_cpu_usage_seconds_total":       model.CPUUsage,
+	"container_memory_working_set_bytes":      model.MemoryWorkingSet,
+	"container_memory_usage_bytes":            model.MemoryUsage,
+	"container_memory_rss":                    model.MemoryRSS,
+	"container_fs_usage_bytes":                model.FilesystemUsage,
+	"container_network_receive_bytes_total":   model.NetworkRx,
+	"container_network_receive_errors_total":  model.NetworkRxErrors,
+	"container_network_transmit_bytes_total":  model.NetworkTx,
+	"container_network_transmit_errors_total": model.NetworkTxErrors,
+	"container_fs_reads_bytes_total":          model.DiskIORead,
+	"container_fs_writes_bytes_total":         model.DiskIOWrite,
+	"container_blkio_device_usage_total":      model.DiskIORead, // or DiskIOWrite, by operation
+	"container_start_time_seconds":            model.Uptime,     // read as the start time
+}
 
-// DecodeCadvisorIO reads the disk IO counters of a /metrics/cadvisor
-// payload (Prometheus text format): container_fs_{reads,writes}_bytes_total,
-// or container_blkio_device_usage_total{operation="Read"|"Write"} where a
-// kubelet sends only that. It keeps containers, pod cgroups and the node's
-// root cgroup (id="/"), understands the pre-1.16 container_name/pod_name
-// labels, and skips docker's "POD" pause containers.
-func DecodeCadvisorIO(data []byte) (map[cgroupKey]DiskIO, error) {
+// cgroupSample is what one cAdvisor exposition says of one cgroup.
+type cgroupSample struct {
+	values model.Values
+	blkio  [2]float64 // read, write from container_blkio_device_usage_total; NaN when absent
+	time   int64      // newest sample timestamp but disk IO's, Unix ms
+	ioTime int64      // newest disk IO sample timestamp, Unix ms
+	start  int64      // Unix ms
+	eth0   [4]float64 // the node's eth0 network counters, preferred over the sum of interfaces
+	rootFS float64    // the node's largest block-device filesystem usage
+}
+
+// parseCadvisor reads a /metrics/cadvisor exposition (Prometheus text)
+// into per-cgroup values: containers, pod cgroups (and docker's "POD"
+// pause containers, for pod networking) and the node's root cgroup
+// (id="/"). Values of several devices or interfaces are summed.
+func parseCadvisor(data []byte) (map[cgroupKey]*cgroupSample, error) {
 	p := textparse.NewPromParser(data, labels.NewSymbolTable(), false)
-	fs := map[cgroupKey]DiskIO{}
-	blk := map[cgroupKey]DiskIO{}
+	out := map[cgroupKey]*cgroupSample{}
 	var lset labels.Labels
 	for {
 		et, err := p.Next()
@@ -54,54 +79,190 @@ func DecodeCadvisorIO(data []byte) (map[cgroupKey]DiskIO, error) {
 			continue
 		}
 		series, ts, v := p.Series()
-		into, write := fs, false
-		switch {
-		case bytes.HasPrefix(series, fsReads):
-		case bytes.HasPrefix(series, fsWrites):
-			write = true
-		case bytes.HasPrefix(series, blkio):
-			into = blk
-		default:
-			continue
-		}
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		if !bytes.HasPrefix(series, []byte("container_")) {
 			continue
 		}
 		p.Labels(&lset)
-		switch lset.Get(labels.MetricName) {
-		case string(fsReads), string(fsWrites):
-		case string(blkio):
-			switch lset.Get("operation") {
-			case "Read":
-			case "Write":
-				write = true
-			default:
-				continue
-			}
-		default:
-			continue // a longer name with the same prefix
+		name := lset.Get(labels.MetricName)
+		m, ok := cadvisorFamilies[name]
+		if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
 		}
 		key, ok := cgroupOf(lset)
 		if !ok {
 			continue
 		}
-		c := into[key]
-		if write {
-			c.Write += v
-		} else {
-			c.Read += v
+		if key.Container == "POD" { // docker's pause container: only its network is the pod's
+			if m < model.NetworkRx || m > model.NetworkTxErrorsRate {
+				continue
+			}
+			key.Container = ""
 		}
-		if ts != nil && *ts > c.Time {
-			c.Time = *ts
+		c := out[key]
+		if c == nil {
+			c = &cgroupSample{values: model.NewValues(), blkio: [2]float64{math.NaN(), math.NaN()}, eth0: [4]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}}
+			out[key] = c
 		}
-		into[key] = c
+		if m == model.Uptime {
+			if v > 0 {
+				c.start = int64(v * 1000)
+			}
+			continue
+		}
+		if v < 0 {
+			continue
+		}
+		if ts != nil {
+			switch m {
+			case model.DiskIORead, model.DiskIOWrite:
+				c.ioTime = max(c.ioTime, *ts)
+			case model.FilesystemUsage: // refreshed on its own, slower clock
+			default:
+				c.time = max(c.time, *ts)
+			}
+		}
+		switch {
+		case name == "container_blkio_device_usage_total":
+			i := 0
+			switch lset.Get("operation") {
+			case "Read":
+			case "Write":
+				i = 1
+			default:
+				continue
+			}
+			c.blkio[i] = add(c.blkio[i], v)
+			continue
+		case key == (cgroupKey{}) && lset.Get("interface") == "eth0":
+			c.eth0[netIndex(m)] = v
+		case key == (cgroupKey{}) && m == model.FilesystemUsage:
+			// The root cgroup lists every mount (overlays, tmpfs, shm); keep
+			// the largest block device, the root filesystem.
+			if d := lset.Get("device"); strings.HasPrefix(d, "/dev/") && d != "/dev/shm" {
+				c.rootFS = max(c.rootFS, v)
+			}
+			continue
+		}
+		c.values[m] = add(c.values[m], v)
 	}
-	for k, v := range blk {
-		if _, ok := fs[k]; !ok {
-			fs[k] = v
+	for key, c := range out {
+		if math.IsNaN(c.values[model.DiskIORead]) && math.IsNaN(c.values[model.DiskIOWrite]) {
+			c.values[model.DiskIORead], c.values[model.DiskIOWrite] = c.blkio[0], c.blkio[1]
+		}
+		if key == (cgroupKey{}) {
+			if c.rootFS > 0 {
+				c.values[model.FilesystemUsage] = c.rootFS
+			}
+			for i, m := range []model.MetricID{model.NetworkRx, model.NetworkRxErrors, model.NetworkTx, model.NetworkTxErrors} {
+				if !math.IsNaN(c.eth0[i]) {
+					c.values[m] = c.eth0[i]
+				}
+			}
 		}
 	}
-	return fs, nil
+	return out, nil
+}
+
+func netIndex(m model.MetricID) int {
+	switch m {
+	case model.NetworkRx:
+		return 0
+	case model.NetworkRxErrors:
+		return 1
+	case model.NetworkTx:
+		return 2
+	}
+	return 3
+}
+
+func add(sum, v float64) float64 {
+	if math.IsNaN(sum) {
+		return v
+	}
+	return sum + v
+}
+
+// DecodeCadvisorIO reads the disk IO counters of a /metrics/cadvisor
+// payload: container_fs_{reads,writes}_bytes_total, or
+// container_blkio_device_usage_total{operation="Read"|"Write"} where a
+// kubelet sends only that. It keeps containers, pod cgroups and the node's
+// root cgroup (id="/"), understands the pre-1.16 container_name/pod_name
+// labels, and skips docker's "POD" pause containers.
+func DecodeCadvisorIO(data []byte) (map[cgroupKey]DiskIO, error) {
+	cg, err := parseCadvisor(data)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[cgroupKey]DiskIO, len(cg))
+	for k, c := range cg {
+		r, w := c.values[model.DiskIORead], c.values[model.DiskIOWrite]
+		if math.IsNaN(r) && math.IsNaN(w) {
+			continue
+		}
+		out[k] = DiskIO{Read: zeroNaN(r), Write: zeroNaN(w), Time: c.ioTime}
+	}
+	return out, nil
+}
+
+func zeroNaN(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	return v
+}
+
+// DecodeCadvisor decodes a kubelet /metrics/cadvisor payload into entries
+// for the node (root cgroup), pods (pod cgroups; docker's pause container
+// for the network) and containers: CPU, memory, filesystem, network and
+// disk IO, each cgroup stamped with its newest sample's time (now when the
+// exposition has none, as before Kubernetes 1.16).
+func DecodeCadvisor(data []byte, node string, now time.Time) ([]model.Entry, error) {
+	cg, err := parseCadvisor(data)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]model.Entry, 0, len(cg)+1)
+	if _, ok := cg[cgroupKey{}]; !ok {
+		cg[cgroupKey{}] = &cgroupSample{values: model.NewValues()}
+	}
+	for k, c := range cg {
+		o := model.Object{Level: model.LevelContainer, Node: node, Namespace: k.Namespace, Pod: k.Pod, Container: k.Container}
+		switch {
+		case k == cgroupKey{}:
+			o = model.Object{Level: model.LevelNode, Node: node}
+		case k.Container == "":
+			o = model.Object{Level: model.LevelPod, Node: node, Namespace: k.Namespace, Pod: k.Pod}
+		}
+		e := model.Entry{Object: o, Time: c.time, CadvisorTime: c.ioTime, Start: c.start, Values: c.values}
+		if e.Time == 0 {
+			e.Time = now.UnixMilli()
+		}
+		if o.Level == model.LevelContainer {
+			for _, m := range []model.MetricID{model.NetworkRx, model.NetworkRxErrors, model.NetworkTx, model.NetworkTxErrors} {
+				e.Values[m] = math.NaN() // a container shares its pod's network
+			}
+		}
+		if e.Start != 0 && e.Time >= e.Start {
+			e.Values[model.Uptime] = float64(e.Time-e.Start) / 1000
+		}
+		entries = append(entries, e)
+	}
+	sort.Slice(entries, func(i, j int) bool { return less(entries[i].Object, entries[j].Object) })
+	return entries, nil
+}
+
+// less orders objects node first, then by namespace, pod and container.
+func less(a, b model.Object) bool {
+	if (a.Level == model.LevelNode) != (b.Level == model.LevelNode) {
+		return a.Level == model.LevelNode
+	}
+	if a.Namespace != b.Namespace {
+		return a.Namespace < b.Namespace
+	}
+	if a.Pod != b.Pod {
+		return a.Pod < b.Pod
+	}
+	return a.Container < b.Container
 }
 
 // cgroupOf names the cgroup of a cAdvisor series, and whether kubemon keeps it.
@@ -114,8 +275,13 @@ func cgroupOf(l labels.Labels) (cgroupKey, bool) {
 		k.Container = l.Get("container_name")
 	}
 	switch {
-	case k.Container == "POD":
-		return k, false
+	case k.Container == "POD": // docker's pause container: its network is the pod's
+		return k, k.Pod != "" && k.Namespace != ""
+	case k.Pod != "" && k.Namespace != "" && k.Container == "":
+		// The pod's own cgroup, not its sandbox's, which also has no
+		// container name: cgroupfs ".../pod<uid>", systemd "...-pod<uid>.slice".
+		last := path.Base(l.Get("id"))
+		return k, strings.HasPrefix(last, "pod") || strings.Contains(last, "-pod")
 	case k.Pod != "" && k.Namespace != "":
 		return k, true
 	case k.Pod == "" && k.Container == "" && l.Get("id") == "/":

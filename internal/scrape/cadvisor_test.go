@@ -4,6 +4,9 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 func TestDecodeCadvisorIO(t *testing.T) {
@@ -81,4 +84,63 @@ func FuzzDecodeCadvisorIO(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestDecodeCadvisor(t *testing.T) {
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	entries, err := DecodeCadvisor(readFixture(t, "k8s-1.35_metrics_cadvisor.txt"), "n", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var count [model.NumLevels]int
+	for _, e := range entries {
+		count[e.Object.Level]++
+	}
+	if count[model.LevelNode] != 1 || count[model.LevelPod] != 18 || count[model.LevelContainer] != 17 {
+		t.Errorf("levels %v, want 1 node, 18 pods, 17 containers (as the fixture's README counts)", count)
+	}
+	checks := []want{
+		{node("n"), model.CPUUsage, 62.148052},
+		{node("n"), model.MemoryWorkingSet, 9.17110784e+08},
+		{node("n"), model.MemoryRSS, 7.10361088e+08},
+		{node("n"), model.NetworkRx, 7.7292151e+08},           // eth0 only, not every interface
+		{node("n"), model.FilesystemUsage, 1.06943070208e+11}, // the root block device, not every overlay
+		{node("n"), model.DiskIORead, 479232},
+		{pod("n", "kube-system", "etcd-datagen-1-35"), model.CPUUsage, 2.593769},
+		{pod("n", "kube-system", "etcd-datagen-1-35"), model.MemoryWorkingSet, 4.4535808e+07}, // the pod cgroup, not + its sandbox
+		{ctr("n", "kube-system", "etcd-datagen-1-35", "etcd"), model.CPUUsage, 2.628368},
+		{ctr("n", "kube-system", "etcd-datagen-1-35", "etcd"), model.MemoryWorkingSet, 4.4290048e+07},
+		{ctr("n", "kube-system", "etcd-datagen-1-35", "etcd"), model.DiskIOWrite, 12185600},
+		{ctr("n", "kube-system", "etcd-datagen-1-35", "etcd"), model.NetworkRx, math.NaN()},
+	}
+	for _, w := range checks {
+		e := find(entries, w.obj)
+		if e == nil {
+			t.Errorf("no %+v", w.obj)
+			continue
+		}
+		if got := e.Values[w.m]; !(got == w.v || math.IsNaN(got) && math.IsNaN(w.v)) {
+			t.Errorf("%s %+v = %v, want %v", model.PromName(w.obj.Level, w.m), w.obj, got, w.v)
+		}
+	}
+	etcd := find(entries, ctr("n", "kube-system", "etcd-datagen-1-35", "etcd"))
+	if etcd.Time != 1782468870634 || etcd.Start != 1782468730000 {
+		t.Errorf("etcd time %d start %d", etcd.Time, etcd.Start)
+	}
+
+	// Before 1.16: container_name/pod_name, no timestamps, docker's POD
+	// container carrying the pod's network.
+	entries, err = DecodeCadvisor(readFixture(t, "cadvisor_metrics_pre_1_16.txt"), "n", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := find(entries, pod("n", "default", "demo-app-success-c485bc67b-klj45"))
+	if p == nil || p.Values[model.NetworkRx] != 6.087066e+06 || p.Time != now.UnixMilli() {
+		t.Errorf("pre-1.16 pod %+v", p)
+	}
+	for _, e := range entries {
+		if e.Object.Container == "POD" {
+			t.Errorf("pause container kept: %+v", e.Object)
+		}
+	}
 }

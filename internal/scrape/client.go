@@ -25,6 +25,7 @@ type Source string
 const (
 	SourceSummary  Source = "summary"  // /stats/summary, the richest
 	SourceResource Source = "resource" // /metrics/resource: CPU and working set only, as metrics-server reads
+	SourceCadvisor Source = "cadvisor" // /metrics/cadvisor: CPU, memory, network, filesystem, disk IO (no page faults)
 )
 
 // ClientOptions configure a Client. Zero values take the defaults noted.
@@ -153,8 +154,11 @@ func (c *Client) fetch(ctx context.Context, baseURL, path string, use func([]byt
 func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error) {
 	start := time.Now()
 	path, decode := "/stats/summary", DecodeSummary
-	if c.o.Source == SourceResource {
+	switch c.o.Source {
+	case SourceResource:
 		path, decode = "/metrics/resource", DecodeResource
+	case SourceCadvisor:
+		path, decode = "/metrics/cadvisor", DecodeCadvisor
 	}
 	var entries []model.Entry
 	err := c.fetch(ctx, t.URL, path, func(body []byte) (err error) {
@@ -166,7 +170,7 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 	if err != nil {
 		return nil, err
 	}
-	if c.o.DiskIO {
+	if c.o.DiskIO && c.o.Source != SourceCadvisor {
 		err := c.fetch(ctx, t.URL, "/metrics/cadvisor", func(body []byte) error {
 			io, err := DecodeCadvisorIO(body)
 			if err != nil {
