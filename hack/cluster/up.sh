@@ -206,7 +206,7 @@ while read -r dir _ _; do mkdir -p "$dir/$NODE"; done <"$N/cgroups"
 "$DIR/bin/ociimage" -binary "$DIR/bin/loadgen" -name localhost/loadgen:kubemon -out "$N/images/loadgen.tar"
 
 start node nsenter --net="/run/netns/$NS" -- unshare --mount --propagation slave --pid --fork --mount-proc "$N/enter.sh"
-wait_for 90 "node $NODE Ready" sh -c "${KC[*]} get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
+wait_for 180 "node $NODE Ready" sh -c "${KC[*]} get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -qx True"
 log "node $NODE is Ready"
 
 # --- kubemon -----------------------------------------------------------------------

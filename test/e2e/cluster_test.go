@@ -52,7 +52,15 @@ func upCluster(t *testing.T) *cluster {
 		up := exec.Command(filepath.Join(repo, "hack/cluster/up.sh"), dir)
 		up.Env = append(os.Environ(), "KUBEMON=1", "KUBEMON_INTERVAL=5s")
 		if out, err := up.CombinedOutput(); err != nil {
-			sharedErr = fmt.Errorf("up.sh: %v\n%s", err, out)
+			var logs strings.Builder
+			for _, l := range []string{"node", "kubelet", "containerd"} {
+				b, _ := os.ReadFile(filepath.Join(dir, "logs", l+".log"))
+				if len(b) > 3000 {
+					b = b[len(b)-3000:]
+				}
+				fmt.Fprintf(&logs, "--- %s.log (tail)\n%s\n", l, b)
+			}
+			sharedErr = fmt.Errorf("up.sh: %v\n%s\n%s", err, out, logs.String())
 		}
 	})
 	if sharedErr != nil {
