@@ -95,7 +95,7 @@ start kube-apiserver "$DIR/bin/kube-apiserver" \
   --service-account-issuer https://kubernetes.default.svc --service-account-key-file "$P/sa.pub" \
   --service-account-signing-key-file "$P/sa.key" --service-cluster-ip-range 10.96.0.0/16 \
   --kubelet-client-certificate "$P/apiserver-kubelet-client.crt" --kubelet-client-key "$P/apiserver-kubelet-client.key" \
-  --kubelet-certificate-authority "$P/ca.crt" \
+  --kubelet-certificate-authority "$P/ca.crt" --kubelet-preferred-address-types InternalIP \
   --requestheader-client-ca-file "$P/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
   --requestheader-extra-headers-prefix X-Remote-Extra- \

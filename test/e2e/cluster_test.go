@@ -337,3 +337,55 @@ subjects: [{kind: ServiceAccount, name: nostats, namespace: kube-system}]
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
+// serve runs `kubemon serve` with args on a free loopback port until the
+// test ends.
+func serve(t *testing.T, args ...string) *proc {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	p := &proc{base: "http://" + addr}
+	p.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr, "--data-dir", t.TempDir()}, args...)...)
+	p.cmd.Stderr = writerFunc(func(b []byte) (int, error) { p.mu.Lock(); defer p.mu.Unlock(); return p.logs.Write(b) })
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+// TestRealSources: the node proxy and the /metrics/resource and
+// /metrics/cadvisor sources work against a real kubelet.
+func TestRealSources(t *testing.T) {
+	c := upCluster(t)
+	c.apply(t, loadgen)
+	c.kubectl(t, "rollout", "status", "deployment/loadgen", "--timeout=120s")
+	kc := filepath.Join(c.dir, "kubeconfig")
+	for name, args := range map[string][]string{
+		"node proxy": {"--kubelet-node-proxy"},
+		"resource":   {"--kubelet-source", "resource"},
+		"cadvisor":   {"--kubelet-source", "cadvisor"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := serve(t, append([]string{"--kubeconfig", kc, "--interval", "2s"}, args...)...)
+			waitFor(t, 60*time.Second, "a CPU rate for kmnode1", func() bool {
+				code, _ := p.get(t, "/healthz")
+				if code != 200 {
+					return false
+				}
+				r := p.query(t, `node_cpu_usage_cores{node="kmnode1"}`)
+				return len(r) == 1 && r[0].v(t) > 0
+			})
+			if n := p.scalar(t, `count(container_memory_working_set_bytes{node="kmnode1"})`); n < 1 {
+				t.Errorf("%v containers with a working set", n)
+			}
+			if strings.Contains(p.Logs(), "scrape failed") {
+				t.Errorf("scrape failures:\n%s", p.Logs())
+			}
+		})
+	}
+}
