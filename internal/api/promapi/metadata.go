@@ -94,8 +94,9 @@ func (a *API) series(r *http.Request) apiResult {
 	return apiResult{data: appendLabelsList(nil, metrics), warnings: warnings}
 }
 
-// labelNames serves /api/v1/labels.
-func (a *API) labelNames(r *http.Request) apiResult {
+// labelRequest reads the parameters the label endpoints share (limit,
+// start, end, match[]) and runs lookup with them.
+func (a *API) labelRequest(r *http.Request, lookup func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)) apiResult {
 	limit, apiErr := parseLimit(r)
 	if apiErr != nil {
 		return errResult(apiErr)
@@ -108,10 +109,14 @@ func (a *API) labelNames(r *http.Request) apiResult {
 	if apiErr != nil {
 		return errResult(apiErr)
 	}
+	return a.labelLookup(start, end, limit, matcherSets, lookup)
+}
 
+// labelNames serves /api/v1/labels.
+func (a *API) labelNames(r *http.Request) apiResult {
 	ctx, cancel := a.metadataContext(r)
 	defer cancel()
-	return a.labelLookup(start, end, limit, matcherSets, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return a.labelRequest(r, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 		return q.LabelNames(ctx, hints, ms...)
 	})
 }
@@ -125,22 +130,9 @@ func (a *API) labelValues(r *http.Request) apiResult {
 	if !model.UTF8Validation.IsValidLabelName(name) {
 		return errResult(badData(fmt.Errorf("invalid label name: %q", name)))
 	}
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	start, end, apiErr := parseTimeRange(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	matcherSets, apiErr := a.parseMatchers(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-
 	ctx, cancel := a.metadataContext(r)
 	defer cancel()
-	return a.labelLookup(start, end, limit, matcherSets, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return a.labelRequest(r, func(q storage.Querier, hints *storage.LabelHints, ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
 		return q.LabelValues(ctx, name, hints, ms...)
 	})
 }
