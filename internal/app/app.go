@@ -112,7 +112,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		MaxBytes: cfg.Scrape.MaxBytes, Pods: src.pods, FetchPods: cfg.Scrape.FetchPods, DiskIO: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
-		Interval: cfg.Interval, Targets: targets, Logger: log, Registerer: reg,
+		Interval: cfg.Interval, Targets: targets, Namespaces: src.namespaces, Logger: log, Registerer: reg,
 		Emit: func(ctx context.Context, b *model.Batch) {
 			n, err := st.Append(ctx, b)
 			if err != nil {

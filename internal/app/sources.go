@@ -26,9 +26,11 @@ import (
 type sources struct {
 	targets func() []model.Target
 	// pods is nil unless discovery knows the pods (then /pods is not read).
-	pods   func(node string) []model.PodMeta
-	client *http.Client
-	token  string
+	pods func(node string) []model.PodMeta
+	// namespaces gives the namespaces' labels; nil without the Kubernetes API.
+	namespaces func() map[string]map[string]string
+	client     *http.Client
+	token      string
 }
 
 // syncTimeout bounds the wait for the Kubernetes informers' first list.
@@ -116,7 +118,7 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	if err != nil {
 		return sources{}, fmt.Errorf("kubelet client: %w", err)
 	}
-	return sources{targets: inf.Targets, pods: inf.Pods, client: &http.Client{Transport: rt}}, nil
+	return sources{targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt}}, nil
 }
 
 // restConfig is the in-cluster configuration when there is no kubeconfig

@@ -36,14 +36,15 @@ type InformerOptions struct {
 	Logger *slog.Logger
 }
 
-// Informers follows Nodes, Pods and the owners that name workloads
-// (ReplicaSet → Deployment, Job → CronJob) with client-go informers, so
-// nodes and pods that come and go are seen without a restart.
+// Informers follows Nodes, Pods, Namespaces and the owners that name
+// workloads (ReplicaSet → Deployment, Job → CronJob) with client-go
+// informers, so nodes and pods that come and go are seen without a restart.
 type Informers struct {
 	o       InformerOptions
 	factory informers.SharedInformerFactory
 	nodes   listerscorev1.NodeLister
 	pods    listerscorev1.PodLister
+	nss     listerscorev1.NamespaceLister
 	rs      listersappsv1.ReplicaSetLister
 	jobs    listersbatchv1.JobLister
 	synced  []cache.InformerSynced
@@ -75,7 +76,7 @@ func NewInformers(cs kubernetes.Interface, o InformerOptions) (*Informers, error
 		return nil, err
 	}
 	// Only what kubemon reads is kept in memory.
-	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), f.Core().V1().Nodes().Informer(),
+	for _, inf := range []cache.SharedIndexInformer{podInf.Informer(), f.Core().V1().Nodes().Informer(), f.Core().V1().Namespaces().Informer(),
 		f.Apps().V1().ReplicaSets().Informer(), f.Batch().V1().Jobs().Informer()} {
 		if err := inf.SetTransform(trim); err != nil {
 			return nil, err
@@ -84,6 +85,7 @@ func NewInformers(cs kubernetes.Interface, o InformerOptions) (*Informers, error
 	}
 	d.nodes = f.Core().V1().Nodes().Lister()
 	d.pods = podInf.Lister()
+	d.nss = f.Core().V1().Namespaces().Lister()
 	d.rs = f.Apps().V1().ReplicaSets().Lister()
 	d.jobs = f.Batch().V1().Jobs().Lister()
 	return d, nil
@@ -190,4 +192,18 @@ func (d *Informers) workload(p *corev1.Pod) (kind, name string) {
 		}
 	}
 	return ref.Kind, ref.Name
+}
+
+// NamespaceLabels returns every namespace's labels, by name.
+func (d *Informers) NamespaceLabels() map[string]map[string]string {
+	nss, err := d.nss.List(labels.Everything())
+	if err != nil {
+		d.o.Logger.Error("listing namespaces", "err", err)
+		return nil
+	}
+	out := make(map[string]map[string]string, len(nss))
+	for _, ns := range nss {
+		out[ns.Name] = ns.Labels
+	}
+	return out
 }

@@ -44,6 +44,7 @@ func pod(ns, name, nodeName string, owners []metav1.OwnerReference, labels map[s
 
 func TestInformers(t *testing.T) {
 	cs := fake.NewClientset(
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "web"}}},
 		node("n1", 10250, corev1.NodeAddress{Type: corev1.NodeHostName, Address: "n1.local"}, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}),
 		node("n2", 0, corev1.NodeAddress{Type: corev1.NodeExternalIP, Address: "203.0.113.2"}),
 		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-5d8f", OwnerReferences: owned("Deployment", "web")}},
@@ -95,6 +96,9 @@ func TestInformers(t *testing.T) {
 		if owners[k] != w {
 			t.Errorf("%s owned by %v, want %v", k, owners[k], w)
 		}
+	}
+	if l := d.NamespaceLabels(); len(l) != 1 || l["shop"]["team"] != "web" {
+		t.Errorf("namespace labels %v", l)
 	}
 	if p, err := d.pods.Pods("ops").Get("bare"); err != nil || p.Annotations != nil {
 		t.Errorf("annotations are not trimmed from the cache: %v %v", p, err)

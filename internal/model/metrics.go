@@ -78,7 +78,7 @@ const (
 	DiskIOWriteRate
 
 	EphemeralStorageUsage
-	PodInfo
+	Info
 	Uptime
 	Restarts
 
@@ -167,7 +167,7 @@ var Metrics = [NumMetrics]Metric{
 	DiskIOWriteRate: {Name: "disk_io_write_bytes_per_second", Heapster: "disk/io_write_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIOWrite), Source: SourceCadvisor, Help: "Bytes written to block devices per second over the last scrape interval."},
 
 	EphemeralStorageUsage: {Name: "ephemeral_storage_usage_bytes", Heapster: "ephemeral_storage/usage", HeapsterScale: 1, Unit: "bytes", Levels: noCont, Rollup: RollupSum, Help: "Ephemeral storage used by pods (rootfs, logs, emptyDir), in bytes."},
-	PodInfo:               {Name: "info", HeapsterScale: 1, Unit: "info", Levels: Levels(LevelPod), Help: "Always 1; its labels carry the pod's owning workload (workload_kind, workload), its labels in Heapster's form (labels=\"k:v,...\") and each label as label_<name>."},
+	Info:                  {Name: "info", HeapsterScale: 1, Unit: "info", Levels: Levels(LevelPod, LevelNamespace), Help: "Always 1; its labels carry the object's Kubernetes labels, each as label_<name> and all in Heapster's form (labels=\"k:v,...\"), and for a pod its owning workload (workload_kind, workload)."},
 	Uptime:                {Name: "uptime_seconds", Heapster: "uptime", HeapsterScale: 1000, Unit: "seconds", Levels: Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer), Help: "Time since the object started, in seconds (Heapster: milliseconds)."},
 	Restarts:              {Name: "restart_count", Heapster: "restart_count", HeapsterScale: 1, Unit: "restarts", Levels: Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster), Rollup: RollupSum, Help: "Container restarts reported by the pod status (a gauge: sums over pods drop when pods go away)."},
 }

@@ -106,6 +106,9 @@ type Entry struct {
 	CadvisorTime int64
 	// Pod is the pod's metadata, on pod and container entries when known.
 	Pod *PodMeta
+	// Labels are a namespace entry's Kubernetes labels, when known (a pod's
+	// are in Pod).
+	Labels map[string]string
 }
 
 // TimeOf is when metric m of the entry was observed, in Unix milliseconds.

@@ -47,3 +47,30 @@ func Aggregate(entries []model.Entry, t int64) []model.Entry {
 	}
 	return out
 }
+
+// NamespaceInfo sets the labels and info of the namespace entries among
+// entries, and adds an entry (with only its info) for each namespace in
+// labels that has none, stamped t (Unix milliseconds).
+func NamespaceInfo(entries []model.Entry, labels map[string]map[string]string, t int64) []model.Entry {
+	seen := make(map[string]bool, len(labels))
+	for i := range entries {
+		e := &entries[i]
+		if e.Object.Level != model.LevelNamespace {
+			continue
+		}
+		if l, ok := labels[e.Object.Namespace]; ok {
+			e.Labels = l
+			e.Values[model.Info] = 1
+			seen[e.Object.Namespace] = true
+		}
+	}
+	for ns, l := range labels {
+		if seen[ns] {
+			continue
+		}
+		v := model.NewValues()
+		v[model.Info] = 1
+		entries = append(entries, model.Entry{Object: model.Object{Level: model.LevelNamespace, Namespace: ns}, Time: t, Values: v, Labels: l})
+	}
+	return entries
+}

@@ -21,7 +21,10 @@ type CollectorOptions struct {
 	Interval time.Duration
 	// Targets lists the nodes expected; the collector is ready after the
 	// first cycle in which each of them reported (data or an error).
-	Targets    func() []model.Target
+	Targets func() []model.Target
+	// Namespaces, when set, gives every namespace's labels: each gets a
+	// namespace_info series, pods or not.
+	Namespaces func() map[string]map[string]string
 	Emit       Emitter
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -183,6 +186,9 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 		parts = append(parts, es...)
 	}
 	entries := Aggregate(parts, end.UnixMilli())
+	if c.o.Namespaces != nil {
+		entries = NamespaceInfo(entries, c.o.Namespaces(), end.UnixMilli())
+	}
 	b := &model.Batch{Time: end, Entries: entries}
 	if c.o.Emit != nil {
 		c.o.Emit(ctx, b)

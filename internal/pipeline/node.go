@@ -45,7 +45,7 @@ func Enrich(entries []model.Entry, pods []model.PodMeta) {
 		}
 		e.Pod = p
 		if e.Object.Level == model.LevelPod {
-			e.Values[model.PodInfo] = 1
+			e.Values[model.Info] = 1
 			continue
 		}
 		for _, c := range p.Containers {

@@ -199,3 +199,18 @@ func TestRatesPerCounterTime(t *testing.T) {
 		t.Errorf("disk rate stamped %d, want 16000", got)
 	}
 }
+
+func TestNamespaceInfo(t *testing.T) {
+	es := Aggregate([]model.Entry{{Object: model.Object{Level: model.LevelPod, Namespace: "a", Pod: "p"}, Values: vals(model.CPUUsageRate, 1)}}, 7)
+	es = NamespaceInfo(es, map[string]map[string]string{"a": {"team": "x"}, "empty": nil}, 7)
+	got := map[string]model.Entry{}
+	for _, e := range es {
+		got[e.Object.Namespace] = e
+	}
+	if a := got["a"]; a.Values[model.Info] != 1 || a.Labels["team"] != "x" || a.Values[model.CPUUsageRate] != 1 {
+		t.Errorf("a: %+v", a)
+	}
+	if e, ok := got["empty"]; !ok || e.Values[model.Info] != 1 || e.Time != 7 || !math.IsNaN(e.Values[model.CPUUsageRate]) {
+		t.Errorf("a namespace without pods: %+v %v", e, ok)
+	}
+}

@@ -56,7 +56,7 @@ type Store struct {
 type objectRefs struct {
 	refs [model.NumMetrics]storage.SeriesRef
 	seen int64  // Unix seconds
-	info uint64 // hash of the pod_info labels behind refs[PodInfo]
+	info uint64 // hash of the info series' labels behind refs[Info]
 }
 
 // refTTL is how long a series' reference is cached without appends.
@@ -139,7 +139,7 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) {
 				continue
 			}
-			if m == model.PodInfo {
+			if m == model.Info {
 				s.checkInfo(app, cached, e)
 			}
 			ref, err := appendOne(app, cached.refs[m], e, m, e.TimeOf(m), v)
@@ -183,57 +183,69 @@ func appendOne(app storage.Appender, ref storage.SeriesRef, e *model.Entry, m mo
 	return app.Append(0, seriesLabels(e, m), t, v)
 }
 
-// checkInfo ends a pod_info series whose labels changed (the pod was
-// relabelled, or its owner became known) with a staleness marker, so
-// that joins on pod_info never see two series for one pod.
+// checkInfo ends an info series whose labels changed (the object was
+// relabelled, or a pod's owner became known) with a staleness marker, so
+// that joins on pod_info and namespace_info never see two series for one
+// object.
 func (s *Store) checkInfo(app storage.Appender, cached *objectRefs, e *model.Entry) {
-	h := infoHash(e.Pod)
+	h := infoHash(e)
 	if h == cached.info {
 		return
 	}
-	if old := cached.refs[model.PodInfo]; old != 0 {
+	if old := cached.refs[model.Info]; old != 0 {
 		_, _ = app.Append(old, labels.EmptyLabels(), e.Time, math.Float64frombits(value.StaleNaN))
 	}
-	cached.refs[model.PodInfo] = 0
+	cached.refs[model.Info] = 0
 	cached.info = h
 }
 
-func infoHash(p *model.PodMeta) uint64 {
-	if p == nil {
-		return 0
+// infoLabels are the Kubernetes labels and, for a pod, the workload of an
+// entry's info series.
+func infoLabels(e *model.Entry) (kind, name string, l map[string]string) {
+	if e.Pod != nil {
+		return e.Pod.WorkloadKind, e.Pod.Workload, e.Pod.Labels
 	}
+	return "", "", e.Labels
+}
+
+func infoHash(e *model.Entry) uint64 {
+	kind, name, l := infoLabels(e)
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s", p.WorkloadKind, p.Workload)
-	keys := make([]string, 0, len(p.Labels))
-	for k := range p.Labels {
+	fmt.Fprintf(h, "%s\x00%s", kind, name)
+	for _, k := range sortedKeys(l) {
+		fmt.Fprintf(h, "\x00%s=%s", k, l[k])
+	}
+	return h.Sum64() | 1 // never 0, the hash of "nothing cached"
+}
+
+func sortedKeys(l map[string]string) []string {
+	keys := make([]string, 0, len(l))
+	for k := range l {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		fmt.Fprintf(h, "\x00%s=%s", k, p.Labels[k])
-	}
-	return h.Sum64() | 1 // never 0, the hash of "no metadata"
+	return keys
 }
 
 // seriesLabels are the labels of metric m of entry e: the object's
-// (Labels), and for pod_info the pod's workload and labels.
+// (Labels), and for an info series the object's Kubernetes labels and a
+// pod's workload.
 func seriesLabels(e *model.Entry, m model.MetricID) labels.Labels {
 	l := Labels(e.Object, m)
-	if m != model.PodInfo || e.Pod == nil {
+	if m != model.Info {
 		return l
 	}
+	kind, name, kl := infoLabels(e)
 	b := labels.NewBuilder(l)
-	b.Set("workload_kind", e.Pod.WorkloadKind)
-	b.Set("workload", e.Pod.Workload)
-	keys := make([]string, 0, len(e.Pod.Labels))
-	for k := range e.Pod.Labels {
-		keys = append(keys, k)
+	if e.Object.Level == model.LevelPod {
+		b.Set("workload_kind", kind)
+		b.Set("workload", name)
 	}
-	sort.Strings(keys)
+	keys := sortedKeys(kl)
 	heapster := make([]string, 0, len(keys))
 	for _, k := range keys {
-		heapster = append(heapster, k+":"+e.Pod.Labels[k])
-		b.Set("label_"+sanitize(k), e.Pod.Labels[k])
+		heapster = append(heapster, k+":"+kl[k])
+		b.Set("label_"+sanitize(k), kl[k])
 	}
 	b.Set("labels", strings.Join(heapster, ","))
 	return b.Labels()

@@ -194,7 +194,7 @@ func TestPodInfo(t *testing.T) {
 	podE := func(ts int64, labels map[string]string) *model.Batch {
 		e := model.Entry{Object: model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "web-1"}, Time: ts, Values: model.NewValues(),
 			Pod: &model.PodMeta{WorkloadKind: "Deployment", Workload: "web", Labels: labels}}
-		e.Values[model.PodInfo] = 1
+		e.Values[model.Info] = 1
 		return &model.Batch{Entries: []model.Entry{e}}
 	}
 	base := time.Now().UnixMilli()
@@ -212,5 +212,24 @@ func TestPodInfo(t *testing.T) {
 	// The relabelled pod's old series ends with a staleness marker.
 	if v := got[first][2][1]; !value.IsStaleNaN(v) {
 		t.Errorf("old pod_info ends with %v, want a staleness marker", v)
+	}
+}
+
+func TestNamespaceInfoSeries(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	e := model.Entry{Object: model.Object{Level: model.LevelNamespace, Namespace: "shop"}, Time: time.Now().UnixMilli(),
+		Values: model.NewValues(), Labels: map[string]string{"kubernetes.io/metadata.name": "shop"}}
+	e.Values[model.Info] = 1
+	if _, err := s.Append(context.Background(), &model.Batch{Entries: []model.Entry{e}}); err != nil {
+		t.Fatal(err)
+	}
+	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "namespace_info"))
+	want := `{__name__="namespace_info", label_kubernetes_io_metadata_name="shop", labels="kubernetes.io/metadata.name:shop", namespace="shop"}`
+	if len(got) != 1 || len(got[want]) != 1 {
+		t.Fatalf("namespace_info: %v", got)
 	}
 }

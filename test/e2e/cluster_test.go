@@ -181,6 +181,9 @@ func TestRealCluster(t *testing.T) {
 		info[0].Metric["label_app"] != "loadgen" || info[0].Metric["label_tier"] != "test" {
 		t.Errorf("pod_info %v", info)
 	}
+	if n := km.query(t, `namespace_info{namespace="kube-system",label_kubernetes_io_metadata_name="kube-system"}`); len(n) != 1 {
+		t.Errorf("namespace_info of a namespace without pods: %v", n)
+	}
 	if n := km.query(t, `workload_cpu_usage_cores{namespace="default",workload_kind="Deployment",workload="loadgen"}`); len(n) != 1 {
 		t.Errorf("no workload roll-up for the Deployment: %v", n)
 	}
