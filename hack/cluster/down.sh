@@ -33,6 +33,9 @@ sleep 0.5
 for h in /sys/fs/cgroup/*/; do
   [ -d "$h$NS" ] && find "$h$NS" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
+# containerd 1.6 keeps shim sockets in /run/containerd whatever its state
+# directory; remove them when no other containerd runs on the machine.
+pgrep -x containerd >/dev/null || rm -rf /run/containerd
 ip netns list 2>/dev/null | grep -qw "$NS" && ip netns delete "$NS"
 ip link delete "${NS}h" 2>/dev/null
 rmdir /var/lib/kubelet /var/log/containers 2>/dev/null
