@@ -31,15 +31,7 @@ func (a *API) series(r *http.Request) apiResult {
 	if len(r.Form["match[]"]) == 0 {
 		return errResult(badData(errors.New("no match[] parameter provided")))
 	}
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	start, end, apiErr := parseTimeRange(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	matcherSets, apiErr := a.parseMatchers(r)
+	limit, start, end, matcherSets, apiErr := a.lookupParams(r)
 	if apiErr != nil {
 		return errResult(apiErr)
 	}
@@ -97,19 +89,24 @@ func (a *API) series(r *http.Request) apiResult {
 // labelRequest reads the parameters the label endpoints share (limit,
 // start, end, match[]) and runs lookup with them.
 func (a *API) labelRequest(r *http.Request, lookup func(storage.Querier, *storage.LabelHints, []*labels.Matcher) ([]string, annotations.Annotations, error)) apiResult {
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	start, end, apiErr := parseTimeRange(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	matcherSets, apiErr := a.parseMatchers(r)
+	limit, start, end, matcherSets, apiErr := a.lookupParams(r)
 	if apiErr != nil {
 		return errResult(apiErr)
 	}
 	return a.labelLookup(start, end, limit, matcherSets, lookup)
+}
+
+// lookupParams reads the parameters of the series and label endpoints:
+// limit, start, end and match[].
+func (a *API) lookupParams(r *http.Request) (limit int, start, end time.Time, matcherSets [][]*labels.Matcher, apiErr *apiError) {
+	if limit, apiErr = parseLimit(r); apiErr != nil {
+		return
+	}
+	if start, end, apiErr = parseTimeRange(r); apiErr != nil {
+		return
+	}
+	matcherSets, apiErr = a.parseMatchers(r)
+	return
 }
 
 // labelNames serves /api/v1/labels.
