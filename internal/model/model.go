@@ -109,6 +109,10 @@ type Entry struct {
 	// Labels are a namespace entry's Kubernetes labels, when known (a pod's
 	// are in Pod).
 	Labels map[string]string
+	// Gone marks an object that was there before and is no longer (a pod
+	// deleted, a container removed): its series end at Time, with
+	// Prometheus staleness markers. Values are ignored.
+	Gone bool
 }
 
 // TimeOf is when metric m of the entry was observed, in Unix milliseconds.

@@ -74,3 +74,22 @@ func NamespaceInfo(entries []model.Entry, labels map[string]map[string]string, t
 	}
 	return entries
 }
+
+// Vanished returns, for each object of before that is not in now, a Gone
+// entry stamped t (Unix milliseconds), and the set of now's objects to
+// compare the next observation with.
+func Vanished(before map[model.Object]struct{}, now []model.Entry, t int64) ([]model.Entry, map[model.Object]struct{}) {
+	cur := make(map[model.Object]struct{}, len(now))
+	for i := range now {
+		if !now[i].Gone {
+			cur[now[i].Object] = struct{}{}
+		}
+	}
+	var gone []model.Entry
+	for o := range before {
+		if _, ok := cur[o]; !ok {
+			gone = append(gone, model.Entry{Object: o, Time: t, Gone: true})
+		}
+	}
+	return gone, cur
+}

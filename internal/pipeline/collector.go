@@ -47,6 +47,7 @@ type Collector struct {
 	pending  map[string][]model.Entry
 	reported map[string]bool
 	raters   map[string]*nodeRater
+	rollups  map[model.Object]struct{} // the last cycle's, to see which vanish; used by Cycle only
 	ready    atomic.Bool
 
 	cycleDur prometheus.Histogram
@@ -59,6 +60,7 @@ type nodeRater struct {
 	mu       sync.Mutex
 	r        *Rater
 	lastSeen time.Time
+	objects  map[model.Object]struct{} // those of the last scrape, to see which vanish
 }
 
 // NewCollector returns a Collector; Run drives its cycles.
@@ -121,10 +123,12 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 	nr.mu.Lock()
 	entries := Node(nr.r, stats, t.Meta)
 	nr.lastSeen = c.o.Now()
+	var gone []model.Entry
+	gone, nr.objects = Vanished(nr.objects, entries, stats.ScrapeTime.UnixMilli())
 	nr.mu.Unlock()
 
 	if c.o.Emit != nil {
-		c.o.Emit(ctx, &model.Batch{Time: stats.ScrapeTime, Entries: entries})
+		c.o.Emit(ctx, &model.Batch{Time: stats.ScrapeTime, Entries: append(entries, gone...)})
 	}
 	keep := make([]model.Entry, 0, len(entries)/2)
 	for i := range entries {
@@ -189,6 +193,9 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	if c.o.Namespaces != nil {
 		entries = NamespaceInfo(entries, c.o.Namespaces(), end.UnixMilli())
 	}
+	var gone []model.Entry
+	gone, c.rollups = Vanished(c.rollups, entries, end.UnixMilli())
+	entries = append(entries, gone...)
 	b := &model.Batch{Time: end, Entries: entries}
 	if c.o.Emit != nil {
 		c.o.Emit(ctx, b)

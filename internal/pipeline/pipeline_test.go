@@ -1,8 +1,10 @@
 package pipeline
 
 import (
+	"context"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/kubemon/kubemon/internal/model"
 )
@@ -212,5 +214,52 @@ func TestNamespaceInfo(t *testing.T) {
 	}
 	if e, ok := got["empty"]; !ok || e.Values[model.Info] != 1 || e.Time != 7 || !math.IsNaN(e.Values[model.CPUUsageRate]) {
 		t.Errorf("a namespace without pods: %+v %v", e, ok)
+	}
+}
+
+// TestCollectorEndsVanishedObjects: a pod that leaves a node's scrape, and
+// a namespace that leaves the roll-ups, come back as Gone entries once.
+func TestCollectorEndsVanishedObjects(t *testing.T) {
+	var batches []*model.Batch
+	c := NewCollector(CollectorOptions{Interval: time.Second, Emit: func(_ context.Context, b *model.Batch) { batches = append(batches, b) }})
+	tgt := model.Target{Node: "n"}
+	nodeO := model.Object{Level: model.LevelNode, Node: "n"}
+	podA := model.Object{Level: model.LevelPod, Node: "n", Namespace: "a", Pod: "p"}
+	podB := model.Object{Level: model.LevelPod, Node: "n", Namespace: "b", Pod: "q"}
+	scrape := func(ts int64, objs ...model.Object) {
+		var es []model.Entry
+		for _, o := range objs {
+			es = append(es, entry(o, ts, 1, map[model.MetricID]float64{model.MemoryWorkingSet: 1}))
+		}
+		c.Handle(context.Background(), tgt, &model.NodeStats{Node: "n", ScrapeTime: time.UnixMilli(ts), Entries: es}, nil)
+	}
+	gone := func(b *model.Batch) []model.Object {
+		var out []model.Object
+		for _, e := range b.Entries {
+			if e.Gone {
+				out = append(out, e.Object)
+			}
+		}
+		return out
+	}
+	scrape(1000, nodeO, podA, podB)
+	c.Cycle(context.Background(), time.UnixMilli(1500))
+	scrape(2000, nodeO, podA)
+	c.Cycle(context.Background(), time.UnixMilli(2500))
+	scrape(3000, nodeO, podA)
+	if len(batches) != 5 {
+		t.Fatalf("%d batches", len(batches))
+	}
+	if g := gone(batches[0]); len(g) != 0 {
+		t.Errorf("first scrape: gone %v", g)
+	}
+	if g := gone(batches[2]); len(g) != 1 || g[0] != podB {
+		t.Errorf("second scrape: gone %v, want pod q", g)
+	}
+	if g := gone(batches[3]); len(g) != 1 || g[0] != (model.Object{Level: model.LevelNamespace, Namespace: "b"}) {
+		t.Errorf("second cycle: gone %v, want namespace b", g)
+	}
+	if g := gone(batches[4]); len(g) != 0 {
+		t.Errorf("third scrape: gone %v, want none (already ended)", g)
 	}
 }

@@ -128,6 +128,10 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 	var firstErr error
 	for i := range b.Entries {
 		e := &b.Entries[i]
+		if e.Gone {
+			s.endSeries(app, e)
+			continue
+		}
 		cached := s.refs[e.Object]
 		if cached == nil {
 			cached = &objectRefs{}
@@ -181,6 +185,24 @@ func appendOne(app storage.Appender, ref storage.SeriesRef, e *model.Entry, m mo
 		}
 	}
 	return app.Append(0, seriesLabels(e, m), t, v)
+}
+
+// endSeries appends a staleness marker to every series of a vanished
+// object, so that queries stop seeing it at once rather than after the
+// 5-minute lookback, and forgets its references.
+func (s *Store) endSeries(app storage.Appender, e *model.Entry) {
+	cached := s.refs[e.Object]
+	if cached == nil {
+		return
+	}
+	for m, ref := range cached.refs {
+		if ref != 0 {
+			if _, err := app.Append(ref, labels.EmptyLabels(), e.TimeOf(model.MetricID(m)), math.Float64frombits(value.StaleNaN)); err != nil && rejectReason(err) == "" {
+				s.logger.Debug("staleness marker", "err", err)
+			}
+		}
+	}
+	delete(s.refs, e.Object)
 }
 
 // checkInfo ends an info series whose labels changed (the object was

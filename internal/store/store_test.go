@@ -233,3 +233,33 @@ func TestNamespaceInfoSeries(t *testing.T) {
 		t.Fatalf("namespace_info: %v", got)
 	}
 }
+
+func TestGoneEndsSeries(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now().UnixMilli()
+	if _, err := s.Append(context.Background(), batch(base, 1)); err != nil {
+		t.Fatal(err)
+	}
+	gone := batch(base+1000, 0)
+	gone.Entries = gone.Entries[:1]
+	gone.Entries[0].Gone = true
+	if _, err := s.Append(context.Background(), gone); err != nil {
+		t.Fatal(err)
+	}
+	got := samples(t, s, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "container_.*"))
+	if len(got) != 2 {
+		t.Fatalf("series %v", got)
+	}
+	for k, v := range got {
+		if len(v) != 2 || !value.IsStaleNaN(v[1][1]) || v[1][0] != float64(base+1000) {
+			t.Errorf("%s = %v, want a value then a staleness marker", k, v)
+		}
+	}
+	if len(s.refs) != 1 {
+		t.Errorf("%d cached objects, want 1 (the cluster)", len(s.refs))
+	}
+}
