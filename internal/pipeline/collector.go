@@ -168,14 +168,27 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	pending := c.pending
 	c.pending = map[string][]model.Entry{}
 	allReported := true
+	var targets map[string]bool
 	if c.o.Targets != nil {
-		for _, t := range c.o.Targets() {
+		ts := c.o.Targets()
+		targets = make(map[string]bool, len(ts))
+		for _, t := range ts {
 			allReported = allReported && c.reported[t.Node]
+			targets[t.Node] = true
 		}
 	}
+	// A node that left discovery ends its series at once; one that stopped
+	// reporting is forgotten (its counters) after ten intervals.
+	var removed []model.Entry
 	for name, nr := range c.raters {
-		if c.o.Now().Sub(nr.lastSeen) > 10*c.o.Interval && nr.mu.TryLock() {
-			delete(c.raters, name) // node gone: forget its counters
+		left := targets != nil && !targets[name]
+		if (left || c.o.Now().Sub(nr.lastSeen) > 10*c.o.Interval) && nr.mu.TryLock() {
+			if left {
+				for o := range nr.objects {
+					removed = append(removed, model.Entry{Object: o, Time: end.UnixMilli(), Gone: true})
+				}
+			}
+			delete(c.raters, name)
 			nr.mu.Unlock()
 		}
 	}
@@ -195,7 +208,7 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	}
 	var gone []model.Entry
 	gone, c.rollups = Vanished(c.rollups, entries, end.UnixMilli())
-	entries = append(entries, gone...)
+	entries = append(append(entries, gone...), removed...)
 	b := &model.Batch{Time: end, Entries: entries}
 	if c.o.Emit != nil {
 		c.o.Emit(ctx, b)

@@ -263,3 +263,28 @@ func TestCollectorEndsVanishedObjects(t *testing.T) {
 		t.Errorf("third scrape: gone %v, want none (already ended)", g)
 	}
 }
+
+// TestCollectorEndsRemovedNodes: a node that leaves discovery ends all its
+// objects' series at the next cycle.
+func TestCollectorEndsRemovedNodes(t *testing.T) {
+	var batches []*model.Batch
+	targets := []model.Target{{Node: "n"}}
+	c := NewCollector(CollectorOptions{Interval: time.Second, Targets: func() []model.Target { return targets },
+		Emit: func(_ context.Context, b *model.Batch) { batches = append(batches, b) }})
+	nodeO := model.Object{Level: model.LevelNode, Node: "n"}
+	es := []model.Entry{entry(nodeO, 1000, 1, map[model.MetricID]float64{model.MemoryWorkingSet: 1}), entry(c1, 1000, 1, map[model.MetricID]float64{model.MemoryWorkingSet: 1})}
+	c.Handle(context.Background(), targets[0], &model.NodeStats{Node: "n", ScrapeTime: time.UnixMilli(1000), Entries: es}, nil)
+	c.Cycle(context.Background(), time.UnixMilli(1500))
+	targets = nil
+	c.Cycle(context.Background(), time.UnixMilli(2500))
+	last := batches[len(batches)-1]
+	ended := map[model.Object]bool{}
+	for _, e := range last.Entries {
+		if e.Gone {
+			ended[e.Object] = true
+		}
+	}
+	if !ended[nodeO] || !ended[c1] || !ended[model.Object{Level: model.LevelCluster}] {
+		t.Errorf("after the node left: ended %v, want the node, its container and the cluster roll-up", ended)
+	}
+}
