@@ -84,6 +84,10 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
 	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
 	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")
+	fs.Func("metrics-drop", "comma-separated series not to store, with shell wildcards (e.g. 'container_memory_*page_faults*,*_uptime_seconds')", func(v string) error {
+		c.MetricsDrop = strings.Split(v, ",")
+		return nil
+	})
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path

@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		ConstLabels: prometheus.Labels{"version": Version},
 	}, func() float64 { return 1 }))
 
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, Logger: log, Registerer: reg})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, Drop: cfg.MetricsDrop, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}

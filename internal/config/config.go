@@ -9,9 +9,12 @@ import (
 	"io"
 	"net"
 	"os"
+	"path"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // Config is the whole configuration of `kubemon serve` and `kubemon demo`.
@@ -26,7 +29,10 @@ type Config struct {
 	Retention time.Duration `yaml:"retention"`
 	Scrape    Scrape        `yaml:"scrape"`
 	Discovery Discovery     `yaml:"discovery"`
-	Log       Log           `yaml:"log"`
+	// MetricsDrop lists series not to store, as Prometheus names with
+	// shell-style wildcards, e.g. "container_memory_*page_faults*".
+	MetricsDrop []string `yaml:"metricsDrop"`
+	Log         Log      `yaml:"log"`
 }
 
 // Scrape configures the kubelet client.
@@ -169,6 +175,20 @@ func (c *Config) Validate() []error {
 	}
 	if s := c.Discovery.KubeletScheme; s != "http" && s != "https" {
 		bad("discovery.kubeletScheme %q: want http or https", s)
+	}
+	for _, pat := range c.MetricsDrop {
+		if _, err := path.Match(pat, ""); err != nil {
+			bad("metricsDrop %q: %v", pat, err)
+			continue
+		}
+		matched := false
+		for _, n := range model.SeriesNames() {
+			ok, _ := path.Match(pat, n)
+			matched = matched || ok
+		}
+		if !matched {
+			bad("metricsDrop %q matches no series kubemon writes", pat)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -33,11 +33,12 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Scrape.Source = "ebpf"
 	c.Discovery.NodesURL, c.Discovery.NodesFile = "http://x", "y"
 	c.Discovery.AddressTypes = []string{"InternalIP", "Carrier pigeon"}
+	c.MetricsDrop = []string{"container_cpu_*", "contianer_*", "[oops"}
 	c.Discovery.KubeletScheme = "ftp"
 	c.Log.Level = "loud"
 	c.Log.Format = "xml"
 	errs := c.Validate()
-	want := []string{"listen", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}

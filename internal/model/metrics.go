@@ -202,3 +202,16 @@ func ByHeapster(name string) (Metric, bool) {
 	}
 	return Metric{}, false
 }
+
+// SeriesNames lists every Prometheus series name kubemon can write.
+func SeriesNames() []string {
+	var out []string
+	for l := Level(0); l < NumLevels; l++ {
+		for _, m := range Metrics {
+			if m.Levels.Has(l) {
+				out = append(out, PromName(l, m.ID))
+			}
+		}
+	}
+	return out
+}

@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -33,12 +34,17 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registerer receives the TSDB's own metrics and the store's.
 	Registerer prometheus.Registerer
+	// Drop lists series not to store, as Prometheus names with shell-style
+	// wildcards (path.Match).
+	Drop []string
 }
 
 // Store is the embedded time-series store.
 type Store struct {
 	db     *tsdb.DB
 	logger *slog.Logger
+
+	drop [model.NumLevels][model.NumMetrics]bool
 
 	mu   sync.Mutex // serializes Append: it owns refs
 	refs map[model.Object]*objectRefs
@@ -103,6 +109,15 @@ func Open(o Options) (*Store, error) {
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.appended, s.rejected, s.series)
 	}
+	for l := model.Level(0); l < model.NumLevels; l++ {
+		for m := range model.NumMetrics {
+			for _, pat := range o.Drop {
+				if ok, _ := path.Match(pat, model.PromName(l, m)); ok {
+					s.drop[l][m] = true
+				}
+			}
+		}
+	}
 	return s, nil
 }
 
@@ -140,7 +155,7 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 		cached.seen = now.Unix()
 		for m := range model.NumMetrics {
 			v := e.Values[m]
-			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) {
+			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) || s.drop[e.Object.Level][m] {
 				continue
 			}
 			if m == model.Info {

@@ -263,3 +263,17 @@ func TestGoneEndsSeries(t *testing.T) {
 		t.Errorf("%d cached objects, want 1 (the cluster)", len(s.refs))
 	}
 }
+
+func TestDrop(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), Drop: []string{"container_memory_*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n, err := s.Append(context.Background(), batch(time.Now().UnixMilli(), 1)); err != nil || n != 2 {
+		t.Fatalf("n=%d err=%v, want 2 (the working set dropped)", n, err)
+	}
+	if got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "container_memory_working_set_bytes")); len(got) != 0 {
+		t.Errorf("dropped series stored: %v", got)
+	}
+}
