@@ -78,22 +78,9 @@ func (a *API) query(r *http.Request) apiResult {
 	if apiErr != nil {
 		return errResult(apiErr)
 	}
-	opts, apiErr := queryOpts(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	ctx, cancel, apiErr := withQueryTimeout(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	defer cancel()
-
-	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, qs, ts)
-	if err != nil {
-		return errResult(constructionError(err))
-	}
-	defer qry.Close()
-	return a.execQuery(ctx, qry, qs, limit)
+	return a.run(r, qs, limit, func(ctx context.Context, opts promql.QueryOpts) (promql.Query, error) {
+		return a.engine.NewInstantQuery(ctx, a.queryable, opts, qs, ts)
+	})
 }
 
 // queryRange serves /api/v1/query_range.
@@ -128,6 +115,14 @@ func (a *API) queryRange(r *http.Request) apiResult {
 	if end.Sub(start)/step > time.Duration(a.maxPoints) {
 		return errResult(badData(fmt.Errorf("exceeded maximum resolution of %s points per timeseries. Try decreasing the query resolution (?step=XX)", formatThousands(a.maxPoints))))
 	}
+	return a.run(r, qs, limit, func(ctx context.Context, opts promql.QueryOpts) (promql.Query, error) {
+		return a.engine.NewRangeQuery(ctx, a.queryable, opts, qs, start, end, step)
+	})
+}
+
+// run reads the options and timeout both query endpoints share, builds the
+// query with newQuery and executes it.
+func (a *API) run(r *http.Request, qs string, limit int, newQuery func(context.Context, promql.QueryOpts) (promql.Query, error)) apiResult {
 	opts, apiErr := queryOpts(r)
 	if apiErr != nil {
 		return errResult(apiErr)
@@ -138,7 +133,7 @@ func (a *API) queryRange(r *http.Request) apiResult {
 	}
 	defer cancel()
 
-	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, qs, start, end, step)
+	qry, err := newQuery(ctx, opts)
 	if err != nil {
 		return errResult(constructionError(err))
 	}
