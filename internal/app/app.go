@@ -97,14 +97,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}()
 	}
 
-	src, err := newSources(ctx, cfg, log, goRun)
+	src, err := newSources(ctx, cfg, o.Targets, log, goRun)
 	if err != nil {
 		return err
 	}
 	targets := src.targets
-	if o.Targets != nil {
-		targets = o.Targets
-	}
 
 	client := scrape.NewClient(scrape.ClientOptions{
 		Source:     scrape.Source(cfg.Scrape.Source),

@@ -36,10 +36,11 @@ type sources struct {
 // syncTimeout bounds the wait for the Kubernetes informers' first list.
 const syncTimeout = time.Minute
 
-func newSources(ctx context.Context, cfg config.Config, log *slog.Logger, goRun func(string, func(context.Context) error)) (sources, error) {
+// fixed, when set, is the caller's target list (demo): no discovery runs.
+func newSources(ctx context.Context, cfg config.Config, fixed func() []model.Target, log *slog.Logger, goRun func(string, func(context.Context) error)) (sources, error) {
 	d := cfg.Discovery
 	inPod := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
-	if d.Kubernetes || d.Kubeconfig != "" || (inPod && d.NodesURL == "" && d.NodesFile == "") {
+	if fixed == nil && (d.Kubernetes || d.Kubeconfig != "" || (inPod && d.NodesURL == "" && d.NodesFile == "")) {
 		return kubernetesSources(ctx, cfg, log)
 	}
 	hc, token, err := kubeletHTTP(cfg.Scrape, cfg.ScrapeTimeout())
@@ -48,6 +49,8 @@ func newSources(ctx context.Context, cfg config.Config, log *slog.Logger, goRun 
 	}
 	src := sources{client: hc, token: token}
 	switch {
+	case fixed != nil:
+		src.targets = fixed
 	case d.NodesFile != "":
 		ts, err := discovery.LoadFile(d.NodesFile, d.KubeletScheme)
 		if err != nil {
