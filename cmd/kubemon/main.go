@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/kubemon/kubemon/internal/app"
 	"github.com/kubemon/kubemon/internal/config"
 	"github.com/kubemon/kubemon/internal/discovery"
@@ -137,10 +139,14 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.Scrape.CAFile, "kubelet-ca-file", c.Scrape.CAFile, "CA bundle that signed kubelets' serving certificates")
 	fs.StringVar(&c.Scrape.BearerTokenFile, "kubelet-token-file", c.Scrape.BearerTokenFile, "file holding the bearer token sent to kubelets")
 	fs.BoolVar(&c.Scrape.FetchPods, "kubelet-fetch-pods", c.Scrape.FetchPods, "read each kubelet's /pods for requests, limits and owners")
+	fs.StringVar(&c.MetricsAPI.Listen, "metrics-api-listen", c.MetricsAPI.Listen, "host:port to serve metrics.k8s.io (kubectl top, HPA) over HTTPS, e.g. :4443; off when empty")
+	fs.StringVar(&c.MetricsAPI.CertFile, "tls-cert-file", c.MetricsAPI.CertFile, "serving certificate (PEM) of the metrics API; self-signed when empty")
+	fs.StringVar(&c.MetricsAPI.KeyFile, "tls-private-key-file", c.MetricsAPI.KeyFile, "private key (PEM) of --tls-cert-file")
 	if err := parse(fs, args, &c, path); err != nil {
 		return err
 	}
 	log := app.NewLogger(c.Log, stderr)
+	klog.SetSlogLogger(log) // client-go and k8s.io/apiserver log through klog
 	if c.Scrape.InsecureSkipVerify {
 		log.Warn("kubelet TLS verification is off (--kubelet-insecure-tls): anyone on the path can impersonate a kubelet")
 	}

@@ -19,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/kubemon/kubemon/internal/api/heapster"
+	"github.com/kubemon/kubemon/internal/api/metricsapi"
 	"github.com/kubemon/kubemon/internal/api/promapi"
 	"github.com/kubemon/kubemon/internal/config"
 	"github.com/kubemon/kubemon/internal/model"
@@ -129,6 +131,12 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 	defer prom.Close()
 
+	if cfg.MetricsAPI.Listen != "" {
+		if err := startMetricsAPI(cfg, st.Queryable(), src, log, goRun); err != nil {
+			return err
+		}
+	}
+
 	mux := http.NewServeMux()
 	heapster.New(heapster.Options{Queryable: st.Queryable(), Logger: log}).Register(mux)
 	prom.Register(mux)
@@ -180,6 +188,31 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		err = nil
 	}
 	return err
+}
+
+// startMetricsAPI serves metrics.k8s.io on its own HTTPS listener.
+func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
+	if src.nodeLister == nil {
+		return errors.New("the metrics API (metricsAPI.listen) needs discovery from the Kubernetes API (--kubernetes, --kubeconfig, or running in a pod)")
+	}
+	ln, err := net.Listen("tcp", cfg.MetricsAPI.Listen)
+	if err != nil {
+		return fmt.Errorf("metrics API: listen: %w", err)
+	}
+	source := metricsapi.NewSource(q)
+	// Two samples are needed for a rate; one missed scrape is tolerated.
+	source.MaxAge = 3 * cfg.Interval
+	srv, err := metricsapi.New(metricsapi.Options{
+		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: src.kubeconfig,
+		Source: source, Nodes: src.nodeLister, Pods: src.podLister, Version: Version, Logger: log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info("serving metrics.k8s.io", "addr", "https://"+ln.Addr().String(), "selfSignedCert", cfg.MetricsAPI.CertFile == "")
+	goRun("metrics API", srv.Run)
+	return nil
 }
 
 func index(w http.ResponseWriter, _ *http.Request) {

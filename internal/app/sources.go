@@ -13,6 +13,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/kubernetes"
+	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -31,6 +32,12 @@ type sources struct {
 	namespaces func() map[string]map[string]string
 	client     *http.Client
 	token      string
+	// nodeLister and podLister are nil without the Kubernetes API.
+	nodeLister listerscorev1.NodeLister
+	podLister  listerscorev1.PodLister
+	// kubeconfig is the file the Kubernetes API was reached with; "" in a
+	// pod (in-cluster).
+	kubeconfig string
 }
 
 // syncTimeout bounds the wait for the Kubernetes informers' first list.
@@ -121,7 +128,23 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	if err != nil {
 		return sources{}, fmt.Errorf("kubelet client: %w", err)
 	}
-	return sources{targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt}}, nil
+	return sources{
+		targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt},
+		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfigPath(cfg.Discovery.Kubeconfig),
+	}, nil
+}
+
+// kubeconfigPath is the file restConfig reads: "" in a pod without a
+// kubeconfig, else the given one or the first of $KUBECONFIG and
+// ~/.kube/config.
+func kubeconfigPath(kubeconfig string) string {
+	if kubeconfig != "" {
+		return kubeconfig
+	}
+	if _, err := rest.InClusterConfig(); err == nil {
+		return ""
+	}
+	return clientcmd.NewDefaultClientConfigLoadingRules().GetDefaultFilename()
 }
 
 // restConfig is the in-cluster configuration when there is no kubeconfig

@@ -31,8 +31,21 @@ type Config struct {
 	Discovery Discovery     `yaml:"discovery"`
 	// MetricsDrop lists series not to store, as Prometheus names with
 	// shell-style wildcards, e.g. "container_memory_*page_faults*".
-	MetricsDrop []string `yaml:"metricsDrop"`
-	Log         Log      `yaml:"log"`
+	MetricsDrop []string   `yaml:"metricsDrop"`
+	MetricsAPI  MetricsAPI `yaml:"metricsAPI"`
+	Log         Log        `yaml:"log"`
+}
+
+// MetricsAPI configures the aggregated API server for metrics.k8s.io
+// (kubectl top, the HorizontalPodAutoscaler). It needs discovery from the
+// Kubernetes API.
+type MetricsAPI struct {
+	// Listen is the host:port of its HTTPS listener; "" turns it off.
+	Listen string `yaml:"listen"`
+	// CertFile and KeyFile are its serving certificate and key (PEM);
+	// without them a self-signed certificate is made at start.
+	CertFile string `yaml:"certFile"`
+	KeyFile  string `yaml:"keyFile"`
 }
 
 // Scrape configures the kubelet client.
@@ -189,6 +202,16 @@ func (c *Config) Validate() []error {
 		if !matched {
 			bad("metricsDrop %q matches no series kubemon writes", pat)
 		}
+	}
+	if l := c.MetricsAPI.Listen; l != "" {
+		if _, _, err := net.SplitHostPort(l); err != nil {
+			bad("metricsAPI.listen %q: want host:port: %v", l, err)
+		} else if l == c.Listen {
+			bad("metricsAPI.listen %q: the same address as listen", l)
+		}
+	}
+	if (c.MetricsAPI.CertFile == "") != (c.MetricsAPI.KeyFile == "") {
+		bad("metricsAPI: set both certFile and keyFile, or neither for a self-signed certificate")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -37,8 +37,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Discovery.KubeletScheme = "ftp"
 	c.Log.Level = "loud"
 	c.Log.Format = "xml"
+	c.MetricsAPI.Listen = "4443"
+	c.MetricsAPI.CertFile = "tls.crt"
 	errs := c.Validate()
-	want := []string{"listen", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}
@@ -68,6 +70,24 @@ func TestDiscoveryChoices(t *testing.T) {
 		tt.set(&c.Discovery)
 		if errs := c.Validate(); (len(errs) == 0) != tt.ok {
 			t.Errorf("%s: errors %v", tt.name, errs)
+		}
+	}
+}
+
+func TestMetricsAPIListen(t *testing.T) {
+	for _, tt := range []struct {
+		listen, api string
+		ok          bool
+	}{
+		{":8080", "", true},
+		{":8080", ":4443", true},
+		{":8080", ":8080", false},
+		{":8080", "localhost", false},
+	} {
+		c := Default()
+		c.Listen, c.MetricsAPI.Listen = tt.listen, tt.api
+		if errs := c.Validate(); (len(errs) == 0) != tt.ok {
+			t.Errorf("listen %q metricsAPI.listen %q: errors %v", tt.listen, tt.api, errs)
 		}
 	}
 }

@@ -194,6 +194,13 @@ func (d *Informers) workload(p *corev1.Pod) (kind, name string) {
 	return ref.Kind, ref.Name
 }
 
+// NodeLister lists the nodes known to the informers, with their labels.
+func (d *Informers) NodeLister() listerscorev1.NodeLister { return d.nodes }
+
+// PodLister lists the pods known to the informers, with their labels,
+// phase and node.
+func (d *Informers) PodLister() listerscorev1.PodLister { return d.pods }
+
 // NamespaceLabels returns every namespace's labels, by name.
 func (d *Informers) NamespaceLabels() map[string]map[string]string {
 	nss, err := d.nss.List(labels.Everything())

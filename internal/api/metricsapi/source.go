@@ -1,7 +1,3 @@
-// Package metricsapi answers the resource metrics API (metrics.k8s.io
-// v1beta1: NodeMetrics and PodMetrics, what `kubectl top` and the
-// HorizontalPodAutoscaler read) from the store. This file computes the
-// values; serving them as an aggregated API server comes on top.
 package metricsapi
 
 import (
@@ -17,7 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	metrics "k8s.io/metrics/pkg/apis/metrics/v1beta1"
+	"k8s.io/metrics/pkg/apis/metrics"
 )
 
 // Source reads resource metrics from the store, the way metrics-server
@@ -112,9 +108,13 @@ func list(u usage) corev1.ResourceList {
 }
 
 // Nodes returns the metrics of every node with a CPU rate and a working
-// set, sorted by name.
-func (s *Source) Nodes(ctx context.Context) ([]metrics.NodeMetrics, error) {
-	us, err := s.read(ctx, "node", func(l labels.Labels) string { return l.Get("node") })
+// set, sorted by name; name, when set, selects the one node of that name.
+func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics, error) {
+	var ms []*labels.Matcher
+	if name != "" {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "node", name))
+	}
+	us, err := s.read(ctx, "node", func(l labels.Labels) string { return l.Get("node") }, ms...)
 	if err != nil {
 		return nil, fmt.Errorf("node metrics: %w", err)
 	}
@@ -136,12 +136,15 @@ func (s *Source) Nodes(ctx context.Context) ([]metrics.NodeMetrics, error) {
 
 // Pods returns the metrics of the pods of namespace ("" for all) whose
 // containers all have a CPU rate and a working set, sorted by namespace
-// and name. A pod's timestamp is its oldest container's, its window the
-// widest.
-func (s *Source) Pods(ctx context.Context, namespace string) ([]metrics.PodMetrics, error) {
+// and name; pod, when set, selects the one pod of that name. A pod's
+// timestamp is its oldest container's, its window the widest.
+func (s *Source) Pods(ctx context.Context, namespace, pod string) ([]metrics.PodMetrics, error) {
 	var ms []*labels.Matcher
 	if namespace != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "namespace", namespace))
+	}
+	if pod != "" {
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "pod", pod))
 	}
 	us, err := s.read(ctx, "container", func(l labels.Labels) string {
 		return l.Get("namespace") + "/" + l.Get("pod") + "/" + l.Get("container")
