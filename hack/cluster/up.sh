@@ -8,6 +8,7 @@
 #
 #   hack/cluster/up.sh DIR     # DIR/kubeconfig is an admin kubeconfig
 #   KUBEMON=1 hack/cluster/up.sh DIR   # also runs the working tree's kubemon (DIR/kubemon.addr)
+#                                      # registered as metrics.k8s.io: kubectl top works on return
 #   hack/cluster/down.sh DIR
 #
 # Needs root (namespaces, mounts, cgroups). Everything stops by PID.
@@ -224,10 +225,29 @@ contexts: [{name: c, context: {cluster: c, user: kubemon}}]
 current-context: c
 KCFG
   KPORT=$(free_port)
+  MPORT=$(free_port)
+  # kubemon runs here as a process, not a pod, so the APIService reaches it
+  # through an ExternalName Service "localhost" (the apiserver runs on this
+  # host) and verifies its certificate (SAN kubemon.kube-system.svc) with
+  # the cluster CA instead of skipping verification.
+  "${KC[@]}" apply -f "$repo/deploy/metrics-api.yaml" >/dev/null
+  "${KC[@]}" apply -f - >/dev/null <<SVC
+apiVersion: v1
+kind: Service
+metadata: {name: kubemon, namespace: kube-system, labels: {app.kubernetes.io/name: kubemon}}
+spec: {type: ExternalName, externalName: localhost, ports: [{name: https, port: $MPORT}]}
+SVC
+  "${KC[@]}" patch apiservice v1beta1.metrics.k8s.io --type merge \
+    -p "{\"spec\":{\"insecureSkipTLSVerify\":false,\"caBundle\":\"$(base64 -w0 "$P/ca.crt")\",\"service\":{\"port\":$MPORT}}}" >/dev/null
   start kubemon "$DIR/bin/kubemon" serve --kubeconfig "$DIR/kubemon.kubeconfig" --listen "127.0.0.1:$KPORT" \
-    --data-dir "$DIR/data/kubemon" --interval "${KUBEMON_INTERVAL:-5s}"
+    --data-dir "$DIR/data/kubemon" --interval "${KUBEMON_INTERVAL:-5s}" \
+    --metrics-api-listen "127.0.0.1:$MPORT" --tls-cert-file "$P/kubemon.crt" --tls-private-key-file "$P/kubemon.key"
   wait_for 60 kubemon curl -sf "http://127.0.0.1:$KPORT/healthz"
   echo "127.0.0.1:$KPORT" >"$DIR/kubemon.addr"
-  log "kubemon at http://127.0.0.1:$KPORT"
+  echo "127.0.0.1:$MPORT" >"$DIR/kubemon-metrics-api.addr"
+  wait_for 60 "APIService v1beta1.metrics.k8s.io Available" sh -c \
+    "${KC[*]} get apiservice v1beta1.metrics.k8s.io -o jsonpath='{.status.conditions[?(@.type==\"Available\")].status}' | grep -qx True"
+  wait_for 90 "kubectl top nodes" "${KC[@]}" top nodes
+  log "kubemon at http://127.0.0.1:$KPORT, metrics.k8s.io at https://127.0.0.1:$MPORT (kubectl top works)"
 fi
 log "cluster up: kubectl --kubeconfig $DIR/kubeconfig get nodes"

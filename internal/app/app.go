@@ -200,8 +200,9 @@ func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, log *s
 		return fmt.Errorf("metrics API: listen: %w", err)
 	}
 	source := metricsapi.NewSource(q)
-	// Two samples are needed for a rate; one missed scrape is tolerated.
-	source.MaxAge = 3 * cfg.Interval
+	// Objects not scraped for three intervals (and at least the default)
+	// are not reported.
+	source.MaxAge = max(source.MaxAge, 3*cfg.Interval)
 	srv, err := metricsapi.New(metricsapi.Options{
 		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: src.kubeconfig,
 		Source: source, Nodes: src.nodeLister, Pods: src.podLister, Version: Version, Logger: log,

@@ -22,13 +22,15 @@ type cluster struct {
 
 var (
 	shared     *cluster
+	reused     *cluster
 	sharedErr  error
 	sharedOnce sync.Once
 )
 
 // upCluster returns the harness (a real apiserver and a real node) with
 // kubemon, started once for all tests and stopped by TestMain, or skips
-// when this machine cannot run it (not root).
+// when this machine cannot run it (not root). KUBEMON_E2E_CLUSTER_DIR
+// names one already running instead.
 func upCluster(t *testing.T) *cluster {
 	t.Helper()
 	if os.Getenv("KUBEMON_E2E_CLUSTER") == "0" {
@@ -41,6 +43,12 @@ func upCluster(t *testing.T) *cluster {
 		repo, err := filepath.Abs("../..")
 		if err != nil {
 			sharedErr = err
+			return
+		}
+		// A cluster already up (KUBEMON=1 hack/cluster/up.sh DIR) is used
+		// as it is and left running: for working on one test.
+		if dir := os.Getenv("KUBEMON_E2E_CLUSTER_DIR"); dir != "" {
+			reused = &cluster{dir: dir, repo: repo}
 			return
 		}
 		dir, err := os.MkdirTemp("", "kubemon-cluster-")
@@ -65,6 +73,9 @@ func upCluster(t *testing.T) *cluster {
 	})
 	if sharedErr != nil {
 		t.Fatal(sharedErr)
+	}
+	if reused != nil {
+		return reused
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -299,21 +310,7 @@ metadata: {name: nostats}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: nostats}
 subjects: [{kind: ServiceAccount, name: nostats, namespace: kube-system}]
 `)
-	token := strings.TrimSpace(c.kubectl(t, "-n", "kube-system", "create", "token", "nostats"))
-	base, err := os.ReadFile(filepath.Join(c.dir, "kubemon.kubeconfig"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kc := filepath.Join(t.TempDir(), "nostats.kubeconfig")
-	lines := strings.Split(string(base), "\n")
-	for i, l := range lines {
-		if strings.HasPrefix(l, "users:") {
-			lines[i] = fmt.Sprintf(`users: [{name: kubemon, user: {token: %q}}]`, token)
-		}
-	}
-	if err := os.WriteFile(kc, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kc := c.kubeconfigFor(t, "kube-system", "nostats")
 	cmd := exec.Command(binary, "serve", "--kubeconfig", kc, "--listen", "127.0.0.1:0", "--data-dir", t.TempDir(), "--interval", "2s")
 	var logs strings.Builder
 	var mu sync.Mutex
@@ -335,6 +332,28 @@ subjects: [{kind: ServiceAccount, name: nostats, namespace: kube-system}]
 			break
 		}
 	}
+}
+
+// kubeconfigFor writes a kubeconfig that authenticates as the service
+// account namespace/name with a fresh token (and nothing else).
+func (c *cluster) kubeconfigFor(t *testing.T, namespace, name string) string {
+	t.Helper()
+	token := strings.TrimSpace(c.kubectl(t, "-n", namespace, "create", "token", name))
+	base, err := os.ReadFile(filepath.Join(c.dir, "kubemon.kubeconfig"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc := filepath.Join(t.TempDir(), name+".kubeconfig")
+	lines := strings.Split(string(base), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "users:") {
+			lines[i] = fmt.Sprintf(`users: [{name: kubemon, user: {token: %q}}]`, token)
+		}
+	}
+	if err := os.WriteFile(kc, []byte(strings.Join(lines, "\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return kc
 }
 
 type writerFunc func([]byte) (int, error)

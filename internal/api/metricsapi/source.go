@@ -22,14 +22,18 @@ import (
 // memory as the newest working set.
 type Source struct {
 	q storage.Queryable
-	// MaxAge is how old the newest samples may be; default 5 minutes.
+	// MaxAge is how old an object's newest sample may be for it to be
+	// reported; the sample before it may be up to MaxAge older still (the
+	// kubelet refreshes its stats every 10-15 s, slower under load, so
+	// consecutive samples can be further apart than kubemon's interval).
+	// Default 2 minutes.
 	MaxAge time.Duration
 	Now    func() time.Time
 }
 
 // NewSource returns a Source over q.
 func NewSource(q storage.Queryable) *Source {
-	return &Source{q: q, MaxAge: 5 * time.Minute, Now: time.Now}
+	return &Source{q: q, MaxAge: 2 * time.Minute, Now: time.Now}
 }
 
 // usage is one object's newest CPU rate and working set.
@@ -45,7 +49,7 @@ type usage struct {
 // objects matching ms, keyed by key(labels).
 func (s *Source) read(ctx context.Context, level string, key func(labels.Labels) string, ms ...*labels.Matcher) (map[string]usage, error) {
 	now := s.Now()
-	q, err := s.q.Querier(now.Add(-s.MaxAge).UnixMilli(), now.UnixMilli())
+	q, err := s.q.Querier(now.Add(-2*s.MaxAge).UnixMilli(), now.UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -70,8 +74,8 @@ func (s *Source) read(ctx context.Context, level string, key func(labels.Labels)
 		if err := it.Err(); err != nil {
 			return nil, err
 		}
-		if n < 2 || t1 <= t0 || v1 < v0 {
-			continue // no rate yet, or a reset between the two samples
+		if n < 2 || t1 <= t0 || v1 < v0 || t1 < now.Add(-s.MaxAge).UnixMilli() {
+			continue // no rate yet, a reset between the two samples, or stale
 		}
 		out[key(set.At().Labels())] = usage{t: t1, window: t1 - t0, cpu: (v1 - v0) / (float64(t1-t0) / 1000)}
 	}

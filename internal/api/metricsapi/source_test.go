@@ -98,9 +98,13 @@ func TestSource(t *testing.T) {
 	if pods, err := s.Pods(ctx, "web", "a"); err != nil || len(pods) != 1 {
 		t.Errorf("web/a: %+v, %v", pods, err)
 	}
-	// Samples older than MaxAge are not reported.
-	s.Now = func() time.Time { return t0.Add(time.Hour) }
+	// The newest sample may be up to MaxAge old, the one before it older.
+	s.MaxAge = 55 * time.Second
+	if nodes, err := s.Nodes(ctx, ""); err != nil || len(nodes) != 1 {
+		t.Errorf("newest sample 50 s old, the other 60 s, MaxAge 55 s: %+v, %v", nodes, err)
+	}
+	s.MaxAge = 45 * time.Second
 	if nodes, err := s.Nodes(ctx, ""); err != nil || len(nodes) != 0 {
-		t.Errorf("an hour later: %+v, %v", nodes, err)
+		t.Errorf("newest sample 50 s old, MaxAge 45 s: %+v, %v", nodes, err)
 	}
 }

@@ -302,9 +302,10 @@ var tableColumns = []metav1.TableColumnDefinition{
 }
 
 func row(obj runtime.Object, name string, u corev1.ResourceList, w time.Duration) metav1.TableRow {
+	// As kubectl top prints them: millicores (rounded up) and MiB.
 	cpu, mem := u[corev1.ResourceCPU], u[corev1.ResourceMemory]
 	return metav1.TableRow{
-		Cells:  []any{name, cpu.String(), mem.String(), w.String()},
+		Cells:  []any{name, fmt.Sprintf("%dm", cpu.MilliValue()), fmt.Sprintf("%dMi", mem.Value()>>20), w.String()},
 		Object: runtime.RawExtension{Object: obj},
 	}
 }
