@@ -210,6 +210,17 @@ func (c *Config) Validate() []error {
 			bad("metricsAPI.listen %q: the same address as listen", l)
 		}
 	}
+	if c.MetricsAPI.Listen != "" {
+		// The metrics API is computed from these series.
+		for _, n := range []string{"node_cpu_usage_seconds_total", "node_memory_working_set_bytes",
+			"container_cpu_usage_seconds_total", "container_memory_working_set_bytes"} {
+			for _, pat := range c.MetricsDrop {
+				if ok, _ := path.Match(pat, n); ok {
+					bad("metricsDrop %q drops %s, which the metrics API (metricsAPI.listen) serves", pat, n)
+				}
+			}
+		}
+	}
 	if (c.MetricsAPI.CertFile == "") != (c.MetricsAPI.KeyFile == "") {
 		bad("metricsAPI: set both certFile and keyFile, or neither for a self-signed certificate")
 	}

@@ -40,7 +40,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.MetricsAPI.Listen = "4443"
 	c.MetricsAPI.CertFile = "tls.crt"
 	errs := c.Validate()
-	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "which the metrics API", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}
@@ -89,6 +89,15 @@ func TestMetricsAPIListen(t *testing.T) {
 		if errs := c.Validate(); (len(errs) == 0) != tt.ok {
 			t.Errorf("listen %q metricsAPI.listen %q: errors %v", tt.listen, tt.api, errs)
 		}
+	}
+	c := Default()
+	c.MetricsDrop = []string{"container_cpu_*"}
+	if errs := c.Validate(); len(errs) != 0 {
+		t.Errorf("dropping container CPU without the metrics API: %v", errs)
+	}
+	c.MetricsAPI.Listen = ":4443"
+	if errs := c.Validate(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "container_cpu_usage_seconds_total") {
+		t.Errorf("dropping container CPU with the metrics API: %v", errs)
 	}
 }
 

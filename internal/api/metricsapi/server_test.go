@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -81,10 +82,17 @@ func serve(t *testing.T) (string, *metricsclient.Clientset) {
 	return addr, c
 }
 
-func get(t *testing.T, addr, path string) ([]byte, error) {
+func get(t *testing.T, addr, path string, header ...string) ([]byte, error) {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	resp, err := hc.Get("https://" + addr + path)
+	req, err := http.NewRequest("GET", "https://"+addr+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -209,6 +217,15 @@ func TestServerDocuments(t *testing.T) {
 	}
 	if b, err = get(t, addr, "/apis"); err != nil || !strings.Contains(string(b), `"metrics.k8s.io/v1beta1"`) {
 		t.Errorf("/apis: %s %v", b, err)
+	}
+	// kubectl get podmetrics asks for a table: summed containers, as kubectl top prints them.
+	b, err = get(t, addr, "/apis/metrics.k8s.io/v1beta1/namespaces/web/pods", "Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	var table metav1.Table
+	if err != nil || json.Unmarshal(b, &table) != nil {
+		t.Fatalf("table: %v %s", err, b)
+	}
+	if len(table.Rows) != 1 || fmt.Sprint(table.Rows[0].Cells) != "[a 550m 72Mi 10s]" {
+		t.Errorf("table rows %v", table.Rows)
 	}
 	if b, err = get(t, addr, "/openapi/v2"); err != nil || !strings.Contains(string(b), "io.k8s.metrics.pkg.apis.metrics.v1beta1.PodMetrics") {
 		t.Errorf("/openapi/v2 (%d bytes): %v", len(b), err)
