@@ -176,6 +176,10 @@ func TestKubectlTop(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &nodes); err != nil || len(nodes.Items) != 1 {
 		t.Errorf("nodes by label and field: %v %s", err, raw)
 	}
+	// The apiserver aggregated kubemon's OpenAPI document.
+	if out := c.kubectl(t, "explain", "pods.containers", "--api-version=metrics.k8s.io/v1beta1"); !strings.Contains(out, "KIND:       PodMetrics") || !strings.Contains(out, "usage") {
+		t.Errorf("kubectl explain pods.containers --api-version=metrics.k8s.io/v1beta1:\n%s", out)
+	}
 	// kubectl get prints kubemon's table for the metrics resources.
 	if out := c.kubectl(t, "get", "nodes.metrics.k8s.io"); !strings.Contains(out, "WINDOW") || !strings.Contains(out, "kmnode1") {
 		t.Errorf("kubectl get nodes.metrics.k8s.io:\n%s", out)
