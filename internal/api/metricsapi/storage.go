@@ -88,7 +88,7 @@ func (s *nodeStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions
 		return nil, apierrors.NewNotFound(metrics.Resource("nodes"), name)
 	}
 	m := &ms[0]
-	s.decorate(&m.ObjectMeta, n.Labels)
+	decorate(&m.ObjectMeta, n.Labels, s.now)
 	return m, nil
 }
 
@@ -125,16 +125,11 @@ func (s *nodeStorage) List(ctx context.Context, o *metainternalversion.ListOptio
 	}
 	for _, m := range ms {
 		if n, ok := want[m.Name]; ok {
-			s.decorate(&m.ObjectMeta, n.Labels)
+			decorate(&m.ObjectMeta, n.Labels, s.now)
 			out.Items = append(out.Items, m)
 		}
 	}
 	return out, nil
-}
-
-func (s *nodeStorage) decorate(m *metav1.ObjectMeta, l map[string]string) {
-	m.Labels = l
-	m.CreationTimestamp = metav1.NewTime(s.now())
 }
 
 type podStorage struct {
@@ -164,7 +159,7 @@ func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions)
 		return nil, apierrors.NewNotFound(metrics.Resource("pods"), name)
 	}
 	m := &ms[0]
-	s.decorate(&m.ObjectMeta, p.Labels)
+	decorate(&m.ObjectMeta, p.Labels, s.now)
 	return m, nil
 }
 
@@ -206,16 +201,18 @@ func (s *podStorage) List(ctx context.Context, o *metainternalversion.ListOption
 	}
 	for _, m := range ms {
 		if p, ok := want[[2]string{m.Namespace, m.Name}]; ok {
-			s.decorate(&m.ObjectMeta, p.Labels)
+			decorate(&m.ObjectMeta, p.Labels, s.now)
 			out.Items = append(out.Items, m)
 		}
 	}
 	return out, nil
 }
 
-func (s *podStorage) decorate(m *metav1.ObjectMeta, l map[string]string) {
+// decorate gives a metrics object its node's or pod's labels and, as
+// metrics-server does, the time it was made.
+func decorate(m *metav1.ObjectMeta, l map[string]string, now func() time.Time) {
 	m.Labels = l
-	m.CreationTimestamp = metav1.NewTime(s.now())
+	m.CreationTimestamp = metav1.NewTime(now())
 }
 
 // selectors returns a list's label and field selectors (everything when
