@@ -88,8 +88,7 @@ type Options struct {
 
 // Server is the aggregated API server.
 type Server struct {
-	gs  *genericapiserver.GenericAPIServer
-	log *slog.Logger
+	gs *genericapiserver.GenericAPIServer
 }
 
 // New builds the server; Run serves it.
@@ -154,7 +153,7 @@ func New(o Options) (*Server, error) {
 	if err := gs.InstallAPIGroup(&info); err != nil {
 		return nil, fmt.Errorf("metrics API: installing metrics.k8s.io: %w", err)
 	}
-	return &Server{gs: gs, log: log}, nil
+	return &Server{gs: gs}, nil
 }
 
 // apiVersion is the Kubernetes API version the served types come from.
