@@ -83,7 +83,7 @@ func newSources(ctx context.Context, cfg config.Config, fixed func() []model.Tar
 // with the same credentials: the service account's in a pod, the
 // kubeconfig's outside.
 func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger) (sources, error) {
-	rc, err := restConfig(cfg.Discovery.Kubeconfig)
+	rc, kubeconfig, err := restConfig(cfg.Discovery.Kubeconfig)
 	if err != nil {
 		return sources{}, fmt.Errorf("discovery: %w", err)
 	}
@@ -130,35 +130,26 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	return sources{
 		targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt},
-		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfigPath(cfg.Discovery.Kubeconfig),
+		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfig,
 	}, nil
-}
-
-// kubeconfigPath is the file restConfig reads: "" in a pod without a
-// kubeconfig, else the given one or the first of $KUBECONFIG and
-// ~/.kube/config.
-func kubeconfigPath(kubeconfig string) string {
-	if kubeconfig != "" {
-		return kubeconfig
-	}
-	if _, err := rest.InClusterConfig(); err == nil {
-		return ""
-	}
-	return clientcmd.NewDefaultClientConfigLoadingRules().GetDefaultFilename()
 }
 
 // restConfig is the in-cluster configuration when there is no kubeconfig
 // and kubemon runs in a pod, else the kubeconfig's (given, $KUBECONFIG or
-// ~/.kube/config).
-func restConfig(kubeconfig string) (*rest.Config, error) {
+// ~/.kube/config). path is the kubeconfig file it read, "" in-cluster.
+func restConfig(kubeconfig string) (rc *rest.Config, path string, err error) {
 	if kubeconfig == "" {
 		if rc, err := rest.InClusterConfig(); err == nil {
-			return rc, nil
+			return rc, "", nil
 		}
 	}
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
-	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	rc, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if kubeconfig == "" {
+		kubeconfig = rules.GetDefaultFilename()
+	}
+	return rc, kubeconfig, err
 }
 
 // kubeletHTTP builds the HTTP client and bearer token for kubelets found
