@@ -12,6 +12,7 @@ import (
 	"path"
 	"time"
 
+	"github.com/alecthomas/units"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/kubemon/kubemon/internal/model"
@@ -27,6 +28,15 @@ type Config struct {
 	Interval time.Duration `yaml:"interval"`
 	// Retention is how long the store keeps samples.
 	Retention time.Duration `yaml:"retention"`
+	// RetentionSize bounds the store's blocks on disk, in bytes (the
+	// TSDB's size-based retention: the oldest blocks go first); 0 means no
+	// limit. In YAML and flags it takes base-2 units: 512MiB, 8GiB, 8GB.
+	RetentionSize ByteSize `yaml:"retentionSize"`
+	// Auth says who may read the HTTP API (see Auth* constants).
+	Auth string `yaml:"auth"`
+	// Pprof serves /debug/pprof on the HTTP API (behind Auth like the
+	// rest); off by default.
+	Pprof bool `yaml:"pprof"`
 	Scrape    Scrape        `yaml:"scrape"`
 	Discovery Discovery     `yaml:"discovery"`
 	// MetricsDrop lists series not to store, as Prometheus names with
@@ -34,6 +44,52 @@ type Config struct {
 	MetricsDrop []string   `yaml:"metricsDrop"`
 	MetricsAPI  MetricsAPI `yaml:"metricsAPI"`
 	Log         Log        `yaml:"log"`
+}
+
+// Auth modes of the HTTP API.
+const (
+	// AuthAuto is AuthNone when the API listens on loopback only, else
+	// AuthKubernetes (which then needs the Kubernetes API).
+	AuthAuto = "auto"
+	// AuthKubernetes asks the Kubernetes API who a bearer token is
+	// (TokenReview) and whether it may use the path (SubjectAccessReview
+	// on non-resource URLs); /healthz, /readyz and /livez stay open.
+	AuthKubernetes = "kubernetes"
+	// AuthNone serves everyone.
+	AuthNone = "none"
+)
+
+// ByteSize is a size in bytes that reads and prints base-2 units
+// ("512MiB", "8GiB"; "8GB" means 8 GiB, as in Prometheus's flags).
+type ByteSize int64
+
+// String prints the size in the largest whole base-2 unit.
+func (b ByteSize) String() string { return units.Base2Bytes(b).String() }
+
+// Set parses s, for flag.Value.
+func (b *ByteSize) Set(s string) error {
+	v, err := units.ParseBase2Bytes(s)
+	if err != nil {
+		return fmt.Errorf("%q: want a size such as 512MiB or 8GiB", s)
+	}
+	if v < 0 {
+		return fmt.Errorf("%q: negative size", s)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// UnmarshalYAML reads a size string (or a plain number of bytes).
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Tag == "!!int" {
+		var v int64
+		if err := n.Decode(&v); err != nil {
+			return err
+		}
+		*b = ByteSize(v)
+		return nil
+	}
+	return b.Set(n.Value)
 }
 
 // MetricsAPI configures the aggregated API server for metrics.k8s.io
@@ -108,6 +164,7 @@ func Default() Config {
 		DataDir:   "data",
 		Interval:  15 * time.Second,
 		Retention: 15 * 24 * time.Hour,
+		Auth:      AuthAuto,
 		Scrape: Scrape{
 			Source:    "summary",
 			MaxBytes:  64 << 20,
@@ -140,6 +197,20 @@ func (c *Config) ScrapeTimeout() time.Duration {
 	return min(10*time.Second, c.Interval*4/5)
 }
 
+// ListensOnLoopback reports whether the HTTP API listens on loopback
+// addresses only (a host of localhost or a loopback IP, not "" or 0.0.0.0).
+func (c *Config) ListensOnLoopback() bool {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Validate returns every problem of c.
 func (c *Config) Validate() []error {
 	var errs []error
@@ -155,6 +226,14 @@ func (c *Config) Validate() []error {
 	}
 	if c.Retention < time.Hour {
 		bad("retention %s: want at least 1h", c.Retention)
+	}
+	if c.RetentionSize < 0 {
+		bad("retentionSize %d: must not be negative", c.RetentionSize)
+	}
+	switch c.Auth {
+	case AuthAuto, AuthKubernetes, AuthNone:
+	default:
+		bad("auth %q: want auto, kubernetes or none", c.Auth)
 	}
 	if c.Scrape.Timeout < 0 || c.Scrape.Timeout > c.Interval {
 		bad("scrape.timeout %s: want 0 (automatic) up to the interval (%s)", c.Scrape.Timeout, c.Interval)

@@ -139,3 +139,66 @@ func TestLoad(t *testing.T) {
 		t.Error("missing file: want an error")
 	}
 }
+
+func TestByteSize(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want int64
+		err  bool
+	}{
+		{"8GiB", 8 << 30, false},
+		{"8GB", 8 << 30, false}, // base 2, as Prometheus's retention.size
+		{"512MiB", 512 << 20, false},
+		{"0", 0, false},
+		{"lots", 0, true},
+		{"-1GiB", 0, true},
+	} {
+		var b ByteSize
+		err := b.Set(tt.in)
+		if (err != nil) != tt.err || int64(b) != tt.want {
+			t.Errorf("Set(%q) = %d, %v; want %d, error %v", tt.in, b, err, tt.want, tt.err)
+		}
+	}
+	if got := ByteSize(8 << 30).String(); got != "8GiB" {
+		t.Errorf("String() = %q, want 8GiB", got)
+	}
+	dir := t.TempDir()
+	for _, tt := range []struct {
+		yaml string
+		want ByteSize
+	}{{"retentionSize: 4GiB\n", 4 << 30}, {"retentionSize: 1048576\n", 1 << 20}} {
+		f := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(f, []byte(tt.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c := Default()
+		if err := c.Load(f); err != nil || c.RetentionSize != tt.want {
+			t.Errorf("%q: %d, %v; want %d", tt.yaml, c.RetentionSize, err, tt.want)
+		}
+	}
+	f := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(f, []byte("retentionSize: huge\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Default()
+	if err := c.Load(f); err == nil || !strings.Contains(err.Error(), "512MiB") {
+		t.Errorf("bad size: %v, want an error naming the expected form", err)
+	}
+}
+
+func TestAuthAndLoopback(t *testing.T) {
+	c := Default()
+	c.Auth = "maybe"
+	if errs := c.Validate(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "auth") {
+		t.Errorf("auth maybe: %v", errs)
+	}
+	for listen, want := range map[string]bool{
+		"127.0.0.1:8080": true, "localhost:0": true, "[::1]:80": true,
+		":8080": false, "0.0.0.0:8080": false, "10.0.0.1:80": false, "kubemon:80": false,
+	} {
+		c.Listen = listen
+		if got := c.ListensOnLoopback(); got != want {
+			t.Errorf("ListensOnLoopback(%q) = %v, want %v", listen, got, want)
+		}
+	}
+}

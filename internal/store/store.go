@@ -31,7 +31,11 @@ type Options struct {
 	Dir string
 	// Retention is how long samples are kept; default 15 days.
 	Retention time.Duration
-	Logger    *slog.Logger
+	// RetentionSize bounds the bytes of the store's persisted blocks (the
+	// TSDB's size-based retention: the oldest blocks are deleted first, and
+	// the WAL and head chunks count towards it); 0 means no limit.
+	RetentionSize int64
+	Logger        *slog.Logger
 	// Registerer receives the TSDB's own metrics and the store's.
 	Registerer prometheus.Registerer
 	// Drop lists series not to store, as Prometheus names with shell-style
@@ -83,7 +87,11 @@ func Open(o Options) (*Store, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	opts := tsdb.DefaultOptions()
+	if o.RetentionSize < 0 {
+		return nil, fmt.Errorf("store: negative retention size %d", o.RetentionSize)
+	}
 	opts.RetentionDuration = o.Retention.Milliseconds()
+	opts.MaxBytes = o.RetentionSize
 	db, err := tsdb.Open(o.Dir, o.Logger.With("component", "tsdb"), o.Registerer, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)

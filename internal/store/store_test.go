@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -276,4 +277,92 @@ func TestDrop(t *testing.T) {
 	if got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "container_memory_working_set_bytes")); len(got) != 0 {
 		t.Errorf("dropped series stored: %v", got)
 	}
+}
+
+// TestRetentionSize: with a byte limit the oldest blocks are deleted so
+// the store stays within it; without one they are all kept.
+func TestRetentionSize(t *testing.T) {
+	// 12 hours of samples, every 15 s, for 100 series: several 2 h blocks.
+	fill := func(s *Store) (first int64) {
+		t.Helper()
+		end := time.Now().Add(-time.Minute).UnixMilli()
+		first = end - 12*time.Hour.Milliseconds()
+		app := s.DB().Appender(context.Background())
+		for ts := first; ts <= end; ts += 15_000 {
+			for i := range 100 {
+				ls := labels.FromStrings("__name__", "container_cpu_usage_seconds_total", "pod", fmt.Sprint("p", i))
+				if _, err := app.Append(0, ls, ts, float64(ts/1000+int64(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := app.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DB().Compact(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return first
+	}
+	size := func(s *Store) (n int, bytes int64) {
+		for _, b := range s.DB().Blocks() {
+			n++
+			bytes += b.Size()
+		}
+		return n, bytes
+	}
+
+	unlimited, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlimited.Close()
+	first := fill(unlimited)
+	nAll, bytesAll := size(unlimited)
+	if nAll < 3 {
+		t.Fatalf("%d blocks from 12 h of samples, want at least 3", nAll)
+	}
+
+	// The WAL and head chunks count towards the limit too.
+	limit := unlimited.DB().Head().Size() + bytesAll/2
+	reg := prometheus.NewRegistry()
+	limited, err := Open(Options{Dir: t.TempDir(), RetentionSize: limit, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer limited.Close()
+	fill(limited)
+	n, bytes := size(limited)
+	if n == 0 || n >= nAll {
+		t.Fatalf("%d blocks with a limit of %d bytes, want fewer than %d and at least 1", n, limit, nAll)
+	}
+	if total := bytes + limited.DB().Head().Size(); total > limit {
+		t.Errorf("blocks and head hold %d bytes, over the limit of %d", total, limit)
+	}
+	if minT := limited.DB().Blocks()[0].Meta().MinTime; !(minT > first) {
+		t.Errorf("oldest block starts at %d, want after the first sample %d (deleted)", minT, first)
+	}
+	if got := testutil.ToFloat64(mustGauge(t, reg, "prometheus_tsdb_retention_limit_bytes")); got != float64(limit) {
+		t.Errorf("prometheus_tsdb_retention_limit_bytes %v, want %d", got, limit)
+	}
+	if _, err := Open(Options{Dir: t.TempDir(), RetentionSize: -1}); err == nil {
+		t.Error("negative retention size: want an error")
+	}
+}
+
+// mustGauge finds a gauge family in reg and returns it as a collector.
+func mustGauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: "copy"},
+				func() float64 { return mf.GetMetric()[0].GetGauge().GetValue() })
+		}
+	}
+	t.Fatalf("no gauge %s", name)
+	return nil
 }
