@@ -36,9 +36,9 @@ type Config struct {
 	Auth string `yaml:"auth"`
 	// Pprof serves /debug/pprof on the HTTP API (behind Auth like the
 	// rest); off by default.
-	Pprof bool `yaml:"pprof"`
-	Scrape    Scrape        `yaml:"scrape"`
-	Discovery Discovery     `yaml:"discovery"`
+	Pprof     bool      `yaml:"pprof"`
+	Scrape    Scrape    `yaml:"scrape"`
+	Discovery Discovery `yaml:"discovery"`
 	// MetricsDrop lists series not to store, as Prometheus names with
 	// shell-style wildcards, e.g. "container_memory_*page_faults*".
 	MetricsDrop []string   `yaml:"metricsDrop"`
