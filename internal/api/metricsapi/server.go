@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -77,6 +78,13 @@ type Options struct {
 	Source *Source
 	Nodes  listerscorev1.NodeLister
 	Pods   listerscorev1.PodLister
+	// HTTPAPI, when set, is kubemon's own HTTP API (PromQL, model API,
+	// /metrics, UI), served under HTTPAPIPrefix as the aggregated API
+	// group kubemon.io/v1alpha1: through the apiserver (kubectl proxy,
+	// APIService v1alpha1.kubemon.io) a person reaches it under their own
+	// RBAC. Requests reach it authenticated and authorized like every
+	// other request of this server, with the prefix stripped.
+	HTTPAPI http.Handler
 	// Version is kubemon's version, shown in the OpenAPI document.
 	Version string
 	Logger  *slog.Logger
@@ -152,6 +160,9 @@ func New(o Options) (*Server, error) {
 	}
 	if err := gs.InstallAPIGroup(&info); err != nil {
 		return nil, fmt.Errorf("metrics API: installing metrics.k8s.io: %w", err)
+	}
+	if o.HTTPAPI != nil {
+		installHTTPAPI(gs, o.HTTPAPI)
 	}
 	return &Server{gs: gs}, nil
 }

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	listerscorev1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/tools/cache"
 	metricsclient "k8s.io/metrics/pkg/client/clientset/versioned"
 )
@@ -47,6 +48,9 @@ func serve(t *testing.T) (string, *metricsclient.Clientset) {
 	}
 	s, err := New(Options{
 		Listener: ln, Source: fixture(t), noAuth: true, Version: "v1.2.3",
+		HTTPAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "%s %s?%s", r.Method, r.URL.Path, r.URL.RawQuery)
+		}),
 		Nodes: listerscorev1.NewNodeLister(idx(node("n1", map[string]string{"role": "worker"}), node("n2", nil))),
 		Pods: listerscorev1.NewPodLister(idx(
 			pod("web", "a", corev1.PodRunning, map[string]string{"app": "web"}),
@@ -232,5 +236,53 @@ func TestServerDocuments(t *testing.T) {
 	}
 	if b, err = get(t, addr, "/openapi/v3/apis/metrics.k8s.io/v1beta1"); err != nil || !strings.Contains(string(b), "io.k8s.metrics.pkg.apis.metrics.v1beta1.NodeMetrics") {
 		t.Errorf("/openapi/v3 (%d bytes): %v", len(b), err)
+	}
+}
+
+// TestServerHTTPAPI: kubemon's HTTP API under the kubemon.io/v1alpha1
+// prefix, with the group's discovery documents in both forms.
+func TestServerHTTPAPI(t *testing.T) {
+	addr, _ := serve(t)
+	b, err := get(t, addr, "/apis/kubemon.io/v1alpha1/api/v1/query?query=up")
+	if err != nil || string(b) != "GET /api/v1/query?query=up" {
+		t.Errorf("under the prefix: %q %v", b, err)
+	}
+	if b, err = get(t, addr, "/apis/kubemon.io/v1alpha1/"); err != nil || string(b) != "GET /?" {
+		t.Errorf("the prefix's root: %q %v", b, err)
+	}
+	if _, err = get(t, addr, "/apis/kubemon.io/v1alpha1x/api/v1/query"); err == nil {
+		t.Error("a look-alike prefix reached the HTTP API")
+	}
+	dc, err := discovery.NewDiscoveryClientForConfig(&rest.Config{Host: "https://" + addr, TLSClientConfig: rest.TLSClientConfig{Insecure: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Aggregated discovery (what kubectl and the apiserver ask first)...
+	groups, resources, err := dc.ServerGroupsAndResources()
+	if err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	found := 0
+	for _, g := range groups {
+		if g.Name == "kubemon.io" && g.PreferredVersion.GroupVersion == "kubemon.io/v1alpha1" {
+			found++
+		}
+	}
+	for _, rl := range resources {
+		if rl.GroupVersion == "kubemon.io/v1alpha1" {
+			found++
+		}
+	}
+	if found != 2 {
+		t.Errorf("kubemon.io/v1alpha1 in %d of 2 aggregated discovery answers", found)
+	}
+	// ...and the legacy per-group and per-version documents.
+	var g metav1.APIGroup
+	if b, err = get(t, addr, "/apis/kubemon.io"); err != nil || json.Unmarshal(b, &g) != nil || g.PreferredVersion.Version != "v1alpha1" {
+		t.Errorf("/apis/kubemon.io: %s %v", b, err)
+	}
+	var rl metav1.APIResourceList
+	if b, err = get(t, addr, "/apis/kubemon.io/v1alpha1"); err != nil || json.Unmarshal(b, &rl) != nil || rl.GroupVersion != "kubemon.io/v1alpha1" {
+		t.Errorf("/apis/kubemon.io/v1alpha1: %s %v", b, err)
 	}
 }
