@@ -1,0 +1,246 @@
+// Package kubeauth puts Kubernetes-delegated authentication and
+// authorization in front of kubemon's plain HTTP API (the PromQL API, the
+// Heapster model API, /metrics, the UI), following kube-rbac-proxy's
+// convention:
+//
+//   - Authentication: the request's bearer token is checked with a
+//     TokenReview against the Kubernetes API server (answers cached for
+//     Options.TokenCacheTTL). No anonymous access. A request without a
+//     token, or with one the API server does not accept or could not check,
+//     is answered 401 with `WWW-Authenticate: Bearer realm="kubemon"`.
+//     The Authorization header is removed before the request reaches the
+//     wrapped handler, so a token never travels further.
+//   - Authorization: a SubjectAccessReview on non-resource attributes: the
+//     request's URL path and, as verb, its lowercased HTTP method ("get",
+//     "post", …) as the API server uses for non-resource URLs, except that
+//     HEAD is authorized as "get". Only an explicit allow lets a request
+//     through: a denial, no opinion, or an error reaching the API server
+//     is answered 403 naming the user, the verb and the path.
+//   - Public paths (Options.Public, matched exactly against the URL path;
+//     kubemon gives /healthz, /readyz and /livez) are served without
+//     credentials.
+//
+// The authenticated user is put in the request's context with
+// k8s.io/apiserver/pkg/endpoints/request.WithUser; handlers read it with
+// request.UserFrom. Every refusal is logged at Warn and counted in
+// kubemon_http_requests_refused_total{code="401"|"403"}.
+//
+// kubemon's own ServiceAccount needs the system:auth-delegator ClusterRole
+// (create tokenreviews and subjectaccessreviews). Its users need a
+// ClusterRole granting the non-resource URLs they read, for example:
+//
+//	apiVersion: rbac.authorization.k8s.io/v1
+//	kind: ClusterRole
+//	metadata:
+//	  name: kubemon-reader
+//	rules:
+//	  - nonResourceURLs: ["/", "/api/*", "/metrics"]
+//	    verbs: ["get", "post"]
+//
+// "post" is needed because Grafana's Prometheus data source sends queries
+// as POST by default. Note that the verbs are the lowercased HTTP methods,
+// not kube-rbac-proxy's resource-style verbs (it authorizes POST as
+// "create"). /debug/pprof/* should be granted to administrators only.
+//
+// The wrapped handler should be an http.ServeMux (or clean paths the same
+// way): a path is authorized as sent, and ServeMux redirects a path with
+// "." or ".." segments to its clean form instead of serving it, so the
+// redirected request is authorized again.
+package kubeauth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
+	"k8s.io/apiserver/pkg/endpoints/request"
+	genericoptions "k8s.io/apiserver/pkg/server/options"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Defaults for the zero values of Options' cache TTLs.
+const (
+	DefaultTokenCacheTTL = 2 * time.Minute
+	DefaultAllowCacheTTL = 5 * time.Minute
+	DefaultDenyCacheTTL  = 30 * time.Second
+)
+
+// reviewTimeout bounds one TokenReview or SubjectAccessReview, retries
+// included (the API server's own default for delegated authentication).
+const reviewTimeout = 10 * time.Second
+
+// Options configure the filter.
+type Options struct {
+	// Client reaches the Kubernetes API (TokenReview, SubjectAccessReview).
+	// Required.
+	Client kubernetes.Interface
+	// Public are the URL paths served without credentials, matched
+	// exactly (no prefixes).
+	Public []string
+	// TokenCacheTTL is how long a TokenReview's answer is kept (accepted or
+	// not; errors are not cached). AllowCacheTTL and DenyCacheTTL are how
+	// long a SubjectAccessReview's allow and non-allow are kept. 0 means
+	// the Default… constants.
+	TokenCacheTTL, AllowCacheTTL, DenyCacheTTL time.Duration
+	// Logger receives the refusals (Warn). nil discards them.
+	Logger *slog.Logger
+	// Registerer receives kubemon_http_requests_refused_total. nil leaves
+	// the counter unregistered.
+	Registerer prometheus.Registerer
+}
+
+// Filter authenticates and authorizes requests; Handler applies it.
+type Filter struct {
+	authn   authenticator.Request
+	authz   authorizer.Authorizer
+	public  map[string]bool
+	log     *slog.Logger
+	refused *prometheus.CounterVec
+}
+
+// New builds a filter delegating to the Kubernetes API server o.Client
+// reaches.
+func New(o Options) (*Filter, error) {
+	if o.Client == nil {
+		return nil, errors.New("kubeauth: a Kubernetes client is required")
+	}
+	if o.TokenCacheTTL < 0 || o.AllowCacheTTL < 0 || o.DenyCacheTTL < 0 {
+		return nil, errors.New("kubeauth: cache TTLs must not be negative")
+	}
+	authn, _, err := authenticatorfactory.DelegatingAuthenticatorConfig{
+		Anonymous:                nil, // no anonymous requests
+		TokenAccessReviewClient:  o.Client.AuthenticationV1(),
+		TokenAccessReviewTimeout: reviewTimeout,
+		WebhookRetryBackoff:      genericoptions.DefaultAuthWebhookRetryBackoff(),
+		CacheTTL:                 orDefault(o.TokenCacheTTL, DefaultTokenCacheTTL),
+		APIAudiences:             nil, // the API server's own audiences
+	}.New()
+	if err != nil {
+		return nil, fmt.Errorf("kubeauth: delegated authentication: %w", err)
+	}
+	authz, err := authorizerfactory.DelegatingAuthorizerConfig{
+		SubjectAccessReviewClient: o.Client.AuthorizationV1(),
+		AllowCacheTTL:             orDefault(o.AllowCacheTTL, DefaultAllowCacheTTL),
+		DenyCacheTTL:              orDefault(o.DenyCacheTTL, DefaultDenyCacheTTL),
+		WebhookRetryBackoff:       genericoptions.DefaultAuthWebhookRetryBackoff(),
+	}.New()
+	if err != nil {
+		return nil, fmt.Errorf("kubeauth: delegated authorization: %w", err)
+	}
+	return newFilter(authn, authz, o)
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// newFilter builds a filter on any authenticator and authorizer (unit
+// tests give fakes); o.Client and the TTLs are not used.
+func newFilter(authn authenticator.Request, authz authorizer.Authorizer, o Options) (*Filter, error) {
+	if authn == nil || authz == nil {
+		return nil, errors.New("kubeauth: an authenticator and an authorizer are required")
+	}
+	f := &Filter{authn: authn, authz: authz, public: make(map[string]bool, len(o.Public)), log: o.Logger}
+	for _, p := range o.Public {
+		f.public[p] = true
+	}
+	if f.log == nil {
+		f.log = slog.New(slog.DiscardHandler)
+	}
+	f.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "kubemon_http_requests_refused_total",
+		Help: "HTTP API requests refused by Kubernetes-delegated authentication (code 401) or authorization (code 403).",
+	}, []string{"code"})
+	if o.Registerer != nil {
+		if err := o.Registerer.Register(f.refused); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if !errors.As(err, &are) {
+				return nil, fmt.Errorf("kubeauth: registering metrics: %w", err)
+			}
+			existing, ok := are.ExistingCollector.(*prometheus.CounterVec)
+			if !ok {
+				return nil, fmt.Errorf("kubeauth: registering metrics: %w", err)
+			}
+			f.refused = existing // a second filter on the same registry shares the counter
+		}
+	}
+	f.refused.WithLabelValues("401")
+	f.refused.WithLabelValues("403")
+	return f, nil
+}
+
+// Handler serves next behind the filter: public paths as they are, other
+// requests only once authenticated and authorized, with the user in the
+// request's context and without the Authorization header.
+func (f *Filter) Handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if f.public[r.URL.Path] {
+			next.ServeHTTP(w, withoutAuthorization(r.Context(), r))
+			return
+		}
+
+		resp, ok, err := f.authn.AuthenticateRequest(r)
+		if err != nil || !ok || resp == nil || resp.User == nil {
+			f.refused.WithLabelValues("401").Inc()
+			f.log.Warn("http request not authenticated", "status", http.StatusUnauthorized,
+				"remote", r.RemoteAddr, "method", r.Method, "path", r.URL.Path, "err", err)
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kubemon"`)
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		u := resp.User
+
+		attr := authorizer.AttributesRecord{User: u, Verb: verb(r.Method), Path: r.URL.Path, ResourceRequest: false}
+		ctx, cancel := context.WithTimeout(r.Context(), reviewTimeout)
+		decision, reason, err := f.authz.Authorize(ctx, attr)
+		cancel()
+		if decision != authorizer.DecisionAllow { // errors and no opinion included: never through
+			f.refused.WithLabelValues("403").Inc()
+			f.log.Warn("http request forbidden", "status", http.StatusForbidden, "user", u.GetName(), "groups", u.GetGroups(),
+				"verb", attr.Verb, "path", attr.Path, "reason", reason, "err", err)
+			msg := fmt.Sprintf("forbidden: User %q cannot %s path %q", u.GetName(), attr.Verb, attr.Path)
+			switch {
+			case reason != "":
+				msg += ": " + reason
+			case err != nil:
+				msg += ": the authorization check failed" // details in the log, not to the client
+			}
+			http.Error(w, msg, http.StatusForbidden)
+			return
+		}
+
+		next.ServeHTTP(w, withoutAuthorization(request.WithUser(r.Context(), u), r))
+	})
+}
+
+// verb is the authorization verb of a non-resource request: the lowercased
+// HTTP method, HEAD being a get.
+func verb(method string) string {
+	if method == http.MethodHead {
+		return "get"
+	}
+	return strings.ToLower(method)
+}
+
+// withoutAuthorization is r with ctx and without the Authorization header
+// (the caller's request and headers are left as they are).
+func withoutAuthorization(ctx context.Context, r *http.Request) *http.Request {
+	r2 := r.WithContext(ctx)
+	if len(r.Header.Values("Authorization")) > 0 {
+		r2.Header = r.Header.Clone()
+		r2.Header.Del("Authorization")
+	}
+	return r2
+}
