@@ -27,6 +27,7 @@ import (
 	"github.com/kubemon/kubemon/internal/discovery"
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/sim"
+	"github.com/kubemon/kubemon/internal/version"
 )
 
 const usage = `kubemon monitors every container of a Kubernetes cluster.
@@ -64,7 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sim":
 		return simulate(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintln(stdout, "kubemon", app.Version)
+		fmt.Fprintln(stdout, version.String())
 		return nil
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -29,10 +29,8 @@ import (
 	"github.com/kubemon/kubemon/internal/pipeline"
 	"github.com/kubemon/kubemon/internal/scrape"
 	"github.com/kubemon/kubemon/internal/store"
+	"github.com/kubemon/kubemon/internal/version"
 )
-
-// Version is set at build time with -ldflags "-X github.com/kubemon/kubemon/internal/app.Version=...".
-var Version = "dev"
 
 // Options are what the caller adds to a Config.
 type Options struct {
@@ -72,8 +70,8 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Namespace: "kubemon", Name: "build_info", Help: "Always 1; the version label names the build.",
-		ConstLabels: prometheus.Labels{"version": Version},
+		Namespace: "kubemon", Name: "build_info", Help: "A metric with a constant '1' value labeled by version, revision and goversion from which kubemon was built.",
+		ConstLabels: prometheus.Labels{"version": version.Version, "revision": version.Revision, "goversion": version.GoVersion},
 	}, func() float64 { return 1 }))
 
 	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, Drop: cfg.MetricsDrop, Logger: log, Registerer: reg})
@@ -164,7 +162,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
-	log.Info("kubemon serving", "addr", "http://"+ln.Addr().String(), "version", Version, "dataDir", cfg.DataDir, "interval", cfg.Interval)
+	log.Info("kubemon serving", "addr", "http://"+ln.Addr().String(), "version", version.Version, "revision", version.Revision, "dataDir", cfg.DataDir, "interval", cfg.Interval)
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
@@ -205,7 +203,7 @@ func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, log *s
 	source.MaxAge = max(source.MaxAge, 3*cfg.Interval)
 	srv, err := metricsapi.New(metricsapi.Options{
 		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: src.kubeconfig,
-		Source: source, Nodes: src.nodeLister, Pods: src.podLister, Version: Version, Logger: log,
+		Source: source, Nodes: src.nodeLister, Pods: src.podLister, Version: version.Version, Logger: log,
 	})
 	if err != nil {
 		ln.Close()

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
+
+	"github.com/kubemon/kubemon/internal/version"
 )
 
 // checkContextEvery is how many series the series endpoint reads between
@@ -192,9 +194,10 @@ type buildInfo struct {
 }
 
 // buildInfo serves /api/v1/status/buildinfo (needed by Grafana's data
-// source health check).
+// source health check): kubemon's version, revision and Go version. Branch,
+// build user and build date are not recorded and stay empty.
 func (a *API) buildInfo(*http.Request) apiResult {
-	data, err := json.Marshal(buildInfo{Version: "kubemon", GoVersion: goVersion})
+	data, err := json.Marshal(buildInfo{Version: version.Version, Revision: version.Revision, GoVersion: version.GoVersion})
 	if err != nil {
 		return errResult(&apiError{errorInternal, err})
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/kubemon/kubemon/internal/version"
 )
 
 const (
@@ -724,6 +727,10 @@ func TestLabels(t *testing.T) {
 }
 
 func TestGrafanaHelperEndpoints(t *testing.T) {
+	// As if stamped at link time (no test here runs in parallel).
+	oldVersion, oldRevision := version.Version, version.Revision
+	version.Version, version.Revision = "v0.1.0-3-gabc1234", "abc1234def5678abc1234def5678abc1234def56"
+	t.Cleanup(func() { version.Version, version.Revision = oldVersion, oldRevision })
 	e := newTestEnv(t, openTestDB(t), nil)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		env := e.mustSucceed(t, method, "/api/v1/metadata", nil)
@@ -741,8 +748,9 @@ func TestGrafanaHelperEndpoints(t *testing.T) {
 			GoVersion string `json:"goVersion"`
 		}
 		strictDecode(t, env.Data, &bi)
-		if bi.Version != "kubemon" || bi.GoVersion == "" {
-			t.Errorf("%s buildinfo = %+v", method, bi)
+		if bi.Version != version.Version || bi.Revision != version.Revision || bi.GoVersion != runtime.Version() ||
+			bi.Branch != "" || bi.BuildUser != "" || bi.BuildDate != "" {
+			t.Errorf("%s buildinfo = %+v, want version %q, revision %q, goVersion %q", method, bi, version.Version, version.Revision, runtime.Version())
 		}
 
 		env = e.mustSucceed(t, method, "/api/v1/query_exemplars", url.Values{
