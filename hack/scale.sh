@@ -25,7 +25,7 @@ sim_pid=$!
 for _ in $(seq 100); do grep -q 'node list at' "$work/sim.out" 2>/dev/null && break; sleep 0.2; done
 nodes_url=$(grep -o 'http://[^ ]*/api/v1/nodes' "$work/sim.out" | head -n1)
 
-"$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-scheme http --listen 127.0.0.1:0 \
+"$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-scheme http --listen 127.0.0.1:0 --enable-pprof \
   --data-dir "$work/data" --interval "$interval" >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 pid=$!

@@ -20,8 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/storage"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/kubemon/kubemon/internal/api/heapster"
+	"github.com/kubemon/kubemon/internal/api/kubeauth"
 	"github.com/kubemon/kubemon/internal/api/metricsapi"
 	"github.com/kubemon/kubemon/internal/api/promapi"
 	"github.com/kubemon/kubemon/internal/config"
@@ -74,7 +77,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		ConstLabels: prometheus.Labels{"version": version.Version, "revision": version.Revision, "goversion": version.GoVersion},
 	}, func() float64 { return 1 }))
 
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, Drop: cfg.MetricsDrop, Logger: log, Registerer: reg})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, RetentionSize: int64(cfg.RetentionSize), Drop: cfg.MetricsDrop, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}
@@ -129,17 +132,13 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 	defer prom.Close()
 
-	if cfg.MetricsAPI.Listen != "" {
-		if err := startMetricsAPI(cfg, st.Queryable(), src, log, goRun); err != nil {
-			return err
-		}
-	}
-
 	mux := http.NewServeMux()
 	heapster.New(heapster.Options{Queryable: st.Queryable(), Logger: log}).Register(mux)
 	prom.Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /livez", ok)
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !collector.Ready() {
 			http.Error(w, "not ready: waiting for the first complete cycle", http.StatusServiceUnavailable)
@@ -148,11 +147,18 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /{$}", index)
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	for p, h := range o.Handlers {
 		mux.Handle(p, h)
+	}
+	if cfg.MetricsAPI.Listen != "" {
+		if err := startMetricsAPI(cfg, st.Queryable(), src, mux, log, goRun); err != nil {
+			return err
+		}
 	}
 
 	ln := o.Listener
@@ -161,8 +167,20 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 			return fmt.Errorf("listen: %w", err)
 		}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
-	log.Info("kubemon serving", "addr", "http://"+ln.Addr().String(), "version", version.Version, "revision", version.Revision, "dataDir", cfg.DataDir, "interval", cfg.Interval)
+	mode, err := authMode(cfg, ln.Addr(), src.rest != nil)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	var handler http.Handler = mux
+	if mode == config.AuthKubernetes {
+		if handler, err = protect(src.rest, mux, log, reg); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	log.Info("kubemon serving", "addr", "http://"+ln.Addr().String(), "version", version.Version, "revision", version.Revision, "dataDir", cfg.DataDir, "interval", cfg.Interval, "auth", mode, "pprof", cfg.Pprof)
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
@@ -188,8 +206,50 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	return err
 }
 
+// publicPaths answer without credentials: the probes.
+var publicPaths = []string{"/healthz", "/livez", "/readyz"}
+
+// authMode resolves cfg.Auth for an API listening on addr: auto means no
+// authentication on loopback, else the Kubernetes API's (which must then
+// be reachable: haveKube).
+func authMode(cfg config.Config, addr net.Addr, haveKube bool) (string, error) {
+	switch cfg.Auth {
+	case config.AuthNone:
+		return config.AuthNone, nil
+	case config.AuthKubernetes:
+		if !haveKube {
+			return "", errors.New("auth kubernetes: needs the Kubernetes API (--kubernetes, --kubeconfig, or running in a pod) to review tokens")
+		}
+		return config.AuthKubernetes, nil
+	}
+	if tcp, ok := addr.(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		return config.AuthNone, nil
+	}
+	if haveKube {
+		return config.AuthKubernetes, nil
+	}
+	return "", fmt.Errorf("listen %s: the HTTP API would answer beyond this machine with nobody to check callers against; "+
+		"listen on 127.0.0.1, give the Kubernetes API (--kubeconfig) so bearer tokens are reviewed, or pass --auth=none to serve everyone", addr)
+}
+
+// protect puts the HTTP API behind bearer tokens that the Kubernetes API
+// reached with rc authenticates (TokenReview) and authorizes on the
+// request's path (SubjectAccessReview, non-resource URLs); the probes
+// stay open.
+func protect(rc *rest.Config, h http.Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	f, err := kubeauth.New(kubeauth.Options{Client: cs, Public: publicPaths, Logger: log.With("component", "auth"), Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	return f.Handler(h), nil
+}
+
 // startMetricsAPI serves metrics.k8s.io on its own HTTPS listener.
-func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
+func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, httpAPI http.Handler, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
 	if src.nodeLister == nil {
 		return errors.New("the metrics API (metricsAPI.listen) needs discovery from the Kubernetes API (--kubernetes, --kubeconfig, or running in a pod)")
 	}
@@ -204,6 +264,7 @@ func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, log *s
 	srv, err := metricsapi.New(metricsapi.Options{
 		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: src.kubeconfig,
 		Source: source, Nodes: src.nodeLister, Pods: src.podLister, Version: version.Version, Logger: log,
+		HTTPAPI: httpAPI,
 	})
 	if err != nil {
 		ln.Close()

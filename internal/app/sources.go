@@ -38,6 +38,8 @@ type sources struct {
 	// kubeconfig is the file the Kubernetes API was reached with; "" in a
 	// pod (in-cluster).
 	kubeconfig string
+	// rest reaches the Kubernetes API; nil without it.
+	rest *rest.Config
 }
 
 // syncTimeout bounds the wait for the Kubernetes informers' first list.
@@ -130,7 +132,7 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	return sources{
 		targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt},
-		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfig,
+		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfig, rest: rc,
 	}, nil
 }
 

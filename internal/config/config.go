@@ -197,20 +197,6 @@ func (c *Config) ScrapeTimeout() time.Duration {
 	return min(10*time.Second, c.Interval*4/5)
 }
 
-// ListensOnLoopback reports whether the HTTP API listens on loopback
-// addresses only (a host of localhost or a loopback IP, not "" or 0.0.0.0).
-func (c *Config) ListensOnLoopback() bool {
-	host, _, err := net.SplitHostPort(c.Listen)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 // Validate returns every problem of c.
 func (c *Config) Validate() []error {
 	var errs []error

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strconv"
 	"time"
 
@@ -351,6 +350,3 @@ func (a *API) writeError(w http.ResponseWriter, code int, e *apiError) int {
 	}
 	return code
 }
-
-// goVersion is reported by the buildinfo endpoint.
-var goVersion = runtime.Version()
