@@ -11,7 +11,9 @@ cd "$(dirname "$0")/.."
 hack/deps.sh
 echo "== Kubernetes binaries (cached by version; the first build takes 20-30 minutes)"
 k8s_dir=$(hack/cluster/build.sh)
-export PATH="$PATH:$k8s_dir"
+echo "== helm (cached by version; the first build takes about 10 minutes)"
+helm_dir=$(hack/helm.sh)
+export PATH="$PATH:$k8s_dir:$helm_dir"
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -15,7 +15,7 @@ if [ -z "${KUBEMON_CACHE:-}" ]; then
 fi
 k8s_dir=$KUBEMON_CACHE/k8s-$K8S_VERSION
 etcd_dir=$KUBEMON_CACHE/etcd-$ETCD_VERSION
-bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
+bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 # kubectl too, where the machine has none (callers put $k8s_dir on PATH).
 command -v kubectl >/dev/null 2>&1 || bins+=(kubectl)
 

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"net"
@@ -86,7 +87,11 @@ func upCluster(t *testing.T) *cluster {
 }
 
 func (c *cluster) dumpLogs(t *testing.T) {
-	for _, l := range []string{"kubemon", "kubelet", "kube-apiserver"} {
+	if out, err := exec.Command("kubectl", "--kubeconfig", filepath.Join(c.dir, "kubeconfig"), "-n", "kube-system",
+		"logs", "deployment/kubemon", "--tail=40").CombinedOutput(); err == nil || len(out) > 0 {
+		t.Logf("--- kubemon pod log (tail)\n%s", out)
+	}
+	for _, l := range []string{"kubemon", "kubelet", "kube-proxy", "kube-apiserver"} {
 		b, _ := os.ReadFile(filepath.Join(c.dir, "logs", l+".log"))
 		if len(b) > 4000 {
 			b = b[len(b)-4000:]
@@ -127,14 +132,49 @@ func (c *cluster) apply(t *testing.T, manifest string) {
 	c.kubectl(t, "apply", "-f", f)
 }
 
-// kubemon is the harness's kubemon as a proc for the API helpers.
+// kubemon is the harness's kubemon (the pod installed from deploy/) as a
+// proc for the API helpers, reading with the kubemon-viewer token.
 func (c *cluster) kubemon(t *testing.T) *proc {
 	t.Helper()
-	addr, err := os.ReadFile(filepath.Join(c.dir, "kubemon.addr"))
+	return &proc{base: "http://" + c.file(t, "kubemon.addr"), token: c.file(t, "viewer.token")}
+}
+
+// file is the trimmed content of the harness's file name.
+func (c *cluster) file(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(c.dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &proc{base: "http://" + strings.TrimSpace(string(addr))}
+	return strings.TrimSpace(string(b))
+}
+
+// kubemonLogs is what kubemon's pod logged (JSON lines), decoded.
+func (c *cluster) kubemonLogs(t *testing.T) []map[string]any {
+	t.Helper()
+	var lines []map[string]any
+	for _, l := range strings.Split(c.kubectl(t, "-n", "kube-system", "logs", "deployment/kubemon", "--tail=-1"), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil {
+			lines = append(lines, m)
+		}
+	}
+	return lines
+}
+
+// logged reports whether some line has every field of want (values
+// compared as fmt.Sprint).
+func logged(lines []map[string]any, want map[string]any) bool {
+next:
+	for _, l := range lines {
+		for k, v := range want {
+			if fmt.Sprint(l[k]) != fmt.Sprint(v) {
+				continue next
+			}
+		}
+		return true
+	}
+	return false
 }
 
 const loadgen = `apiVersion: apps/v1
@@ -214,8 +254,10 @@ type ghost struct {
 	open  []net.Conn
 }
 
-func newGhost(t *testing.T) *ghost {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// newGhost listens on ip, an address of this host that kubemon's pod
+// reaches (the node's veth peer).
+func newGhost(t *testing.T, ip string) *ghost {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,11 +295,12 @@ func newGhost(t *testing.T) *ghost {
 func TestNodesComeAndGo(t *testing.T) {
 	c := upCluster(t)
 	km := c.kubemon(t)
-	g := newGhost(t)
+	hostIP := c.file(t, "host.ip")
+	g := newGhost(t, hostIP)
 	port := g.ln.Addr().(*net.TCPAddr).Port
 	c.apply(t, "apiVersion: v1\nkind: Node\nmetadata: {name: ghost}\n")
 	c.kubectl(t, "patch", "node", "ghost", "--subresource=status", "--type=merge", "-p",
-		fmt.Sprintf(`{"status":{"addresses":[{"type":"InternalIP","address":"127.0.0.1"}],"daemonEndpoints":{"kubeletEndpoint":{"Port":%d}}}}`, port))
+		fmt.Sprintf(`{"status":{"addresses":[{"type":"InternalIP","address":%q}],"daemonEndpoints":{"kubeletEndpoint":{"Port":%d}}}}`, hostIP, port))
 	waitFor(t, 30*time.Second, "kubemon to scrape the new node", func() bool { return g.conns.Load() >= 2 })
 
 	// A kubelet that never answers: the real node's data keeps coming every interval.

@@ -44,10 +44,11 @@ func TestMain(m *testing.M) {
 
 // proc is a running kubemon.
 type proc struct {
-	cmd  *exec.Cmd
-	base string // http://host:port
-	mu   sync.Mutex
-	logs strings.Builder
+	cmd   *exec.Cmd
+	base  string // http://host:port
+	token string // bearer token sent with every request, if set
+	mu    sync.Mutex
+	logs  strings.Builder
 }
 
 var addrRE = regexp.MustCompile(`UI and APIs:\s+(http://\S+)/`)
@@ -138,6 +139,9 @@ func (p *proc) get(t *testing.T, path string) (int, []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.base+path, nil)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return 0, nil
@@ -149,7 +153,11 @@ func (p *proc) get(t *testing.T, path string) (int, []byte) {
 
 func (p *proc) post(t *testing.T, path string) {
 	t.Helper()
-	resp, err := http.Post(p.base+path, "", nil)
+	req, _ := http.NewRequest(http.MethodPost, p.base+path, nil)
+	if p.token != "" {
+		req.Header.Set("Authorization", "Bearer "+p.token)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

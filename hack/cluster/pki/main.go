@@ -82,6 +82,8 @@ func run(dir, server string, ns, extra []string) error {
 		{"admin", ca, "kubernetes-admin", []string{"system:masters"}, nil, nil, false},
 		{"controller-manager", ca, "system:kube-controller-manager", nil, nil, nil, false},
 		{"scheduler", ca, "system:kube-scheduler", nil, nil, nil, false},
+		// kube-proxy's user, bound to system:node-proxier by the default policy.
+		{"kube-proxy", ca, "system:kube-proxy", nil, nil, nil, false},
 		{"apiserver-kubelet-client", ca, "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, nil, false},
 		{"front-proxy-client", fp, "front-proxy-client", nil, nil, nil, false},
 	}
@@ -131,7 +133,7 @@ func run(dir, server string, ns, extra []string) error {
 		return err
 	}
 	// Kubeconfigs.
-	users := map[string]string{"admin": "admin", "controller-manager": "controller-manager", "scheduler": "scheduler"}
+	users := map[string]string{"admin": "admin", "controller-manager": "controller-manager", "scheduler": "scheduler", "kube-proxy": "kube-proxy"}
 	for _, n := range ns {
 		name, _, _ := strings.Cut(n, "=")
 		users["kubelet-"+name] = "kubelet-" + name
