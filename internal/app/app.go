@@ -233,15 +233,15 @@ func authMode(cfg config.Config, addr net.Addr, haveKube bool) (string, error) {
 }
 
 // protect puts the HTTP API behind bearer tokens that the Kubernetes API
-// reached with rc authenticates (TokenReview) and authorizes on the
-// request's path (SubjectAccessReview, non-resource URLs); the probes
-// stay open.
+// reached with rc authenticates (TokenReview) and authorizes
+// (SubjectAccessReview) as the same request under the kubemon.io/v1alpha1
+// aggregated API: one role grants both paths; the probes stay open.
 func protect(rc *rest.Config, h http.Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	f, err := kubeauth.New(kubeauth.Options{Client: cs, Public: publicPaths, Logger: log.With("component", "auth"), Registerer: reg})
+	f, err := kubeauth.New(kubeauth.Options{Client: cs, Public: publicPaths, ResourcePrefix: metricsapi.HTTPAPIPrefix, Logger: log.With("component", "auth"), Registerer: reg})
 	if err != nil {
 		return nil, err
 	}

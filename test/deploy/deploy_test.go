@@ -158,7 +158,6 @@ func TestKustomizeBase(t *testing.T) {
 	var viewer rbacv1.ClusterRole
 	decode(t, find(t, objs, "ClusterRole", "kubemon-viewer"), &viewer)
 	wantRules := []rbacv1.PolicyRule{
-		{NonResourceURLs: []string{"/", "/api/*", "/metrics", "/ui", "/ui/*"}, Verbs: []string{"get", "post"}},
 		{APIGroups: []string{"kubemon.io"}, Resources: []string{"*"}, Verbs: []string{"get", "list", "create"}},
 	}
 	if !reflect.DeepEqual(viewer.Rules, wantRules) {

@@ -25,6 +25,16 @@
 // request.UserFrom. Every refusal is logged at Warn and counted in
 // kubemon_http_requests_refused_total{code="401"|"403"}.
 //
+// With Options.ResourcePrefix (what kubemon uses, with the prefix of its
+// kubemon.io/v1alpha1 aggregated API) authorization is instead on the
+// resource attributes the apiserver derives for prefix + path: GET
+// /api/v1/query is verb get on resource "api", subresource "query" of group
+// kubemon.io, exactly as when the same request comes through the
+// apiserver's aggregation layer, so one rule (apiGroups [kubemon.io],
+// resources ["*"], verbs [get, list, create]) grants both. Non-resource
+// URLs cannot be used for kubemon's paths: Kubernetes' default
+// system:discovery role grants "/api/*" to every authenticated user.
+//
 // kubemon's own ServiceAccount needs the system:auth-delegator ClusterRole
 // (create tokenreviews and subjectaccessreviews). Its users need a
 // ClusterRole granting the non-resource URLs they read, for example:
@@ -58,8 +68,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/util/sets"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	"k8s.io/apiserver/pkg/authorization/authorizerfactory"
 	"k8s.io/apiserver/pkg/endpoints/request"
@@ -86,6 +98,16 @@ type Options struct {
 	// Public are the URL paths served without credentials, matched
 	// exactly (no prefixes).
 	Public []string
+	// ResourcePrefix, when set, authorizes a request on the resource
+	// attributes the Kubernetes API server derives for ResourcePrefix +
+	// the request's path (an aggregated API group's prefix such as
+	// "/apis/kubemon.io/v1alpha1"), instead of on the path as a
+	// non-resource URL. Then one RBAC rule on that group grants the same
+	// request whether it comes straight here or through the apiserver's
+	// aggregation layer. It is needed when paths collide with Kubernetes'
+	// own non-resource URLs: the default system:discovery role grants
+	// every authenticated user "/api/*" and "/apis/*".
+	ResourcePrefix string
 	// TokenCacheTTL is how long a TokenReview's answer is kept (accepted or
 	// not; errors are not cached). AllowCacheTTL and DenyCacheTTL are how
 	// long a SubjectAccessReview's allow and non-allow are kept. 0 means
@@ -103,6 +125,8 @@ type Filter struct {
 	authn   authenticator.Request
 	authz   authorizer.Authorizer
 	public  map[string]bool
+	prefix  string
+	infos   *request.RequestInfoFactory
 	log     *slog.Logger
 	refused *prometheus.CounterVec
 }
@@ -153,6 +177,13 @@ func newFilter(authn authenticator.Request, authz authorizer.Authorizer, o Optio
 		return nil, errors.New("kubeauth: an authenticator and an authorizer are required")
 	}
 	f := &Filter{authn: authn, authz: authz, public: make(map[string]bool, len(o.Public)), log: o.Logger}
+	if o.ResourcePrefix != "" {
+		if !strings.HasPrefix(o.ResourcePrefix, "/apis/") || strings.Count(strings.Trim(o.ResourcePrefix, "/"), "/") != 2 {
+			return nil, fmt.Errorf("kubeauth: resource prefix %q: want /apis/<group>/<version>", o.ResourcePrefix)
+		}
+		f.prefix = strings.TrimSuffix(o.ResourcePrefix, "/")
+		f.infos = &request.RequestInfoFactory{APIPrefixes: sets.NewString("api", "apis"), GrouplessAPIPrefixes: sets.NewString("api")}
+	}
 	for _, p := range o.Public {
 		f.public[p] = true
 	}
@@ -202,15 +233,26 @@ func (f *Filter) Handler(next http.Handler) http.Handler {
 		}
 		u := resp.User
 
-		attr := authorizer.AttributesRecord{User: u, Verb: verb(r.Method), Path: r.URL.Path, ResourceRequest: false}
-		ctx, cancel := context.WithTimeout(r.Context(), reviewTimeout)
-		decision, reason, err := f.authz.Authorize(ctx, attr)
-		cancel()
+		attr, err := f.attributes(r, u)
+		decision, reason := authorizer.DecisionDeny, ""
+		if err == nil {
+			ctx, cancel := context.WithTimeout(r.Context(), reviewTimeout)
+			decision, reason, err = f.authz.Authorize(ctx, attr)
+			cancel()
+		}
 		if decision != authorizer.DecisionAllow { // errors and no opinion included: never through
 			f.refused.WithLabelValues("403").Inc()
 			f.log.Warn("http request forbidden", "status", http.StatusForbidden, "user", u.GetName(), "groups", u.GetGroups(),
-				"verb", attr.Verb, "path", attr.Path, "reason", reason, "err", err)
+				"verb", attr.Verb, "path", r.URL.Path, "apiGroup", attr.APIGroup, "resource", attr.Resource, "subresource", attr.Subresource,
+				"reason", reason, "err", err)
 			msg := fmt.Sprintf("forbidden: User %q cannot %s path %q", u.GetName(), attr.Verb, attr.Path)
+			if attr.ResourceRequest {
+				res := attr.Resource
+				if attr.Subresource != "" {
+					res += "/" + attr.Subresource
+				}
+				msg = fmt.Sprintf("forbidden: User %q cannot %s resource %q in API group %q", u.GetName(), attr.Verb, res, attr.APIGroup)
+			}
 			switch {
 			case reason != "":
 				msg += ": " + reason
@@ -223,6 +265,27 @@ func (f *Filter) Handler(next http.Handler) http.Handler {
 
 		next.ServeHTTP(w, withoutAuthorization(request.WithUser(r.Context(), u), r))
 	})
+}
+
+// attributes are what r is authorized as: its path as a non-resource URL,
+// or, with a resource prefix, the resource attributes of prefix + path.
+func (f *Filter) attributes(r *http.Request, u user.Info) (authorizer.AttributesRecord, error) {
+	if f.infos == nil {
+		return authorizer.AttributesRecord{User: u, Verb: verb(r.Method), Path: r.URL.Path, ResourceRequest: false}, nil
+	}
+	url := *r.URL
+	url.Path = f.prefix + r.URL.Path
+	r2 := r.WithContext(r.Context())
+	r2.URL = &url
+	info, err := f.infos.NewRequestInfo(r2)
+	if err != nil {
+		return authorizer.AttributesRecord{User: u, Path: url.Path}, err
+	}
+	return authorizer.AttributesRecord{
+		User: u, Verb: info.Verb, Namespace: info.Namespace, APIGroup: info.APIGroup, APIVersion: info.APIVersion,
+		Resource: info.Resource, Subresource: info.Subresource, Name: info.Name,
+		ResourceRequest: info.IsResourceRequest, Path: info.Path,
+	}, nil
 }
 
 // verb is the authorization verb of a non-resource request: the lowercased

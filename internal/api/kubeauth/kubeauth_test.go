@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -305,5 +306,53 @@ func TestNewFilterSharesCounter(t *testing.T) {
 func TestNewRequiresClient(t *testing.T) {
 	if _, err := New(Options{}); err == nil {
 		t.Error("New without a client: no error")
+	}
+}
+
+// TestResourcePrefix: with a resource prefix a request is authorized on
+// the resource attributes the apiserver derives for prefix + path, so one
+// RBAC rule on the group covers the direct and the aggregated path.
+func TestResourcePrefix(t *testing.T) {
+	authz := &fakeAuthz{}
+	f, err := newFilter(fakeAuthn, authz, Options{ResourcePrefix: "/apis/kubemon.io/v1alpha1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := f.Handler(&recorder{})
+	for _, tt := range []struct {
+		method, path string
+		want         string // verb group resource/subresource name, or "nonresource verb path"
+	}{
+		{"GET", "/api/v1/query?query=up", "get kubemon.io api/query v1"},
+		{"POST", "/api/v1/query", "create kubemon.io api/query v1"},
+		{"HEAD", "/api/v1/query", "get kubemon.io api/query v1"},
+		{"GET", "/api/v1/model/namespaces/default/pods/", "get kubemon.io api/model v1"},
+		{"GET", "/metrics", "list kubemon.io metrics/ "},
+		{"GET", "/", "nonresource get /apis/kubemon.io/v1alpha1/"},
+	} {
+		before := len(authz.asked())
+		req := httptest.NewRequest(tt.method, tt.path, nil)
+		req.Header.Set("Authorization", "Bearer good")
+		resp := httptest.NewRecorder()
+		h.ServeHTTP(resp, req)
+		asked := authz.asked()
+		if len(asked) != before+1 {
+			t.Errorf("%s %s: %d authorization checks, want 1", tt.method, tt.path, len(asked)-before)
+			continue
+		}
+		a := asked[len(asked)-1]
+		got := fmt.Sprintf("%s %s %s/%s %s", a.GetVerb(), a.GetAPIGroup(), a.GetResource(), a.GetSubresource(), a.GetName())
+		if !a.IsResourceRequest() {
+			got = fmt.Sprintf("nonresource %s %s", a.GetVerb(), a.GetPath())
+		}
+		if got != tt.want {
+			t.Errorf("%s %s: authorized as %q, want %q", tt.method, tt.path, got, tt.want)
+		}
+		if resp.Code != http.StatusForbidden || !strings.Contains(resp.Body.String(), "forbidden: User \"alice\"") {
+			t.Errorf("%s %s: %d %q, want 403 (the fake allows no resource)", tt.method, tt.path, resp.Code, resp.Body.String())
+		}
+	}
+	if _, err := newFilter(fakeAuthn, authz, Options{ResourcePrefix: "/kubemon"}); err == nil {
+		t.Error("a prefix that is no /apis/<group>/<version>: want an error")
 	}
 }
