@@ -212,7 +212,8 @@ containerd --config "$N/containerd/config.toml" >"$DIR/logs/containerd.log" 2>&1
 for _ in \$(seq 100); do [ -S "$N/containerd.sock" ] && break; sleep 0.1; done
 for img in "$N"/images/*.tar; do ctr -a "$N/containerd.sock" -n k8s.io images import "\$img" >/dev/null; done
 # kube-proxy (iptables mode) in the node's namespaces: Services work for pods.
-# Service traffic is masqueraded (no br_netfilter here), conntrack sysctls
+# Service traffic is masqueraded (replies between pods on the bridge then
+# return through the node whatever the bridge-netfilter settings), conntrack sysctls
 # are left alone (they are the machine's).
 "$DIR/bin/kube-proxy" --kubeconfig "$P/kube-proxy.kubeconfig" --hostname-override "$NODE" \
   --bind-address "$NODE_IP" --cluster-cidr "$POD_CIDR" --proxy-mode iptables --masquerade-all \
