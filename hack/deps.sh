@@ -30,3 +30,9 @@ if command -v apt-get >/dev/null 2>&1; then
 fi
 
 go mod download
+# The test runner: go test with a summary that names every skipped and
+# failed test (installed outside the module; its own dependencies).
+GOTESTSUM_VERSION=v1.13.0
+if ! "$(go env GOPATH)/bin/gotestsum" --version 2>/dev/null | grep -q "${GOTESTSUM_VERSION#v}"; then
+  go install "gotest.tools/gotestsum@$GOTESTSUM_VERSION"
+fi

@@ -23,9 +23,12 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
+# gotestsum runs go test and ends with a summary naming every skipped test
+# (with its reason) and every failure.
+gotestsum=("$(go env GOPATH)/bin/gotestsum" --format pkgname-and-test-fails --format-hide-empty-pkg)
 echo "== go test -race (unit and package tests)"
-go test -race -count=1 -timeout 30m $(go list ./... | grep -v /test/e2e)
+"${gotestsum[@]}" -- -race -count=1 -timeout 30m $(go list ./... | grep -v /test/e2e)
 # The end-to-end tests run alone: they start real servers and a cluster,
 # which compete badly with the race-instrumented package tests for 2 cores.
 echo "== go test -race ./test/e2e (simulator spine, real cluster)"
-go test -race -count=1 -timeout 30m ./test/e2e/
+"${gotestsum[@]}" -- -race -count=1 -timeout 30m ./test/e2e/
