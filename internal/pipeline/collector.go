@@ -19,8 +19,8 @@ type Emitter func(ctx context.Context, b *model.Batch)
 type CollectorOptions struct {
 	// Interval is the cycle length; default 15 s. Cycles end on multiples of it.
 	Interval time.Duration
-	// Targets lists the nodes expected; the collector is ready after the
-	// first cycle in which each of them reported (data or an error).
+	// Targets lists the nodes expected; the collector is ready while most
+	// of them (see Ready) have delivered data recently.
 	Targets func() []model.Target
 	// Namespaces, when set, gives every namespace's labels: each gets a
 	// namespace_info series, pods or not.
@@ -44,16 +44,17 @@ type Collector struct {
 	mu sync.Mutex
 	// pending holds the latest pod and node entries of each node that
 	// reported since the last cycle, for the roll-ups.
-	pending  map[string][]model.Entry
-	reported map[string]bool
-	raters   map[string]*nodeRater
-	rollups  map[model.Object]struct{} // the last cycle's, to see which vanish; used by Cycle only
-	ready    atomic.Bool
+	pending map[string][]model.Entry
+	raters  map[string]*nodeRater
+	rollups map[model.Object]struct{} // the last cycle's, to see which vanish; used by Cycle only
+	ready   atomic.Bool
 
 	cycleDur prometheus.Histogram
 	lag      prometheus.Gauge
 	entries  prometheus.Gauge
 	nodesOK  prometheus.Gauge
+	// freshNodes counts the expected nodes with data in the ready window.
+	freshNodes prometheus.Gauge
 }
 
 type nodeRater struct {
@@ -75,10 +76,9 @@ func NewCollector(o CollectorOptions) *Collector {
 		o.Now = time.Now
 	}
 	c := &Collector{
-		o:        o,
-		pending:  map[string][]model.Entry{},
-		reported: map[string]bool{},
-		raters:   map[string]*nodeRater{},
+		o:       o,
+		pending: map[string][]model.Entry{},
+		raters:  map[string]*nodeRater{},
 		cycleDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_duration_seconds",
 			Help:    "Time to aggregate and emit one cycle's roll-ups, in seconds.",
@@ -96,9 +96,13 @@ func NewCollector(o CollectorOptions) *Collector {
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_nodes",
 			Help: "Nodes whose data went into the last cycle's roll-ups.",
 		}),
+		freshNodes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "kubemon", Subsystem: "pipeline", Name: "fresh_nodes",
+			Help: "Expected nodes that delivered data within the readiness window (ReadyWindow intervals) at the last cycle's end.",
+		}),
 	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(c.cycleDur, c.lag, c.entries, c.nodesOK)
+		o.Registerer.MustRegister(c.cycleDur, c.lag, c.entries, c.nodesOK, c.freshNodes)
 	}
 	return c
 }
@@ -107,9 +111,6 @@ func NewCollector(o CollectorOptions) *Collector {
 // scrape.Handler. Calls for one node must not overlap.
 func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.NodeStats, err error) {
 	if err != nil || stats == nil {
-		c.mu.Lock()
-		c.reported[t.Node] = true
-		c.mu.Unlock()
 		return
 	}
 	c.mu.Lock()
@@ -138,12 +139,18 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 	}
 	c.mu.Lock()
 	c.pending[t.Node] = keep // a second scrape in one cycle replaces the first
-	c.reported[t.Node] = true
 	c.mu.Unlock()
 }
 
-// Ready reports whether a cycle has completed in which every expected node reported.
+// Ready reports whether, at the end of the last cycle, more than half of
+// the expected nodes had delivered data within the last ReadyWindow
+// intervals (or no node was expected). It turns false again when scrapes
+// keep failing: a kubemon whose data went stale is not ready.
 func (c *Collector) Ready() bool { return c.ready.Load() }
+
+// ReadyWindow is how many intervals a node's last data counts as recent
+// for Ready.
+const ReadyWindow = 3
 
 // Run ends a cycle on every multiple of the interval until ctx ends.
 func (c *Collector) Run(ctx context.Context) error {
@@ -167,14 +174,24 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = map[string][]model.Entry{}
-	allReported := true
 	var targets map[string]bool
+	expected, fresh := 0, 0
 	if c.o.Targets != nil {
 		ts := c.o.Targets()
 		targets = make(map[string]bool, len(ts))
 		for _, t := range ts {
-			allReported = allReported && c.reported[t.Node]
 			targets[t.Node] = true
+		}
+		expected = len(targets)
+		for name := range targets {
+			if nr := c.raters[name]; nr != nil && nr.mu.TryLock() {
+				if c.o.Now().Sub(nr.lastSeen) <= ReadyWindow*c.o.Interval {
+					fresh++
+				}
+				nr.mu.Unlock()
+			} else if nr != nil {
+				fresh++ // being handled right now: it is delivering
+			}
 		}
 	}
 	// A node that left discovery ends its series at once; one that stopped
@@ -217,8 +234,14 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	c.lag.Set(c.o.Now().Sub(end).Seconds())
 	c.entries.Set(float64(len(entries)))
 	c.nodesOK.Set(float64(len(pending)))
-	if allReported && !c.ready.Load() {
-		c.ready.Store(true)
-		c.o.Logger.Info("first complete cycle", "nodes", len(pending), "entries", len(entries))
+	ready := 2*fresh > expected || expected == 0
+	c.freshNodes.Set(float64(fresh))
+	if was := c.ready.Swap(ready); was != ready {
+		if ready {
+			c.o.Logger.Info("ready: most nodes deliver data", "fresh", fresh, "expected", expected, "entries", len(entries))
+		} else {
+			c.o.Logger.Warn("not ready: most nodes delivered no data recently", "fresh", fresh, "expected", expected,
+				"window", ReadyWindow*c.o.Interval)
+		}
 	}
 }

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"math"
 	"testing"
 	"time"
@@ -286,5 +288,57 @@ func TestCollectorEndsRemovedNodes(t *testing.T) {
 	}
 	if !ended[nodeO] || !ended[c1] || !ended[model.Object{Level: model.LevelCluster}] {
 		t.Errorf("after the node left: ended %v, want the node, its container and the cluster roll-up", ended)
+	}
+}
+
+// TestCollectorReady: ready means recent data from most expected nodes;
+// failing scrapes never make it ready, and data gone stale makes it
+// unready again.
+func TestCollectorReady(t *testing.T) {
+	now := time.Unix(1000, 0)
+	nodes := []model.Target{{Node: "a"}, {Node: "b"}, {Node: "c"}, {Node: "d"}}
+	c := NewCollector(CollectorOptions{Interval: 10 * time.Second, Targets: func() []model.Target { return nodes },
+		Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return now }})
+	ok := func(names ...string) {
+		for _, n := range names {
+			o := model.Object{Level: model.LevelNode, Node: n}
+			c.Handle(context.Background(), model.Target{Node: n}, &model.NodeStats{Node: n, ScrapeTime: now,
+				Entries: []model.Entry{entry(o, now.UnixMilli(), 1, map[model.MetricID]float64{model.MemoryWorkingSet: 1})}}, nil)
+		}
+	}
+	fail := func(names ...string) {
+		for _, n := range names {
+			c.Handle(context.Background(), model.Target{Node: n}, nil, errors.New("connection refused"))
+		}
+	}
+	cycle := func() {
+		now = now.Add(10 * time.Second)
+		c.Cycle(context.Background(), now)
+	}
+	for i, step := range []struct {
+		ok, fail []string
+		want     bool
+	}{
+		{nil, []string{"a", "b", "c", "d"}, false}, // every scrape fails: never ready
+		{nil, []string{"a", "b", "c", "d"}, false},
+		{[]string{"a", "b"}, []string{"c", "d"}, false}, // half is not most
+		{[]string{"a", "b", "c"}, []string{"d"}, true},
+		{nil, []string{"a", "b", "c", "d"}, true}, // data 1 and 2 intervals old is recent
+		{nil, []string{"a", "b", "c", "d"}, true},
+		{nil, []string{"a", "b", "c", "d"}, false}, // 4 intervals without data: not ready again
+		{[]string{"a", "b", "c", "d"}, nil, true},
+	} {
+		ok(step.ok...)
+		fail(step.fail...)
+		cycle()
+		if got := c.Ready(); got != step.want {
+			t.Errorf("step %d (%d ok, %d failing): ready %v, want %v", i, len(step.ok), len(step.fail), got, step.want)
+		}
+	}
+	empty := NewCollector(CollectorOptions{Interval: time.Second, Targets: func() []model.Target { return nil },
+		Logger: slog.New(slog.DiscardHandler)})
+	empty.Cycle(context.Background(), time.Now())
+	if !empty.Ready() {
+		t.Error("no node expected: want ready")
 	}
 }
