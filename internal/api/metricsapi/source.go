@@ -41,12 +41,22 @@ type usage struct {
 	t      int64 // ms, of the newer CPU sample
 	window int64 // ms
 	cpu    float64
+	hasCPU bool // cpu is a rate: the two newest samples are of one run
 	mem    float64
 	hasMem bool
 }
 
+// complete reports whether u has both a CPU rate and a working set.
+func (u usage) complete() bool { return u.hasCPU && u.hasMem }
+
 // read selects the CPU counter and working-set series of one level's
-// objects matching ms, keyed by key(labels).
+// objects matching ms, keyed by key(labels). Every object present now (a
+// CPU counter or working set whose newest sample is at most MaxAge old and
+// whose series has not ended) is in the result, with or without a rate:
+// an object with one sample since it (re)appeared, or whose two newest
+// samples straddle a counter reset, or with a working set but no counter,
+// has hasCPU false, so that Pods can leave its pod out rather than report
+// the pod without it.
 func (s *Source) read(ctx context.Context, level string, key func(labels.Labels) string, ms ...*labels.Matcher) (map[string]usage, error) {
 	now := s.Now()
 	q, err := s.q.Querier(now.Add(-2*s.MaxAge).UnixMilli(), now.UnixMilli())
@@ -54,6 +64,7 @@ func (s *Source) read(ctx context.Context, level string, key func(labels.Labels)
 		return nil, err
 	}
 	defer q.Close()
+	fresh := now.Add(-s.MaxAge).UnixMilli()
 	out := map[string]usage{}
 	cpu := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, level+"_cpu_usage_seconds_total")}, ms...)
 	set := q.Select(ctx, false, nil, cpu...)
@@ -74,10 +85,14 @@ func (s *Source) read(ctx context.Context, level string, key func(labels.Labels)
 		if err := it.Err(); err != nil {
 			return nil, err
 		}
-		if n < 2 || t1 <= t0 || v1 < v0 || t1 < now.Add(-s.MaxAge).UnixMilli() {
-			continue // no rate yet, a reset between the two samples, or stale
+		if n == 0 || t1 < fresh {
+			continue // no sample, the series ended, or stale: not there now
 		}
-		out[key(set.At().Labels())] = usage{t: t1, window: t1 - t0, cpu: (v1 - v0) / (float64(t1-t0) / 1000)}
+		if n < 2 || t1 <= t0 || v1 < v0 {
+			out[key(set.At().Labels())] = usage{t: t1} // no rate yet, or a reset between the two samples
+			continue
+		}
+		out[key(set.At().Labels())] = usage{t: t1, window: t1 - t0, cpu: (v1 - v0) / (float64(t1-t0) / 1000), hasCPU: true}
 	}
 	if err := set.Err(); err != nil {
 		return nil, err
@@ -87,17 +102,23 @@ func (s *Source) read(ctx context.Context, level string, key func(labels.Labels)
 	for set.Next() {
 		k := key(set.At().Labels())
 		u, ok := out[k]
-		if !ok {
-			continue
-		}
+		var last int64
+		ended := false
 		it := set.At().Iterator(nil)
 		for it.Next() != 0 {
-			if _, v := it.At(); !math.IsNaN(v) {
-				u.mem, u.hasMem = v, true
+			t, v := it.At()
+			if ended = math.IsNaN(v); !ended {
+				u.mem, u.hasMem, last = v, true, t
 			}
 		}
 		if err := it.Err(); err != nil {
 			return nil, err
+		}
+		if !ok && (!u.hasMem || ended || last < fresh) {
+			continue // no CPU counter, and no working set now either
+		}
+		if !ok {
+			u.t = last // a working set but no CPU counter: there, without a rate
 		}
 		out[k] = u
 	}
@@ -124,7 +145,7 @@ func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics,
 	}
 	out := make([]metrics.NodeMetrics, 0, len(us))
 	for name, u := range us {
-		if !u.hasMem {
+		if !u.complete() {
 			continue
 		}
 		out = append(out, metrics.NodeMetrics{
@@ -142,6 +163,14 @@ func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics,
 // containers all have a CPU rate and a working set, sorted by namespace
 // and name; pod, when set, selects the one pod of that name. A pod's
 // timestamp is its oldest container's, its window the widest.
+//
+// As metrics-server does, a pod with a container present now but without a
+// rate (one sample since it started, a restart between its two newest
+// samples, a working set but no CPU counter) or without a working set is
+// left out entirely, not reported with its other containers: the HPA then
+// treats it as missing instead of under-counting it. Containers whose
+// series ended (removed) or whose newest sample is older than MaxAge are
+// not part of the pod.
 func (s *Source) Pods(ctx context.Context, namespace, pod string) ([]metrics.PodMetrics, error) {
 	var ms []*labels.Matcher
 	if namespace != "" {
@@ -161,7 +190,7 @@ func (s *Source) Pods(ctx context.Context, namespace, pod string) ([]metrics.Pod
 	for k, u := range us {
 		ns, pod, ctr := split3(k)
 		pk := [2]string{ns, pod}
-		if !u.hasMem {
+		if !u.complete() {
 			incomplete[pk] = true
 			continue
 		}

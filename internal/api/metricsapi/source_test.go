@@ -2,6 +2,7 @@ package metricsapi
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -106,5 +107,125 @@ func TestSource(t *testing.T) {
 	s.MaxAge = 45 * time.Second
 	if nodes, err := s.Nodes(ctx, ""); err != nil || len(nodes) != 0 {
 		t.Errorf("newest sample 50 s old, MaxAge 45 s: %+v, %v", nodes, err)
+	}
+}
+
+// smp is one sample of a container's CPU counter, sec seconds after t0 (a
+// working set of 64 MiB goes with it); gone ends the container's series
+// there with staleness markers instead.
+type smp struct {
+	sec  int
+	cpu  float64
+	gone bool
+}
+
+// TestSourcePodCompleteness checks metrics-server's rule: a pod is reported
+// only when every container it has now (a fresh newest sample, its series
+// not ended) has a CPU rate and a working set; otherwise the whole pod is
+// left out, never reported with some of its containers. Container "app"
+// always has a rate; "x" varies. The clock reads t0 + 1 min, MaxAge is
+// 2 min.
+func TestSourcePodCompleteness(t *testing.T) {
+	good := []smp{{0, 10, false}, {10, 15, false}} // 500m
+	for _, c := range []struct {
+		name  string
+		x     []smp
+		noMem bool     // x has no working set
+		noCPU bool     // x has no CPU counter
+		want  []string // the containers reported; nil: the pod is left out
+	}{
+		{name: "both have rates", x: []smp{{0, 1, false}, {10, 2, false}}, want: []string{"app", "x"}},
+		{name: "one sample only", x: []smp{{10, 1, false}}},
+		{name: "one sample only, older than the sibling's", x: []smp{{5, 1, false}}},
+		{name: "restarted between the two newest samples", x: []smp{{0, 30, false}, {10, 2, false}}},
+		{name: "restarted, reset straddles the two newest of three", x: []smp{{0, 20, false}, {5, 30, false}, {10, 1, false}}},
+		{name: "restarted earlier, two samples since", x: []smp{{0, 30, false}, {5, 1, false}, {10, 2, false}}, want: []string{"app", "x"}},
+		{name: "no working set", x: []smp{{0, 1, false}, {10, 2, false}}, noMem: true},
+		{name: "working set but no CPU counter", x: []smp{{0, 0, false}, {10, 0, false}}, noCPU: true},
+		{name: "working set but no CPU counter, older than MaxAge", x: []smp{{-130, 0, false}}, noCPU: true, want: []string{"app"}},
+		{name: "working set but no CPU counter, ended", x: []smp{{0, 0, false}, {10, 0, true}}, noCPU: true, want: []string{"app"}},
+		{name: "removed (series ended)", x: []smp{{0, 1, false}, {5, 2, false}, {10, 0, true}}, want: []string{"app"}},
+		{name: "removed, then back with one sample", x: []smp{{0, 1, false}, {5, 0, true}, {10, 1, false}}},
+		{name: "removed, then back with two samples", x: []smp{{0, 1, false}, {2, 0, true}, {5, 1, false}, {10, 2, false}}, want: []string{"app", "x"}},
+		{name: "newest sample older than MaxAge (gone without a marker)", x: []smp{{-130, 1, false}, {-125, 2, false}}, want: []string{"app"}},
+		{name: "only sample older than MaxAge", x: []smp{{-130, 1, false}}, want: []string{"app"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st, err := store.Open(store.Options{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			put := func(ctr string, ss []smp, cpu, mem bool) {
+				for _, s := range ss {
+					e := model.Entry{Object: model.Object{Level: model.LevelContainer, Node: "n1", Namespace: "ns", Pod: "p", Container: ctr},
+						Time: t0.Add(time.Duration(s.sec) * time.Second).UnixMilli(), Values: model.NewValues(), Gone: s.gone}
+					if cpu {
+						e.Values[model.CPUUsage] = s.cpu
+					}
+					if mem {
+						e.Values[model.MemoryWorkingSet] = 64 << 20
+					}
+					if _, err := st.Append(context.Background(), &model.Batch{Entries: []model.Entry{e}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			put("app", good, true, true)
+			put("x", c.x, !c.noCPU, !c.noMem)
+			s := NewSource(st.Queryable())
+			s.Now = func() time.Time { return t0.Add(time.Minute) }
+			for _, sel := range []struct{ ns, pod string }{{"", ""}, {"ns", ""}, {"ns", "p"}} {
+				pods, err := s.Pods(context.Background(), sel.ns, sel.pod)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				if len(pods) > 1 {
+					t.Fatalf("selection %v: %d pods: %+v", sel, len(pods), pods)
+				}
+				if len(pods) == 1 {
+					for _, ctr := range pods[0].Containers {
+						got = append(got, ctr.Name)
+					}
+				}
+				if !slices.Equal(got, c.want) {
+					t.Errorf("selection %v: containers %q, want %q", sel, got, c.want)
+				}
+			}
+		})
+	}
+}
+
+// TestSourceNodeWithoutRate checks that a node whose counter has one
+// sample, or whose two newest straddle a reset, is not reported.
+func TestSourceNodeWithoutRate(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, n := range []struct {
+		name string
+		cpu  []float64
+	}{{"one", []float64{5}}, {"reset", []float64{100, 3}}, {"ok", []float64{100, 110}}} {
+		for i, v := range n.cpu {
+			e := model.Entry{Object: model.Object{Level: model.LevelNode, Node: n.name},
+				Time: t0.Add(time.Duration(i) * 10 * time.Second).UnixMilli(), Values: model.NewValues()}
+			e.Values[model.CPUUsage] = v
+			e.Values[model.MemoryWorkingSet] = 1 << 30
+			if _, err := st.Append(context.Background(), &model.Batch{Entries: []model.Entry{e}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	s := NewSource(st.Queryable())
+	s.Now = func() time.Time { return t0.Add(time.Minute) }
+	nodes, err := s.Nodes(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 1 || nodes[0].Name != "ok" {
+		t.Errorf("nodes %+v, want only ok", nodes)
 	}
 }
