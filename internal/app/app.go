@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -87,18 +86,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 	}()
 
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithCancel(ctx)
-	defer func() { cancel(); wg.Wait() }()
-	goRun := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil {
-				log.Error(name+" stopped", "err", err)
-			}
-		}()
-	}
+	ctx, g := newGroup(ctx, log)
+	defer g.stop()
+	goRun := g.run
 
 	src, err := newSources(ctx, cfg, o.Targets, log, goRun)
 	if err != nil {
@@ -139,9 +129,14 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	mux.HandleFunc("GET /healthz", ok)
 	mux.HandleFunc("GET /livez", ok)
+	var metricsAPI *metricsapi.Server // set below when configured
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !collector.Ready() {
-			http.Error(w, "not ready: waiting for the first complete cycle", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: most nodes delivered no data recently", http.StatusServiceUnavailable)
+			return
+		}
+		if metricsAPI != nil && !metricsAPI.Serving() {
+			http.Error(w, "not ready: the metrics API is not serving", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
@@ -156,7 +151,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		mux.Handle(p, h)
 	}
 	if cfg.MetricsAPI.Listen != "" {
-		if err := startMetricsAPI(cfg, st.Queryable(), src, mux, log, goRun); err != nil {
+		if metricsAPI, err = startMetricsAPI(cfg, st.Queryable(), src, mux, log, goRun); err != nil {
 			return err
 		}
 	}
@@ -191,15 +186,15 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 
 	select {
 	case <-ctx.Done():
+		err = g.err() // nil for the caller's context (a signal), else the part that failed
 	case err = <-srvErr:
 		log.Error("http server", "err", err)
 	}
 	shutdown, stop := context.WithTimeout(context.Background(), 5*time.Second)
 	defer stop()
 	_ = srv.Shutdown(shutdown)
-	cancel()
-	wg.Wait()
-	log.Info("kubemon stopped")
+	g.stop()
+	log.Info("kubemon stopped", "err", err)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -249,13 +244,13 @@ func protect(rc *rest.Config, h http.Handler, log *slog.Logger, reg prometheus.R
 }
 
 // startMetricsAPI serves metrics.k8s.io on its own HTTPS listener.
-func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, httpAPI http.Handler, log *slog.Logger, goRun func(string, func(context.Context) error)) error {
+func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, httpAPI http.Handler, log *slog.Logger, goRun func(string, func(context.Context) error)) (*metricsapi.Server, error) {
 	if src.nodeLister == nil {
-		return errors.New("the metrics API (metricsAPI.listen) needs discovery from the Kubernetes API (--kubernetes, --kubeconfig, or running in a pod)")
+		return nil, errors.New("the metrics API (metricsAPI.listen) needs discovery from the Kubernetes API (--kubernetes, --kubeconfig, or running in a pod)")
 	}
 	ln, err := net.Listen("tcp", cfg.MetricsAPI.Listen)
 	if err != nil {
-		return fmt.Errorf("metrics API: listen: %w", err)
+		return nil, fmt.Errorf("metrics API: listen: %w", err)
 	}
 	source := metricsapi.NewSource(q)
 	// Objects not scraped for three intervals (and at least the default)
@@ -268,11 +263,11 @@ func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, httpAP
 	})
 	if err != nil {
 		ln.Close()
-		return err
+		return nil, err
 	}
 	log.Info("serving metrics.k8s.io", "addr", "https://"+ln.Addr().String(), "selfSignedCert", cfg.MetricsAPI.CertFile == "")
 	goRun("metrics API", srv.Run)
-	return nil
+	return srv, nil
 }
 
 func index(w http.ResponseWriter, _ *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -96,7 +97,8 @@ type Options struct {
 
 // Server is the aggregated API server.
 type Server struct {
-	gs *genericapiserver.GenericAPIServer
+	gs      *genericapiserver.GenericAPIServer
+	serving atomic.Bool
 }
 
 // New builds the server; Run serves it.
@@ -164,7 +166,14 @@ func New(o Options) (*Server, error) {
 	if o.HTTPAPI != nil {
 		installHTTPAPI(gs, o.HTTPAPI)
 	}
-	return &Server{gs: gs}, nil
+	s := &Server{gs: gs}
+	if err := gs.AddPostStartHook("kubemon-serving", func(genericapiserver.PostStartHookContext) error {
+		s.serving.Store(true)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("metrics API: %w", err)
+	}
+	return s, nil
 }
 
 // apiVersion is the Kubernetes API version the served types come from.
@@ -172,5 +181,9 @@ const apiVersion = "1.37"
 
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
+	defer s.serving.Store(false)
 	return s.gs.PrepareRun().RunWithContext(ctx)
 }
+
+// Serving reports whether the server has started serving and not stopped.
+func (s *Server) Serving() bool { return s.serving.Load() }
