@@ -27,10 +27,19 @@ type Options struct {
 	// Window is the default time range when a request gives no start, and the
 	// range in which entities are listed; default 15 minutes (Heapster's).
 	Window time.Duration
-	// MaxPoints bounds the points one answer may carry; default 50,000.
+	// MaxPoints bounds the points one answer may carry, a pod list's as a
+	// whole (all its pods together); past it the answer is a 422 asking for
+	// a narrower range or fewer pods. Default 50,000.
 	MaxPoints int
-	Now       func() time.Time
+	// MaxPodListNames bounds the distinct pod names of one pod-list request
+	// (/namespaces/{ns}/pod-list/{a,b,...}/metrics/{metric}); past it the
+	// answer is a 400. Default DefaultMaxPodListNames.
+	MaxPodListNames int
+	Now             func() time.Time
 }
+
+// DefaultMaxPodListNames is the default of Options.MaxPodListNames.
+const DefaultMaxPodListNames = 100
 
 // API is Heapster's model API over the store.
 type API struct {
@@ -67,6 +76,9 @@ func New(o Options) *API {
 	}
 	if o.MaxPoints <= 0 {
 		o.MaxPoints = 50_000
+	}
+	if o.MaxPodListNames <= 0 {
+		o.MaxPodListNames = DefaultMaxPodListNames
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -177,7 +189,7 @@ func (a *API) metricNames(e func(*http.Request) entity) http.HandlerFunc {
 func (a *API) metricValues(e func(*http.Request) entity) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		en := e(r)
-		res, status, err := a.values(r, en, r.PathValue("metric"))
+		res, status, err := a.values(r, en, r.PathValue("metric"), a.o.MaxPoints)
 		if err != nil {
 			a.fail(w, status, err)
 			return
@@ -186,22 +198,45 @@ func (a *API) metricValues(e func(*http.Request) entity) http.HandlerFunc {
 	}
 }
 
-// podList answers a metric for several pods of a namespace, in the order asked.
+// podList answers a metric for several pods of a namespace, one item per
+// distinct name in the order first asked (a name repeated is answered
+// once). At most MaxPodListNames distinct names are accepted, and the
+// items together carry at most MaxPoints points.
 func (a *API) podList(w http.ResponseWriter, r *http.Request) {
-	var out MetricResultList
-	for _, name := range strings.Split(r.PathValue("pods"), ",") {
+	var names []string
+	seen := map[string]bool{}
+	for name := range strings.SplitSeq(r.PathValue("pods"), ",") {
+		if seen[name] {
+			continue
+		}
+		if len(names) == a.o.MaxPodListNames {
+			a.fail(w, http.StatusBadRequest, fmt.Errorf("pod list: more than %d distinct pod names: ask in several requests", a.o.MaxPodListNames))
+			return
+		}
+		seen[name] = true
+		names = append(names, name)
+	}
+	out := MetricResultList{Items: make([]MetricResult, 0, len(names))}
+	budget := a.o.MaxPoints
+	for _, name := range names {
 		en := entity{model.LevelPod, []*labels.Matcher{eq("namespace", r.PathValue("ns")), eq("pod", name)}}
-		res, status, err := a.values(r, en, r.PathValue("metric"))
+		res, status, err := a.values(r, en, r.PathValue("metric"), budget)
+		if status == http.StatusUnprocessableEntity {
+			err = fmt.Errorf("pod list: more than %d points in all: ask for fewer pods or narrow start/end", a.o.MaxPoints)
+		}
 		if err != nil {
 			a.fail(w, status, err)
 			return
 		}
+		budget -= len(res.Metrics)
 		out.Items = append(out.Items, res)
 	}
 	writeJSON(w, out)
 }
 
-func (a *API) values(r *http.Request, en entity, metric string) (MetricResult, int, error) {
+// values answers one entity's metric over the request's time range, in at
+// most maxPoints points (past them, a 422).
+func (a *API) values(r *http.Request, en entity, metric string, maxPoints int) (MetricResult, int, error) {
 	res := MetricResult{Metrics: []MetricPoint{}}
 	m, ok := model.ByHeapster(metric)
 	if !ok || !m.Levels.Has(en.level) {
@@ -225,8 +260,8 @@ func (a *API) values(r *http.Request, en entity, metric string) (MetricResult, i
 			if math.IsNaN(v) {
 				continue
 			}
-			if len(res.Metrics) >= a.o.MaxPoints {
-				return res, http.StatusUnprocessableEntity, fmt.Errorf("more than %d points: narrow start/end", a.o.MaxPoints)
+			if len(res.Metrics) >= maxPoints {
+				return res, http.StatusUnprocessableEntity, fmt.Errorf("more than %d points: narrow start/end", maxPoints)
 			}
 			res.Metrics = append(res.Metrics, point(t, v*m.HeapsterScale))
 		}

@@ -3,6 +3,7 @@ package heapster
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -18,6 +19,12 @@ import (
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 func setup(t *testing.T) *httptest.Server {
+	t.Helper()
+	return setupWith(t, Options{})
+}
+
+// setupWith is setup with o's limits.
+func setupWith(t *testing.T, o Options) *httptest.Server {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -50,7 +57,8 @@ func setup(t *testing.T) *httptest.Server {
 		}
 	}
 	mux := http.NewServeMux()
-	New(Options{Queryable: st.Queryable(), Now: func() time.Time { return t0.Add(time.Minute) }}).Register(mux)
+	o.Queryable, o.Now = st.Queryable(), func() time.Time { return t0.Add(time.Minute) }
+	New(o).Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv
@@ -202,4 +210,104 @@ func TestMaxPoints(t *testing.T) {
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "more than 3 points") {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
+}
+
+// TestPodListLimits checks the pod list's bounds: at most
+// DefaultMaxPodListNames distinct names (a repeated name counts, and is
+// answered, once), and at most MaxPoints points in the whole answer, not
+// per pod.
+func TestPodListLimits(t *testing.T) {
+	const prefix = "/api/v1/model/namespaces/ns/pod-list/"
+	const suffix = "/metrics/cpu/usage_rate"
+	names := func(n int) []string {
+		out := []string{"p2", "p1"}
+		for i := 2; i < n; i++ {
+			out = append(out, fmt.Sprint("q", i))
+		}
+		return out
+	}
+	request := func(t *testing.T, srv *httptest.Server, list []string) (int, string, MetricResultList) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + prefix + strings.Join(list, ",") + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var got MetricResultList
+		if resp.StatusCode == http.StatusOK {
+			if err := json.Unmarshal(body, &got); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if len(body) > 200 {
+			body = append(body[:200:200], "…"...)
+		}
+		return resp.StatusCode, string(body), got
+	}
+	values := func(l MetricResultList) [][]uint64 {
+		var out [][]uint64
+		for _, it := range l.Items {
+			var vs []uint64
+			for _, p := range it.Metrics {
+				vs = append(vs, p.Value)
+			}
+			out = append(out, vs)
+		}
+		return out
+	}
+
+	srv := setup(t)
+	t.Run("names", func(t *testing.T) {
+		if DefaultMaxPodListNames != 100 {
+			t.Fatalf("DefaultMaxPodListNames %d", DefaultMaxPodListNames)
+		}
+		code, body, _ := request(t, srv, names(101))
+		if code != http.StatusBadRequest || !strings.Contains(body, "more than 100 distinct pod names") {
+			t.Errorf("101 names: %d %q, want 400 naming the limit", code, body)
+		}
+		code, body, got := request(t, srv, names(100))
+		if code != http.StatusOK || len(got.Items) != 100 {
+			t.Fatalf("100 names: %d %q, %d items", code, body, len(got.Items))
+		}
+		if v := values(got); !reflect.DeepEqual(v[:2], [][]uint64{{1500, 1500, 1500}, {500, 500, 500}}) || v[2] != nil {
+			t.Errorf("100 names: values %v…", v[:3])
+		}
+		// 100 distinct names, each repeated: accepted, answered once each.
+		list := append(names(100), names(100)...)
+		list = append(list, "p1", "p2", "p1")
+		if code, body, got := request(t, srv, list); code != http.StatusOK || len(got.Items) != 100 {
+			t.Errorf("100 distinct names among %d: %d %q, %d items", len(list), code, body, len(got.Items))
+		}
+		code, body, got = request(t, srv, []string{"p1", "p2", "p1", "p1", "p2"})
+		if want := [][]uint64{{500, 500, 500}, {1500, 1500, 1500}}; code != http.StatusOK || !reflect.DeepEqual(values(got), want) {
+			t.Errorf("p1,p2 repeated: %d %q, want %v", code, body, want)
+		}
+	})
+	t.Run("configured names", func(t *testing.T) {
+		srv := setupWith(t, Options{MaxPodListNames: 1})
+		if code, body, _ := request(t, srv, []string{"p1", "p2"}); code != http.StatusBadRequest || !strings.Contains(body, "more than 1 distinct pod names") {
+			t.Errorf("2 names, limit 1: %d %q", code, body)
+		}
+		if code, body, got := request(t, srv, []string{"p1", "p1"}); code != http.StatusOK || len(got.Items) != 1 {
+			t.Errorf("p1 twice, limit 1: %d %q %+v", code, body, got)
+		}
+	})
+	t.Run("points", func(t *testing.T) {
+		// p1 and p2 have 3 points each: 5 allow either, not both.
+		srv := setupWith(t, Options{MaxPoints: 5})
+		for _, list := range [][]string{{"p1"}, {"p2"}, {"p1", "p1"}, {"p1", "nope"}} {
+			if code, body, _ := request(t, srv, list); code != http.StatusOK {
+				t.Errorf("%v, 5 points: %d %q", list, code, body)
+			}
+		}
+		code, body, _ := request(t, srv, []string{"p1", "p2"})
+		if code != http.StatusUnprocessableEntity || !strings.Contains(body, "more than 5 points") {
+			t.Errorf("p1,p2 (6 points), 5 allowed: %d %q, want 422", code, body)
+		}
+		srv = setupWith(t, Options{MaxPoints: 6})
+		if code, body, got := request(t, srv, []string{"p1", "p2"}); code != http.StatusOK || len(got.Items) != 2 {
+			t.Errorf("p1,p2 (6 points), 6 allowed: %d %q", code, body)
+		}
+	})
 }
