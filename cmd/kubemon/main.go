@@ -90,17 +90,24 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
 	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
 	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")
-	fs.Func("metrics-drop", "comma-separated series not to store, with shell wildcards (e.g. 'container_memory_*page_faults*,*_uptime_seconds')", func(v string) error {
-		c.MetricsDrop = strings.Split(v, ",")
-		return nil
-	})
+	fs.Var((*stringList)(&c.MetricsDrop), "metrics-drop", "comma-separated `series` not to store, with shell wildcards (e.g. 'container_memory_*page_faults*,*_uptime_seconds'; \"\": none)")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path
 }
 
-// parse parses args into c: defaults, then the config file, then the flags
-// that were given.
+// parse parses args into c: the defaults already in c, then the config
+// file, then the flags that were given.
+//
+// The first pass finds --config (and reports bad flags before any file is
+// read); the file then overwrites c, flags included; and the second pass
+// parses the same args again, so every flag's Set runs once more with its
+// own command-line text, in command-line order. Reading the values back
+// with Flag.Value.String() and setting them again would not do: that
+// assumes every Value prints what it was set from, and a flag.Func prints
+// "" (--sim-mode with --config became ""). Replaying the raw arguments
+// holds for every kind of flag, present and future; it only asks that Set
+// replace rather than accumulate, as every flag here does.
 func parse(fs *flag.FlagSet, args []string, c *config.Config, path *string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,20 +118,57 @@ func parse(fs *flag.FlagSet, args []string, c *config.Config, path *string) erro
 	if *path == "" {
 		return nil
 	}
-	set := map[string]string{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = f.Value.String() })
 	if err := c.Load(*path); err != nil {
 		return err
 	}
-	for name, v := range set {
-		if err := fs.Set(name, v); err != nil {
-			return err
-		}
+	return fs.Parse(args)
+}
+
+// stringList is a comma-separated list flag. Each use replaces the list;
+// items are trimmed of spaces ("a, b" is [a b]); "" is the empty list, so a
+// flag can empty a list the config file set; an empty item ("a,,b") is an
+// error. String prints what Set reads.
+type stringList []string
+
+func (l *stringList) String() string {
+	if l == nil {
+		return ""
 	}
+	return strings.Join(*l, ",")
+}
+
+func (l *stringList) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		*l = nil
+		return nil
+	}
+	var items []string
+	for _, it := range strings.Split(s, ",") {
+		if it = strings.TrimSpace(it); it == "" {
+			return fmt.Errorf("%q: empty item in the comma-separated list", s)
+		}
+		items = append(items, it)
+	}
+	*l = items
 	return nil
 }
 
 func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := app.NewLogger(c.Log, stderr)
+	klog.SetSlogLogger(log) // client-go and k8s.io/apiserver log through klog
+	if c.Scrape.InsecureSkipVerify {
+		log.Warn("kubelet TLS verification is off (--kubelet-insecure-tls): anyone on the path can impersonate a kubelet")
+	}
+	return app.Run(ctx, c, app.Options{Logger: log})
+}
+
+// parseServe is serve's configuration: the defaults, the --config file over
+// them, the flags given over both. It does not validate (app.Run does).
+func parseServe(args []string, stderr io.Writer) (config.Config, error) {
 	c := config.Default()
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -132,10 +176,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.BoolVar(&c.Discovery.Kubernetes, "kubernetes", c.Discovery.Kubernetes, "discover nodes, pods and owners from the Kubernetes API (automatic in a pod)")
 	fs.StringVar(&c.Discovery.Kubeconfig, "kubeconfig", c.Discovery.Kubeconfig, "kubeconfig for the Kubernetes API (implies --kubernetes; default in a pod: in-cluster)")
 	fs.BoolVar(&c.Discovery.NodeProxy, "kubelet-node-proxy", c.Discovery.NodeProxy, "reach kubelets through the apiserver's node proxy instead of directly")
-	fs.Func("kubelet-address-types", "comma-separated order of node address types for direct access (default InternalIP,Hostname,ExternalIP)", func(v string) error {
-		c.Discovery.AddressTypes = strings.Split(v, ",")
-		return nil
-	})
+	fs.Var((*stringList)(&c.Discovery.AddressTypes), "kubelet-address-types", "comma-separated node address `types`, in the order tried for direct access")
 	fs.StringVar(&c.Discovery.NodesURL, "nodes-url", c.Discovery.NodesURL, "URL answering a v1.NodeList (such as the /api/v1/nodes of kubemon sim), polled every interval")
 	fs.StringVar(&c.Discovery.NodesFile, "nodes-file", c.Discovery.NodesFile, "file holding a v1.NodeList")
 	fs.StringVar(&c.Discovery.KubeletScheme, "kubelet-scheme", c.Discovery.KubeletScheme, "scheme to reach kubelets: https or http")
@@ -146,15 +187,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&c.MetricsAPI.Listen, "metrics-api-listen", c.MetricsAPI.Listen, "host:port to serve metrics.k8s.io (kubectl top, HPA) over HTTPS, e.g. :4443; off when empty")
 	fs.StringVar(&c.MetricsAPI.CertFile, "tls-cert-file", c.MetricsAPI.CertFile, "serving certificate (PEM) of the metrics API; self-signed when empty")
 	fs.StringVar(&c.MetricsAPI.KeyFile, "tls-private-key-file", c.MetricsAPI.KeyFile, "private key (PEM) of --tls-cert-file")
-	if err := parse(fs, args, &c, path); err != nil {
-		return err
-	}
-	log := app.NewLogger(c.Log, stderr)
-	klog.SetSlogLogger(log) // client-go and k8s.io/apiserver log through klog
-	if c.Scrape.InsecureSkipVerify {
-		log.Warn("kubelet TLS verification is off (--kubelet-insecure-tls): anyone on the path can impersonate a kubelet")
-	}
-	return app.Run(ctx, c, app.Options{Logger: log})
+	err := parse(fs, args, &c, path)
+	return c, err
 }
 
 func simFlags(fs *flag.FlagSet) *sim.Options {
@@ -170,7 +204,9 @@ func simFlags(fs *flag.FlagSet) *sim.Options {
 	return o
 }
 
-func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// parseDemo is demo's configuration, layered as parseServe's over demo's
+// own defaults, and the simulated cluster's options (flags only).
+func parseDemo(args []string, stderr io.Writer) (config.Config, *sim.Options, error) {
 	c := config.Default()
 	c.Listen = "127.0.0.1:8080"
 	c.DataDir = "kubemon-demo-data"
@@ -180,7 +216,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	path := serveFlags(fs, &c)
 	so := simFlags(fs)
-	if err := parse(fs, args, &c, path); err != nil {
+	err := parse(fs, args, &c, path)
+	return c, so, err
+}
+
+func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	c, so, err := parseDemo(args, stderr)
+	if err != nil {
 		return err
 	}
 	log := app.NewLogger(c.Log, stderr)
