@@ -97,6 +97,12 @@ start etcd "$DIR/bin/etcd" --name default --data-dir "$DIR/data/etcd" \
   --initial-cluster "default=http://127.0.0.1:$ETCD_PEER" --log-level warn
 wait_for 30 etcd curl -sf "http://127.0.0.1:$ETCD_PORT/health"
 
+# The apiserver dials an APIService's endpoint (the kubemon pod's IP) rather
+# than a Service IP only kube-proxy in the node can translate; a host-process
+# kubemon is reached through an ExternalName Service, which needs the
+# apiserver to resolve the Service instead.
+aggregator_routing=true
+[ "${KUBEMON:-}" = host ] && aggregator_routing=false
 start kube-apiserver "$DIR/bin/kube-apiserver" \
   --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address "$HOST_IP" --advertise-address "$HOST_IP" --secure-port "$API_PORT" \
@@ -110,7 +116,7 @@ start kube-apiserver "$DIR/bin/kube-apiserver" \
   --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
   --proxy-client-cert-file "$P/front-proxy-client.crt" --proxy-client-key-file "$P/front-proxy-client.key" \
-  --enable-aggregator-routing=true --allow-privileged=true --profiling=false
+  --enable-aggregator-routing="$aggregator_routing" --allow-privileged=true --profiling=false
 KC=(kubectl --kubeconfig "$DIR/kubeconfig")
 wait_for 60 kube-apiserver "${KC[@]}" get --raw /readyz
 
