@@ -179,6 +179,7 @@ func parseServe(args []string, stderr io.Writer) (config.Config, error) {
 	fs.Var((*stringList)(&c.Discovery.AddressTypes), "kubelet-address-types", "comma-separated node address `types`, in the order tried for direct access")
 	fs.StringVar(&c.Discovery.NodesURL, "nodes-url", c.Discovery.NodesURL, "URL answering a v1.NodeList (such as the /api/v1/nodes of kubemon sim), polled every interval")
 	fs.StringVar(&c.Discovery.NodesFile, "nodes-file", c.Discovery.NodesFile, "file holding a v1.NodeList")
+	fs.BoolVar(&c.Discovery.AllowEmpty, "allow-empty-discovery", c.Discovery.AllowEmpty, "start even with nothing to discover (outside a pod, with no --kubernetes, --kubeconfig, --nodes-url or --nodes-file): nothing is scraped")
 	fs.StringVar(&c.Discovery.KubeletScheme, "kubelet-scheme", c.Discovery.KubeletScheme, "scheme to reach kubelets: https or http")
 	fs.BoolVar(&c.Scrape.InsecureSkipVerify, "kubelet-insecure-tls", c.Scrape.InsecureSkipVerify, "do not verify kubelets' serving certificates (insecure)")
 	fs.StringVar(&c.Scrape.CAFile, "kubelet-ca-file", c.Scrape.CAFile, "CA bundle that signed kubelets' serving certificates")

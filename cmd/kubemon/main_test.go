@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -136,6 +137,17 @@ func TestParseServe(t *testing.T) {
 			args: []string{"--config", writeFile(t, "k.yaml", "scrape: {insecureSkipVerify: false}\ndiscovery: {kubernetes: false}\n"), "--kubelet-insecure-tls", "--kubernetes"},
 			want: []func(*config.Config){func(c *config.Config) { c.Scrape.InsecureSkipVerify, c.Discovery.Kubernetes = true, true }},
 		},
+		{
+			name: "allowing empty discovery, by file",
+			args: []string{"--config", writeFile(t, "k.yaml", "discovery: {allowEmpty: true}\n")},
+			want: []func(*config.Config){func(c *config.Config) { c.Discovery.AllowEmpty = true }},
+		},
+		{
+			name: "allowing empty discovery, by flag",
+			args: []string{"--allow-empty-discovery"},
+			want: []func(*config.Config){func(c *config.Config) { c.Discovery.AllowEmpty = true }},
+		},
+		{name: "empty discovery allowed by file, refused by flag", args: []string{"--config", writeFile(t, "k.yaml", "discovery: {allowEmpty: true}\n"), "--allow-empty-discovery=false"}},
 		{name: "unknown key in the file", args: []string{"--config", writeFile(t, "k.yaml", "listen: :1\nlisten-addr: :2\n")}, err: "field listen-addr not found"},
 		{name: "unknown nested key in the file", args: []string{"--config", writeFile(t, "k.yaml", "scrape:\n  timout: 1s\n")}, err: "field timout not found"},
 		{name: "missing file", args: []string{"--config", filepath.Join(t.TempDir(), "none.yaml")}, err: "no such file"},
@@ -338,4 +350,89 @@ func TestStringList(t *testing.T) {
 			t.Errorf("Set(String()) of %q = %q, %v", l, again, err)
 		}
 	}
+}
+
+// TestServeNeedsDiscovery: serve outside a cluster with nothing to discover
+// fails at start, saying how to give it nodes, unless empty discovery is
+// allowed (flag or file); with something to discover it starts.
+func TestServeNeedsDiscovery(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "") // not in a pod, wherever the test runs
+	nodes := writeFile(t, "nodes.json", `{"kind":"NodeList","apiVersion":"v1","items":[]}`)
+	allow := writeFile(t, "allow.yaml", "discovery:\n  allowEmpty: true\n")
+	howTo := []string{"--kubeconfig", "--kubernetes", "--nodes-url", "--nodes-file", "kubemon demo", "--allow-empty-discovery"}
+	for _, tt := range []struct {
+		name string
+		args []string
+		err  []string // nil: starts
+	}{
+		{name: "nothing to discover", err: howTo},
+		{name: "allowed by flag", args: []string{"--allow-empty-discovery"}},
+		{name: "allowed by file", args: []string{"--config", allow}},
+		{name: "allowed by file, refused by flag", args: []string{"--config", allow, "--allow-empty-discovery=false"}, err: howTo},
+		{name: "nodes file", args: []string{"--nodes-file", nodes}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			stderr := &watchWriter{want: "kubemon serving", seen: make(chan struct{})}
+			go func() {
+				select {
+				case <-stderr.seen: // started: stop it
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, tt.args...)
+			var stdout bytes.Buffer
+			err := run(ctx, args, &stdout, stderr)
+			started := stderr.started()
+			if tt.err == nil {
+				if err != nil || !started {
+					t.Fatalf("run(%q) = %v, started %v; want it to start\n%s", args, err, started, stderr)
+				}
+				return
+			}
+			if err == nil || started {
+				t.Fatalf("run(%q) = %v, started %v; want an error at start\n%s", args, err, started, stderr)
+			}
+			for _, w := range tt.err {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("run(%q) = %v; want it to mention %s", args, err, w)
+				}
+			}
+		})
+	}
+}
+
+// watchWriter keeps what is written, from any goroutine, and closes seen
+// once it contains want.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	done bool
+}
+
+func (w *watchWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n, err := w.buf.Write(b)
+	if !w.done && strings.Contains(w.buf.String(), w.want) {
+		w.done = true
+		close(w.seen)
+	}
+	return n, err
+}
+
+func (w *watchWriter) started() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.done
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -75,11 +76,24 @@ func newSources(ctx context.Context, cfg config.Config, fixed func() []model.Tar
 		goRun("discovery", p.Run)
 		src.targets = p.Targets
 	default:
-		log.Warn("no discovery configured (--kubeconfig, --nodes-url or --nodes-file): nothing to scrape")
+		// Not in a pod (there the Kubernetes API is the default) and no
+		// source given: nothing would ever be scraped.
+		if !d.AllowEmpty {
+			return sources{}, errNoDiscovery
+		}
+		log.Warn("no discovery configured and --allow-empty-discovery: nothing to scrape")
 		src.targets = discovery.NewStatic(nil).Targets
 	}
 	return src, nil
 }
+
+// errNoDiscovery is newSources' answer outside a pod with no discovery
+// configured and discovery.allowEmpty off.
+var errNoDiscovery = errors.New("discovery: no nodes to discover: not running in a pod (KUBERNETES_SERVICE_HOST unset) and no source given. " +
+	"Give the Kubernetes API with --kubeconfig FILE or --kubernetes ($KUBECONFIG or ~/.kube/config), " +
+	"a URL answering a v1.NodeList with --nodes-url (such as `kubemon sim`'s /api/v1/nodes), " +
+	"or a file holding a v1.NodeList with --nodes-file (or their discovery.* keys in the --config file); " +
+	"`kubemon demo` monitors a simulated cluster; --allow-empty-discovery starts anyway, scraping nothing")
 
 // kubernetesSources discovers from the Kubernetes API and reaches kubelets
 // with the same credentials: the service account's in a pod, the

@@ -149,6 +149,10 @@ type Discovery struct {
 	NodesFile string `yaml:"nodesFile"`
 	// KubeletScheme is the scheme used to reach kubelets: https or http.
 	KubeletScheme string `yaml:"kubeletScheme"`
+	// AllowEmpty lets `kubemon serve` start with nothing to discover
+	// (outside a pod, with none of the above set) and scrape nothing;
+	// without it that is an error at start.
+	AllowEmpty bool `yaml:"allowEmpty"`
 }
 
 // Log configures logging.
