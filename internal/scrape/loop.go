@@ -39,8 +39,13 @@ type ManagerOptions struct {
 	Handle     Handler
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
-	// Now is the clock; default time.Now.
+	// Now is the clock; default time.Now. A scrape's receive time, against
+	// which the kubelet's clock is checked, is read from it.
 	Now func() time.Time
+	// ClockSkewTolerance is how far a node's newest sample time may be from
+	// the time kubemon received it before the node's batch is shifted to
+	// the receive time; default DefaultClockSkewTolerance(Interval).
+	ClockSkewTolerance time.Duration
 }
 
 // Manager runs one scrape loop per node, each started at a hash-derived
@@ -54,12 +59,14 @@ type Manager struct {
 	failures *prometheus.CounterVec
 	scrapes  prometheus.Counter
 	targets  prometheus.Gauge
+	skew     *prometheus.GaugeVec
 }
 
 type loop struct {
 	target model.Target
 	cancel context.CancelFunc
 	done   chan struct{}
+	clock  clockState // only the loop's goroutine touches it
 }
 
 // NewManager returns a Manager; Run starts it.
@@ -72,6 +79,9 @@ func NewManager(o ManagerOptions) *Manager {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ClockSkewTolerance <= 0 {
+		o.ClockSkewTolerance = DefaultClockSkewTolerance(o.Interval)
 	}
 	m := &Manager{
 		o:     o,
@@ -93,9 +103,14 @@ func NewManager(o ManagerOptions) *Manager {
 			Namespace: "kubemon", Subsystem: "scrape", Name: "targets",
 			Help: "Nodes being scraped.",
 		}),
+		skew: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "kubemon", Subsystem: "scrape", Name: "clock_skew_seconds",
+			Help: "Newest sample time of the node's last scrape minus the time kubemon received it, in seconds " +
+				"(the kubelet's clock offset, less the age of its stats). Beyond the tolerance the node's times are shifted by it.",
+		}, []string{"node"}),
 	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(m.duration, m.failures, m.scrapes, m.targets)
+		o.Registerer.MustRegister(m.duration, m.failures, m.scrapes, m.targets, m.skew)
 	}
 	return m
 }
@@ -130,6 +145,7 @@ func (m *Manager) Reconcile(ctx context.Context) {
 			<-l.done
 			delete(m.loops, name)
 			m.failures.DeleteLabelValues(name)
+			m.skew.DeleteLabelValues(name)
 			if f, ok := m.o.Scraper.(Forgetter); ok {
 				f.Forget(name)
 			}
@@ -186,14 +202,16 @@ func (m *Manager) run(ctx context.Context, l *loop) {
 			return
 		case <-timer.C:
 		}
-		m.scrapeOnce(ctx, l.target)
+		m.scrapeOnce(ctx, l)
 	}
 }
 
-func (m *Manager) scrapeOnce(ctx context.Context, t model.Target) {
+func (m *Manager) scrapeOnce(ctx context.Context, l *loop) {
+	t := l.target
 	start := time.Now()
 	m.scrapes.Inc()
 	stats, err := m.o.Scraper.Scrape(ctx, t)
+	received := m.o.Now()
 	m.duration.Observe(time.Since(start).Seconds())
 	if ctx.Err() != nil {
 		return // the loop was stopped; the result belongs to nobody
@@ -202,5 +220,33 @@ func (m *Manager) scrapeOnce(ctx context.Context, t model.Target) {
 		m.failures.WithLabelValues(t.Node).Inc()
 		m.o.Logger.Warn("scrape failed", "node", t.Node, "err", err)
 	}
+	if err == nil && stats != nil {
+		m.checkClock(l, stats, received)
+	}
 	m.o.Handle(ctx, t, stats, err)
+}
+
+// checkClock measures the node's clock against the receive time, shifts
+// the batch when the clock is off by more than the tolerance, sets the
+// skew gauge and logs when a skew starts, changes or ends (not at every
+// scrape).
+func (m *Manager) checkClock(l *loop, stats *model.NodeStats, received time.Time) {
+	prev := l.clock.offset
+	measured, ev, ok := l.clock.observe(stats, received, m.o.ClockSkewTolerance)
+	if !ok {
+		return
+	}
+	m.skew.WithLabelValues(l.target.Node).Set(float64(measured) / 1000)
+	skew := (time.Duration(measured) * time.Millisecond).Round(10 * time.Millisecond)
+	switch ev {
+	case clockSkewed:
+		m.o.Logger.Warn("kubelet clock skew: the node's times are shifted to kubemon's receive time",
+			"node", l.target.Node, "skew", skew, "tolerance", m.o.ClockSkewTolerance)
+	case clockChanged:
+		m.o.Logger.Warn("kubelet clock skew changed: the node's times are shifted by the new offset",
+			"node", l.target.Node, "skew", skew, "previous", time.Duration(prev)*time.Millisecond, "tolerance", m.o.ClockSkewTolerance)
+	case clockInStep:
+		m.o.Logger.Info("kubelet clock skew ended: the node's times are stored as reported",
+			"node", l.target.Node, "skew", skew, "tolerance", m.o.ClockSkewTolerance)
+	}
 }

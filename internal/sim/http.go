@@ -120,7 +120,11 @@ func (c *Cluster) serveWithFault(w http.ResponseWriter, r *http.Request, ni int,
 		}
 		return
 	}
-	b := render(c.evalNode(ni, T))
+	ev := c.evalNode(ni, T)
+	if f == FaultClockAhead {
+		ev.skew = int64(ClockAheadOffset / time.Second)
+	}
+	b := render(ev)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	if r.Method == http.MethodHead {
 		return
@@ -198,7 +202,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 //
 //	GET  /sim/truth                                   Truth at now (JSON)
 //	POST /sim/restart?namespace=&pod=&container=      Restart a container
-//	POST /sim/fault?node=&fault=                      SetFault (fault: none, malformed, truncated, slow, oversized, down; node "*" = all)
+//	POST /sim/fault?node=&fault=                      SetFault (fault: none, malformed, truncated, slow, oversized, down, clock-ahead; node "*" = all)
 //	GET  /api/v1/nodes, /api/v1/nodes/{name}          v1.NodeList / v1.Node
 //	GET  /api/v1/pods, /api/v1/namespaces/{ns}/pods   v1.PodList (fieldSelector=spec.nodeName=..., limit and continue supported)
 //	GET  /api/v1/nodes/{name}/proxy/{path...}         the node's kubelet endpoints, as through the API server proxy

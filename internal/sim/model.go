@@ -435,6 +435,9 @@ type nodeEval struct {
 	n    *nodeStatic
 	T    int64 // Unix seconds
 	pods []podEval
+	// skew is added to every time the node's kubelet reports (sample and
+	// start times), in seconds: the node's clock error (FaultClockAhead).
+	skew int64
 
 	// "pods" cgroup: Σ over all slots of ∫ r since podsStart.
 	podsRate, podsCPUNs        uint64

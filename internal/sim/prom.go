@@ -121,7 +121,7 @@ func (c *Cluster) resourceMetrics(ev *nodeEval) []byte {
 		return pa.name < pb.name
 	})
 
-	ts := ev.T * 1000
+	ts := (ev.T + ev.skew) * 1000 // on the node's clock
 	w := &promWriter{b: make([]byte, 0, 1024+len(refs)*700)}
 	ctrFamily := func(name, help string, typ string, val func(ce *ctrEval) float64, withTS bool) {
 		w.family(name, help, typ)
@@ -147,7 +147,7 @@ func (c *Cluster) resourceMetrics(ev *nodeEval) []byte {
 	ctrFamily("container_memory_working_set_bytes", "[STABLE] Current working set of the container in bytes", "gauge",
 		func(ce *ctrEval) float64 { return float64(ce.ws) }, true)
 	ctrFamily("container_start_time_seconds", "[STABLE] Start time of the container since unix epoch in seconds", "gauge",
-		func(ce *ctrEval) float64 { return float64(ce.start) }, false)
+		func(ce *ctrEval) float64 { return float64(ce.start + ev.skew) }, false)
 	ctrFamily("container_swap_limit_bytes", "[ALPHA] Current amount of the container swap limit in bytes. Reported only on non-windows systems", "gauge",
 		func(*ctrEval) float64 { return 0 }, true)
 	ctrFamily("container_swap_usage_bytes", "[ALPHA] Current amount of the container swap usage in bytes. Reported only on non-windows systems", "gauge",
@@ -261,7 +261,7 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		return cgs[i].id < cgs[j].id
 	})
 
-	ts := ev.T * 1000
+	ts := (ev.T + ev.skew) * 1000 // on the node's clock
 	// Size the buffer from the label values: each cgroup has up to ~22
 	// series of ~130 bytes plus its label values.
 	size := 4096
@@ -310,7 +310,7 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		{"container_fs_writes_bytes_total", "Cumulative count of bytes written", "counter", withIO,
 			func(g *cgroup) float64 { return float64(g.ioWrite) }, ioDevice, false},
 		{"container_last_seen", "Last time a container was seen by the exporter", "gauge", all,
-			func(*cgroup) float64 { return float64(ev.T) }, nil, false},
+			func(*cgroup) float64 { return float64(ev.T + ev.skew) }, nil, false},
 		{"container_memory_cache", "Number of bytes of page cache memory.", "gauge", all,
 			func(g *cgroup) float64 { return float64(g.usage - g.rss) }, nil, false},
 		{"container_memory_rss", "Size of RSS in bytes.", "gauge", all,
@@ -338,7 +338,7 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		{"container_spec_memory_limit_bytes", "Memory limit for the container.", "gauge", withSpec,
 			func(g *cgroup) float64 { return float64(g.memLimit) }, nil, true},
 		{"container_start_time_seconds", "Start time of the container since unix epoch in seconds.", "gauge", all,
-			func(g *cgroup) float64 { return float64(g.start) }, nil, true},
+			func(g *cgroup) float64 { return float64(g.start + ev.skew) }, nil, true},
 	}
 	for fi := range fams {
 		f := &fams[fi]

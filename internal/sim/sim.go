@@ -71,9 +71,17 @@ const (
 	FaultSlow            // sleeps 30 s (or until the request context ends) before answering
 	FaultOversized       // answers 200 with a valid-looking JSON body of 64 MiB+ (streamed)
 	FaultDown            // answers 500
+	// FaultClockAhead: the kubelet's clock is ClockAheadOffset ahead. Every
+	// time it reports (sample times of /stats/summary, /metrics/resource and
+	// /metrics/cadvisor, and the node's, pods' and containers' start times)
+	// is shifted by that much; the values are those of the true time.
+	FaultClockAhead
 )
 
-var faultNames = []string{"none", "malformed", "truncated", "slow", "oversized", "down"}
+// ClockAheadOffset is how far ahead a kubelet with FaultClockAhead reports.
+const ClockAheadOffset = 2 * time.Hour
+
+var faultNames = []string{"none", "malformed", "truncated", "slow", "oversized", "down", "clock-ahead"}
 
 // String returns the lower-case name of the fault ("none", "malformed", ...).
 func (f Fault) String() string {

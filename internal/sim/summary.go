@@ -45,7 +45,9 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 	var a u64arena
 	n := ev.n
 	T := ev.T
-	now := mtime(T)
+	// Times are reported on the node's clock, which may be off (skew).
+	onNodeClock := func(unix int64) metav1.Time { return mtime(unix + ev.skew) }
+	now := onNodeClock(T)
 	realistic := c.opts.Mode == ModeRealistic
 	fsAvail := n.fsCap - min(ev.fsUsed, n.fsCap)
 	inodes := n.fsCap / 16384
@@ -62,7 +64,7 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 	sum := &stats.Summary{Pods: make([]stats.PodStats, 0, len(ev.pods))}
 	ns := &sum.Node
 	ns.NodeName = n.name
-	ns.StartTime = mtime(n.boot)
+	ns.StartTime = onNodeClock(n.boot)
 	ns.CPU = &stats.CPUStats{Time: now, UsageNanoCores: a.p(ev.rate), UsageCoreNanoSeconds: a.p(ev.cpuNs)}
 	ns.Memory = &stats.MemoryStats{
 		Time: now, AvailableBytes: a.p(uint64(n.memCap) - min(ev.ws, uint64(n.memCap))), UsageBytes: a.p(ev.usage),
@@ -71,7 +73,7 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 	// System containers.
 	podsSys := stats.ContainerStats{
 		Name:      stats.SystemContainerPods,
-		StartTime: mtime(n.podsStart),
+		StartTime: onNodeClock(n.podsStart),
 		CPU:       &stats.CPUStats{Time: now, UsageNanoCores: a.p(ev.podsRate), UsageCoreNanoSeconds: a.p(ev.podsCPUNs)},
 		Memory: &stats.MemoryStats{
 			Time: now, AvailableBytes: a.p(uint64(n.memAlloc) - min(ev.podsWs, uint64(n.memAlloc))), UsageBytes: a.p(ev.podsUsage),
@@ -81,7 +83,7 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 	if realistic {
 		kubelet := stats.ContainerStats{
 			Name:      stats.SystemContainerKubelet,
-			StartTime: mtime(n.kubeletStart),
+			StartTime: onNodeClock(n.kubeletStart),
 			CPU:       &stats.CPUStats{Time: now, UsageNanoCores: a.p(ev.kubeletRate), UsageCoreNanoSeconds: a.p(ev.kubeletNs)},
 			Memory: &stats.MemoryStats{
 				Time: now, UsageBytes: a.p(ev.kubeletWs + 4*mib), WorkingSetBytes: a.p(ev.kubeletWs),
@@ -126,7 +128,7 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 		pe := &ev.pods[pi]
 		ps := stats.PodStats{
 			PodRef:     stats.PodReference{Name: pe.name, Namespace: pe.wl.namespace, UID: pe.uid},
-			StartTime:  mtime(pe.start),
+			StartTime:  onNodeClock(pe.start),
 			Containers: make([]stats.ContainerStats, len(pe.ctrs)),
 			CPU:        &stats.CPUStats{Time: now, UsageNanoCores: a.p(pe.rateNano), UsageCoreNanoSeconds: a.p(pe.cpuNs)},
 			Memory: &stats.MemoryStats{
@@ -142,7 +144,7 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 			ce := &pe.ctrs[ci]
 			cs := &ps.Containers[ci]
 			cs.Name = ce.wc.name
-			cs.StartTime = mtime(ce.start)
+			cs.StartTime = onNodeClock(ce.start)
 			cs.CPU = &stats.CPUStats{Time: now, UsageNanoCores: a.p(ce.rateNano), UsageCoreNanoSeconds: a.p(ce.cpuNs)}
 			cs.Memory = &stats.MemoryStats{
 				Time: now, UsageBytes: a.p(ce.usage), WorkingSetBytes: a.p(ce.ws), RSSBytes: a.p(ce.rss),
