@@ -86,7 +86,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.Var(&c.RetentionSize, "retention-size", "most bytes the store keeps on disk, oldest blocks deleted first (e.g. 8GiB; 0: no limit)")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "who may read the HTTP API: kubernetes (bearer tokens the Kubernetes API authenticates and authorizes), none, or auto (none on loopback, else kubernetes)")
 	fs.BoolVar(&c.Pprof, "enable-pprof", c.Pprof, "serve /debug/pprof on the HTTP API (behind --auth like the rest)")
-	fs.DurationVar(&c.Scrape.Timeout, "scrape-timeout", c.Scrape.Timeout, "timeout of each kubelet request (0: 80% of the interval, at most 10s)")
+	fs.DurationVar(&c.Scrape.Timeout, "scrape-timeout", c.Scrape.Timeout, "timeout of each scrape of a kubelet, all its requests together (0: 80% of the interval, at most 10s)")
 	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
 	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
 	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")

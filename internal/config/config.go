@@ -111,8 +111,10 @@ type Scrape struct {
 	// (/metrics/resource: CPU and working set only) or cadvisor
 	// (/metrics/cadvisor: no page faults; heavier payloads).
 	Source string `yaml:"source"`
-	// Timeout bounds each request to a kubelet; 0 means 80 % of the
-	// interval, at most 10 s (see ScrapeTimeout).
+	// Timeout bounds each scrape of a kubelet as a whole (its stats, disk
+	// IO and /pods requests together), so a scrape never outlasts the
+	// interval; 0 means 80 % of the interval, at most 10 s (see
+	// ScrapeTimeout).
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxBytes bounds each kubelet response, in bytes.
 	MaxBytes int64 `yaml:"maxBytes"`

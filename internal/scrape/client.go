@@ -36,7 +36,8 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 	// BearerToken, when set, is sent as "Authorization: Bearer".
 	BearerToken string
-	// Timeout bounds each request; default 10 s.
+	// Timeout bounds one scrape of a node as a whole (its stats, disk IO
+	// and /pods requests together), and each Get; default 10 s.
 	Timeout time.Duration
 	// MaxBytes bounds each response body; default 64 MiB.
 	MaxBytes int64
@@ -150,8 +151,11 @@ func (c *Client) fetch(ctx context.Context, baseURL, path string, use func([]byt
 	return use(buf.Bytes())
 }
 
-// Scrape fetches and decodes one node's stats (and pods, if configured).
+// Scrape fetches and decodes one node's stats (and pods, if configured),
+// all its requests within one Timeout.
 func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+	defer cancel()
 	start := time.Now()
 	path, decode := "/stats/summary", DecodeSummary
 	switch c.o.Source {

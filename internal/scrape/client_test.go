@@ -230,3 +230,36 @@ func TestPodsCache(t *testing.T) {
 		t.Errorf("cache older than PodsMaxAge: /pods fetched %d times, want 4", n)
 	}
 }
+
+// TestScrapeTimeoutIsWhole: the timeout bounds one scrape as a whole, not
+// each of its requests: three requests each just under the timeout fail
+// the scrape instead of taking three timeouts.
+func TestScrapeTimeoutIsWhole(t *testing.T) {
+	const timeout = 600 * time.Millisecond
+	slow := func(body []byte) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-time.After(timeout * 2 / 3):
+			case <-r.Context().Done():
+				return
+			}
+			w.Write(body)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/stats/summary", slow(readFixture(t, "k8s-1.35_stats_summary.json")))
+	mux.HandleFunc("/metrics/cadvisor", slow(readFixture(t, "k8s-1.35_metrics_cadvisor.txt")))
+	mux.HandleFunc("/pods", slow([]byte(`{"items":[]}`)))
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c := NewClient(ClientOptions{FetchPods: true, DiskIO: true, Timeout: timeout})
+	start := time.Now()
+	_, err := c.Scrape(context.Background(), model.Target{Node: "n", URL: srv.URL})
+	took := time.Since(start)
+	if err == nil {
+		t.Errorf("three requests of %v each under a %v timeout: no error after %v, want the scrape cut at the timeout", timeout*2/3, timeout, took)
+	}
+	if took > timeout*3/2 {
+		t.Errorf("the scrape took %v, want it bounded near the %v timeout", took, timeout)
+	}
+}
