@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +33,8 @@ const (
 	DefaultQueryTimeout  = 2 * time.Minute
 	DefaultMaxSamples    = 50_000_000
 	DefaultMaxPoints     = 11_000
+	// DefaultMaxConcurrency is Prometheus's --query.max-concurrency default.
+	DefaultMaxConcurrency = 20
 
 	// defaultSubqueryStep is the step of subqueries written without one
 	// (`expr[30m:]`); Prometheus uses the global evaluation interval, whose
@@ -55,11 +59,28 @@ type Options struct {
 	// LookbackDelta is the staleness lookback of instant vector selectors.
 	// Default 5m.
 	LookbackDelta time.Duration
-	// QueryTimeout bounds every query (and series/label lookups). Default 2m.
+	// QueryTimeout bounds every PromQL query, the time spent waiting for a
+	// slot (MaxConcurrency) included, as Prometheus's --query.timeout: past
+	// it the answer is a 503 of type "timeout". A request's own timeout
+	// parameter can only shorten it. It also bounds series and label
+	// lookups. Default 2m.
 	QueryTimeout time.Duration
 	// MaxSamples is the maximum number of samples a single query may load
-	// into memory. Default 50,000,000.
+	// into memory, as Prometheus's --query.max-samples: past it the answer
+	// is a 422 of type "execution". Default 50,000,000.
 	MaxSamples int
+	// MaxConcurrency is the maximum number of PromQL queries (query and
+	// query_range) executed at once, as Prometheus's
+	// --query.max-concurrency; more wait for a slot, within their timeout.
+	// Default 20.
+	MaxConcurrency int
+	// ActiveQueryDir is the directory of the active query log, Prometheus's
+	// queries.active (memory-mapped, MaxConcurrency × 1 KB): the queries
+	// running when the process died are logged at the next start. One API
+	// per directory; kubemon's data directory suits (Prometheus keeps the
+	// file in its TSDB directory). Empty: the concurrency slots are kept in
+	// memory only, with no log.
+	ActiveQueryDir string
 	// MaxPoints is the maximum number of points per series a query_range
 	// request may ask for. Default 11,000.
 	MaxPoints int
@@ -79,6 +100,19 @@ type API struct {
 	maxPoints     int
 	now           func() time.Time
 
+	// tracker bounds concurrent queries; it counts the queries waiting.
+	tracker *countingTracker
+	// stop ends the queries in flight when Close is called; inflight
+	// counts them, so that Close unmaps the active query log only once no
+	// query can write to it.
+	stop      context.Context
+	stopAll   context.CancelFunc
+	mu        sync.RWMutex
+	closed    bool
+	inflight  sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
@@ -88,8 +122,8 @@ func New(o Options) (*API, error) {
 	if o.Queryable == nil {
 		return nil, errors.New("promapi: Options.Queryable is required")
 	}
-	if o.LookbackDelta < 0 || o.QueryTimeout < 0 || o.MaxSamples < 0 || o.MaxPoints < 0 {
-		return nil, errors.New("promapi: LookbackDelta, QueryTimeout, MaxSamples and MaxPoints must not be negative")
+	if o.LookbackDelta < 0 || o.QueryTimeout < 0 || o.MaxSamples < 0 || o.MaxPoints < 0 || o.MaxConcurrency < 0 {
+		return nil, errors.New("promapi: LookbackDelta, QueryTimeout, MaxSamples, MaxPoints and MaxConcurrency must not be negative")
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -105,6 +139,9 @@ func New(o Options) (*API, error) {
 	}
 	if o.MaxPoints == 0 {
 		o.MaxPoints = DefaultMaxPoints
+	}
+	if o.MaxConcurrency == 0 {
+		o.MaxConcurrency = DefaultMaxConcurrency
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -143,10 +180,22 @@ func New(o Options) (*API, error) {
 		a.requests, a.duration = requests, duration
 	}
 
+	var tracker promql.QueryTracker = newMemTracker(o.MaxConcurrency)
+	if o.ActiveQueryDir != "" {
+		t, err := promql.NewActiveQueryTracker(o.ActiveQueryDir, o.MaxConcurrency, o.Logger.With("component", "activeQueryTracker"))
+		if err != nil {
+			return nil, fmt.Errorf("promapi: active query log in %s: %w", o.ActiveQueryDir, err)
+		}
+		tracker = t
+	}
+	a.tracker = &countingTracker{QueryTracker: tracker}
+	a.stop, a.stopAll = context.WithCancel(context.Background())
+
 	a.engine = promql.NewEngine(promql.EngineOpts{
 		Logger:               o.Logger.With("component", "promql"),
 		MaxSamples:           o.MaxSamples,
 		Timeout:              o.QueryTimeout,
+		ActiveQueryTracker:   a.tracker,
 		LookbackDelta:        o.LookbackDelta,
 		EnableAtModifier:     true,
 		EnableNegativeOffset: true,
@@ -172,10 +221,87 @@ func registerOrExisting[C prometheus.Collector](reg prometheus.Registerer, c C) 
 	return c, nil
 }
 
-// Close closes the engine's active query tracker, if any.
+// Close cancels the queries in flight, waits for them to end, and closes
+// the engine and its active query tracker (unmapping the active query
+// log). Queries after Close are refused with a 503; Close may be called
+// more than once.
 func (a *API) Close() error {
-	return a.engine.Close()
+	a.closeOnce.Do(func() {
+		a.mu.Lock()
+		a.closed = true
+		a.mu.Unlock()
+		a.stopAll()
+		a.inflight.Wait()
+		a.closeErr = a.engine.Close()
+	})
+	return a.closeErr
 }
+
+// begin registers a query in flight: its context ends with ctx or when
+// Close is called. done must be called when the query has ended. ok is
+// false once the API is closed.
+func (a *API) begin(ctx context.Context) (_ context.Context, done func(), ok bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if a.closed {
+		return nil, nil, false
+	}
+	a.inflight.Add(1)
+	ctx, cancel := context.WithCancel(ctx)
+	unhook := context.AfterFunc(a.stop, cancel)
+	return ctx, func() {
+		unhook()
+		cancel()
+		a.inflight.Done()
+	}, true
+}
+
+// countingTracker is a promql.QueryTracker that counts the queries waiting
+// for a slot.
+type countingTracker struct {
+	promql.QueryTracker
+	waiting atomic.Int64
+}
+
+// Insert waits for a slot. A wait ended by the context is reported as
+// the engine reports a timeout or cancellation during evaluation ("query
+// timed out in query queue"), not as a bare context error.
+func (t *countingTracker) Insert(ctx context.Context, query string) (int, error) {
+	t.waiting.Add(1)
+	defer t.waiting.Add(-1)
+	i, err := t.QueryTracker.Insert(ctx, query)
+	switch {
+	case err == nil:
+	case errors.Is(err, context.DeadlineExceeded):
+		err = promql.ErrQueryTimeout("query queue")
+	case errors.Is(err, context.Canceled):
+		err = promql.ErrQueryCanceled("query queue")
+	}
+	return i, err
+}
+
+// memTracker is a promql.QueryTracker that only bounds concurrency, for
+// when no directory is given for Prometheus's active query log.
+type memTracker struct {
+	slots chan struct{}
+}
+
+func newMemTracker(max int) *memTracker { return &memTracker{slots: make(chan struct{}, max)} }
+
+func (t *memTracker) GetMaxConcurrent() int { return cap(t.slots) }
+
+func (t *memTracker) Insert(ctx context.Context, _ string) (int, error) {
+	select {
+	case t.slots <- struct{}{}:
+		return 0, nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+func (t *memTracker) Delete(int) { <-t.slots }
+
+func (t *memTracker) Close() error { return nil }
 
 // Register mounts the endpoints under /api/v1/ on mux. Every endpoint
 // accepts GET (and HEAD) with URL parameters and POST with an
@@ -195,11 +321,12 @@ func (a *API) Register(mux *http.ServeMux) {
 type errorType string
 
 const (
-	errorBadData  errorType = "bad_data"
-	errorExec     errorType = "execution"
-	errorTimeout  errorType = "timeout"
-	errorCanceled errorType = "canceled"
-	errorInternal errorType = "internal"
+	errorBadData     errorType = "bad_data"
+	errorExec        errorType = "execution"
+	errorTimeout     errorType = "timeout"
+	errorCanceled    errorType = "canceled"
+	errorInternal    errorType = "internal"
+	errorUnavailable errorType = "unavailable"
 )
 
 func (t errorType) statusCode() int {
@@ -212,6 +339,8 @@ func (t errorType) statusCode() int {
 		return http.StatusServiceUnavailable
 	case errorCanceled:
 		return statusClientClosedConnection
+	case errorUnavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

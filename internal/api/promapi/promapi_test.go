@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -1002,12 +1004,25 @@ func TestNewValidation(t *testing.T) {
 	if _, err := New(Options{Queryable: storageErrQueryable, MaxPoints: -1}); err == nil {
 		t.Error("New with negative MaxPoints succeeded")
 	}
+	if _, err := New(Options{Queryable: storageErrQueryable, MaxConcurrency: -1}); err == nil {
+		t.Error("New with negative MaxConcurrency succeeded")
+	}
+	notDir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notDir, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Queryable: storageErrQueryable, ActiveQueryDir: filepath.Join(notDir, "queries")}); err == nil || !strings.Contains(err.Error(), "active query log") {
+		t.Errorf("New with an unusable ActiveQueryDir: %v", err)
+	}
 	a, err := New(Options{Queryable: storageErrQueryable})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.lookbackDelta != 5*time.Minute || a.queryTimeout != 2*time.Minute || a.maxPoints != 11_000 || a.now == nil || a.logger == nil {
 		t.Errorf("defaults not applied: %+v", a)
+	}
+	if n := a.tracker.GetMaxConcurrent(); n != 20 || DefaultMaxConcurrency != 20 {
+		t.Errorf("max concurrency %d (default %d), want Prometheus's 20", n, DefaultMaxConcurrency)
 	}
 	if err := a.Close(); err != nil {
 		t.Errorf("Close: %v", err)

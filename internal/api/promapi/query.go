@@ -39,19 +39,20 @@ func queryOpts(r *http.Request) (promql.QueryOpts, *apiError) {
 	return promql.NewPrometheusQueryOpts(false, lookback, nil), nil
 }
 
-// withQueryTimeout derives the execution context of a query: the request's
-// context bounded by the optional timeout parameter (the engine additionally
-// enforces Options.QueryTimeout).
-func withQueryTimeout(r *http.Request) (context.Context, context.CancelFunc, *apiError) {
+// withQueryTimeout derives the execution context of a query from ctx (the
+// request's): bounded by the optional timeout parameter, as Prometheus
+// does; the engine bounds it further by Options.QueryTimeout, so the
+// parameter can shorten the configured timeout but not extend it.
+func withQueryTimeout(ctx context.Context, r *http.Request) (context.Context, context.CancelFunc, *apiError) {
 	timeout, apiErr := parseTimeout(r)
 	if apiErr != nil {
 		return nil, nil, apiErr
 	}
 	if timeout > 0 {
-		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		ctx, cancel := context.WithTimeout(ctx, timeout)
 		return ctx, cancel, nil
 	}
-	return r.Context(), func() {}, nil
+	return ctx, func() {}, nil
 }
 
 // constructionError maps an error returned while building a query: running
@@ -127,7 +128,12 @@ func (a *API) run(r *http.Request, qs string, limit int, newQuery func(context.C
 	if apiErr != nil {
 		return errResult(apiErr)
 	}
-	ctx, cancel, apiErr := withQueryTimeout(r)
+	ctx, done, ok := a.begin(r.Context())
+	if !ok {
+		return errResult(&apiError{errorUnavailable, errors.New("the query engine is shut down")})
+	}
+	defer done()
+	ctx, cancel, apiErr := withQueryTimeout(ctx, r)
 	if apiErr != nil {
 		return errResult(apiErr)
 	}
