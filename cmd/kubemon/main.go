@@ -91,6 +91,9 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
 	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")
 	fs.Var((*stringList)(&c.MetricsDrop), "metrics-drop", "comma-separated `series` not to store, with shell wildcards (e.g. 'container_memory_*page_faults*,*_uptime_seconds'; \"\": none)")
+	fs.IntVar(&c.Query.MaxConcurrency, "query.max-concurrency", c.Query.MaxConcurrency, "most PromQL queries run at once; more wait")
+	fs.DurationVar(&c.Query.Timeout, "query.timeout", c.Query.Timeout, "longest a PromQL query may run (waiting included)")
+	fs.IntVar(&c.Query.MaxSamples, "query.max-samples", c.Query.MaxSamples, "most samples a PromQL query may hold in memory at once")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path

@@ -116,7 +116,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		Handle: collector.Handle, Logger: log, Registerer: reg,
 	})
 
-	prom, err := promapi.New(promapi.Options{Queryable: st.Queryable(), Logger: log, Registerer: reg})
+	prom, err := promapi.New(promapi.Options{Queryable: st.Queryable(), Logger: log, Registerer: reg,
+		MaxConcurrency: cfg.Query.MaxConcurrency, QueryTimeout: cfg.Query.Timeout, MaxSamples: cfg.Query.MaxSamples,
+		ActiveQueryDir: cfg.DataDir}) // queries.active beside the TSDB, as Prometheus keeps it
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,7 @@ type Config struct {
 	// shell-style wildcards, e.g. "container_memory_*page_faults*".
 	MetricsDrop []string   `yaml:"metricsDrop"`
 	MetricsAPI  MetricsAPI `yaml:"metricsAPI"`
+	Query       Query      `yaml:"query"`
 	Log         Log        `yaml:"log"`
 }
 
@@ -90,6 +91,18 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	return b.Set(n.Value)
+}
+
+// Query bounds the PromQL API (Prometheus's own limits, same defaults).
+type Query struct {
+	// MaxConcurrency is how many queries run at once; more wait in a queue
+	// (the wait counts against Timeout).
+	MaxConcurrency int `yaml:"maxConcurrency"`
+	// Timeout is the longest a query may run; a request's timeout
+	// parameter can only shorten it.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxSamples is the most samples a query may hold in memory at once.
+	MaxSamples int `yaml:"maxSamples"`
 }
 
 // MetricsAPI configures the aggregated API server for metrics.k8s.io
@@ -171,6 +184,7 @@ func Default() Config {
 		Interval:  15 * time.Second,
 		Retention: 15 * 24 * time.Hour,
 		Auth:      AuthAuto,
+		Query:     Query{MaxConcurrency: 20, Timeout: 2 * time.Minute, MaxSamples: 50_000_000},
 		Scrape: Scrape{
 			Source:    "summary",
 			MaxBytes:  64 << 20,
@@ -221,6 +235,15 @@ func (c *Config) Validate() []error {
 	}
 	if c.RetentionSize < 0 {
 		bad("retentionSize %d: must not be negative", c.RetentionSize)
+	}
+	if c.Query.MaxConcurrency < 1 {
+		bad("query.maxConcurrency %d: want at least 1", c.Query.MaxConcurrency)
+	}
+	if c.Query.Timeout < time.Second {
+		bad("query.timeout %s: want at least 1s", c.Query.Timeout)
+	}
+	if c.Query.MaxSamples < 1 {
+		bad("query.maxSamples %d: want at least 1", c.Query.MaxSamples)
 	}
 	switch c.Auth {
 	case AuthAuto, AuthKubernetes, AuthNone:

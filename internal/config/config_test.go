@@ -193,3 +193,24 @@ func TestAuth(t *testing.T) {
 		t.Errorf("auth maybe: %v", errs)
 	}
 }
+
+func TestQueryLimits(t *testing.T) {
+	c := Default()
+	if c.Query.MaxConcurrency != 20 || c.Query.Timeout != 2*time.Minute || c.Query.MaxSamples != 50_000_000 {
+		t.Errorf("defaults %+v, want Prometheus's 20, 2m, 50000000", c.Query)
+	}
+	c.Query = Query{MaxConcurrency: 0, Timeout: time.Millisecond, MaxSamples: -1}
+	errs := c.Validate()
+	all := ""
+	for _, e := range errs {
+		all += e.Error() + "\n"
+	}
+	for _, w := range []string{"query.maxConcurrency", "query.timeout", "query.maxSamples"} {
+		if !strings.Contains(all, w) {
+			t.Errorf("no error about %s in:\n%s", w, all)
+		}
+	}
+	if len(errs) != 3 {
+		t.Errorf("%d errors, want 3: %v", len(errs), errs)
+	}
+}
