@@ -182,3 +182,55 @@ type Target struct {
 	URL  string
 	Meta NodeMeta
 }
+
+// The label keys of kubemon's series. With the series names (PromName) they
+// are kubemon's public contract: every package spells them through these.
+const (
+	LabelNamespace    = "namespace"
+	LabelPod          = "pod"
+	LabelContainer    = "container"
+	LabelNode         = "node"
+	LabelWorkloadKind = "workload_kind"
+	LabelWorkload     = "workload"
+	// LabelKubeLabels is an info series' label carrying the object's
+	// Kubernetes labels in Heapster's form ("k:v,...").
+	LabelKubeLabels = "labels"
+	// LabelKubeLabelPrefix prefixes each Kubernetes label of an info series
+	// ("label_<sanitized name>").
+	LabelKubeLabelPrefix = "label_"
+)
+
+// levelLabels are the label keys identifying an object of each level.
+var levelLabels = [NumLevels][]string{
+	LevelContainer:    {LabelNamespace, LabelPod, LabelContainer, LabelNode},
+	LevelPod:          {LabelNamespace, LabelPod, LabelNode},
+	LevelNamespace:    {LabelNamespace},
+	LevelWorkload:     {LabelNamespace, LabelWorkloadKind, LabelWorkload},
+	LevelNode:         {LabelNode},
+	LevelSysContainer: {LabelContainer, LabelNode},
+	LevelCluster:      nil,
+}
+
+// LabelKeys lists the label keys identifying an object of level l (the
+// series of such an object carry them, each when its value is not empty).
+// The slice must not be modified.
+func (l Level) LabelKeys() []string { return levelLabels[l] }
+
+// Label is the object's value of label key k ("" for a key its level has not).
+func (o Object) Label(k string) string {
+	switch k {
+	case LabelNamespace:
+		return o.Namespace
+	case LabelPod:
+		return o.Pod
+	case LabelContainer:
+		return o.Container
+	case LabelNode:
+		return o.Node
+	case LabelWorkloadKind:
+		return o.WorkloadKind
+	case LabelWorkload:
+		return o.Workload
+	}
+	return ""
+}
