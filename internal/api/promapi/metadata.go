@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	kmodel "github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/version"
 )
 
@@ -174,13 +176,59 @@ func (a *API) labelLookup(start, end time.Time, limit int, matcherSets [][]*labe
 	return apiResult{data: appendStrings(nil, result), warnings: warnings}
 }
 
-// metadata serves /api/v1/metadata. kubemon keeps no metric metadata; an
-// empty object is what Prometheus returns when it knows of none.
+// metricMetadata is one entry of /api/v1/metadata's answer.
+type metricMetadata struct {
+	Type string `json:"type"`
+	Help string `json:"help"`
+	Unit string `json:"unit"`
+}
+
+// seriesMetadata is the metadata of every series name kubemon writes, from
+// the metric table, and seriesMetadataNames its names sorted.
+var seriesMetadata, seriesMetadataNames = func() (map[string][]metricMetadata, []string) {
+	m := map[string][]metricMetadata{}
+	var names []string
+	for _, s := range kmodel.AllSeries() {
+		m[s.Name] = []metricMetadata{{Type: s.Metric.Kind.String(), Help: s.Metric.Help, Unit: s.Metric.Unit}}
+		names = append(names, s.Name)
+	}
+	slices.Sort(names)
+	return m, names
+}()
+
+// metadata serves /api/v1/metadata from the metric table: type, help and
+// unit of every series name kubemon writes, as Prometheus answers it. The
+// metric parameter picks one name; limit bounds the number of names (the
+// first in name order); limit_per_metric is accepted, every name having a
+// single entry.
 func (a *API) metadata(r *http.Request) apiResult {
-	if _, apiErr := parseLimit(r); apiErr != nil {
+	limit, apiErr := parseLimit(r)
+	if apiErr != nil {
 		return errResult(apiErr)
 	}
-	return apiResult{data: []byte("{}")}
+	if v := r.FormValue("limit_per_metric"); v != "" {
+		if _, err := strconv.Atoi(v); err != nil {
+			return errResult(invalidParam("limit_per_metric", fmt.Errorf("cannot parse %q to a valid limit", v)))
+		}
+	}
+	out := map[string][]metricMetadata{}
+	if name := r.FormValue("metric"); name != "" {
+		if md, ok := seriesMetadata[name]; ok {
+			out[name] = md
+		}
+	} else {
+		for _, name := range seriesMetadataNames {
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+			out[name] = seriesMetadata[name]
+		}
+	}
+	data, err := json.Marshal(out)
+	if err != nil {
+		return errResult(&apiError{errorInternal, err})
+	}
+	return apiResult{data: data}
 }
 
 // buildInfo is the data of /api/v1/status/buildinfo.

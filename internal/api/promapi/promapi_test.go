@@ -736,9 +736,7 @@ func TestGrafanaHelperEndpoints(t *testing.T) {
 	e := newTestEnv(t, openTestDB(t), nil)
 	for _, method := range []string{http.MethodGet, http.MethodPost} {
 		env := e.mustSucceed(t, method, "/api/v1/metadata", nil)
-		if string(env.Data) != "{}" {
-			t.Errorf("%s metadata data = %s, want {}", method, env.Data)
-		}
+		checkMetadata(t, method, env.Data)
 
 		env = e.mustSucceed(t, method, "/api/v1/status/buildinfo", nil)
 		var bi struct {
@@ -864,6 +862,7 @@ func TestErrors(t *testing.T) {
 		{"exemplars: bad query", e, "GET", "/api/v1/query_exemplars", url.Values{"query": {"up{"}}, 400, "bad_data", `invalid parameter "query"`},
 		{"exemplars: end before start", e, "GET", "/api/v1/query_exemplars", url.Values{"query": {"up"}, "start": {"10"}, "end": {"1"}}, 400, "bad_data", "end timestamp must not be before start time"},
 		{"metadata: bad limit", e, "GET", "/api/v1/metadata", url.Values{"limit": {"x"}}, 400, "bad_data", `invalid parameter "limit"`},
+		{"metadata: bad limit_per_metric", e, "GET", "/api/v1/metadata", url.Values{"limit_per_metric": {"x"}}, 400, "bad_data", `invalid parameter "limit_per_metric"`},
 		{"method not allowed", e, "DELETE", "/api/v1/query", url.Values{"query": {"1"}}, 405, "bad_data", "method DELETE not allowed"},
 	}
 	for _, tc := range tests {
