@@ -283,16 +283,16 @@ func seriesLabels(e *model.Entry, m model.MetricID) labels.Labels {
 	kind, name, kl := infoLabels(e)
 	b := labels.NewBuilder(l)
 	if e.Object.Level == model.LevelPod {
-		b.Set("workload_kind", kind)
-		b.Set("workload", name)
+		b.Set(model.LabelWorkloadKind, kind)
+		b.Set(model.LabelWorkload, name)
 	}
 	keys := sortedKeys(kl)
 	heapster := make([]string, 0, len(keys))
 	for _, k := range keys {
 		heapster = append(heapster, k+":"+kl[k])
-		b.Set("label_"+sanitize(k), kl[k])
+		b.Set(model.LabelKubeLabelPrefix+sanitize(k), kl[k])
 	}
-	b.Set("labels", strings.Join(heapster, ","))
+	b.Set(model.LabelKubeLabels, strings.Join(heapster, ","))
 	return b.Labels()
 }
 
@@ -340,27 +340,8 @@ func Labels(o model.Object, m model.MetricID) labels.Labels {
 			b.Add(k, v)
 		}
 	}
-	switch o.Level {
-	case model.LevelContainer:
-		add("namespace", o.Namespace)
-		add("pod", o.Pod)
-		add("container", o.Container)
-		add("node", o.Node)
-	case model.LevelPod:
-		add("namespace", o.Namespace)
-		add("pod", o.Pod)
-		add("node", o.Node)
-	case model.LevelNamespace:
-		add("namespace", o.Namespace)
-	case model.LevelWorkload:
-		add("namespace", o.Namespace)
-		add("workload_kind", o.WorkloadKind)
-		add("workload", o.Workload)
-	case model.LevelNode:
-		add("node", o.Node)
-	case model.LevelSysContainer:
-		add("container", o.Container)
-		add("node", o.Node)
+	for _, k := range o.Level.LabelKeys() {
+		add(k, o.Label(k))
 	}
 	b.Sort()
 	return b.Labels()
