@@ -101,19 +101,19 @@ func (a *API) Register(mux *http.ServeMux) {
 	const p = "GET /api/v1/model"
 	cluster := func(*http.Request) entity { return entity{level: model.LevelCluster} }
 	node := func(r *http.Request) entity {
-		return entity{model.LevelNode, []*labels.Matcher{eq("node", r.PathValue("node"))}}
+		return entity{model.LevelNode, []*labels.Matcher{eq(model.LabelNode, r.PathValue("node"))}}
 	}
 	free := func(r *http.Request) entity {
-		return entity{model.LevelSysContainer, []*labels.Matcher{eq("node", r.PathValue("node")), eq("container", r.PathValue("container"))}}
+		return entity{model.LevelSysContainer, []*labels.Matcher{eq(model.LabelNode, r.PathValue("node")), eq(model.LabelContainer, r.PathValue("container"))}}
 	}
 	ns := func(r *http.Request) entity {
-		return entity{model.LevelNamespace, []*labels.Matcher{eq("namespace", r.PathValue("ns"))}}
+		return entity{model.LevelNamespace, []*labels.Matcher{eq(model.LabelNamespace, r.PathValue("ns"))}}
 	}
 	pod := func(r *http.Request) entity {
-		return entity{model.LevelPod, []*labels.Matcher{eq("namespace", r.PathValue("ns")), eq("pod", r.PathValue("pod"))}}
+		return entity{model.LevelPod, []*labels.Matcher{eq(model.LabelNamespace, r.PathValue("ns")), eq(model.LabelPod, r.PathValue("pod"))}}
 	}
 	ctr := func(r *http.Request) entity {
-		return entity{model.LevelContainer, []*labels.Matcher{eq("namespace", r.PathValue("ns")), eq("pod", r.PathValue("pod")), eq("container", r.PathValue("container"))}}
+		return entity{model.LevelContainer, []*labels.Matcher{eq(model.LabelNamespace, r.PathValue("ns")), eq(model.LabelPod, r.PathValue("pod")), eq(model.LabelContainer, r.PathValue("container"))}}
 	}
 	for path, e := range map[string]func(*http.Request) entity{
 		"":              cluster,
@@ -126,15 +126,15 @@ func (a *API) Register(mux *http.ServeMux) {
 		handle(mux, p+path+"/metrics", a.metricNames(e))
 		mux.HandleFunc(p+path+"/metrics/{metric...}", a.metricValues(e))
 	}
-	nodeIs := func(r *http.Request) *labels.Matcher { return eq("node", r.PathValue("node")) }
-	nsIs := func(r *http.Request) *labels.Matcher { return eq("namespace", r.PathValue("ns")) }
-	podIs := func(r *http.Request) *labels.Matcher { return eq("pod", r.PathValue("pod")) }
-	handle(mux, p+"/nodes", a.list("node", model.LevelNode))
-	handle(mux, p+"/namespaces", a.list("namespace", model.LevelNamespace))
-	handle(mux, p+"/nodes/{node}/pods", a.list("pod", model.LevelPod, nodeIs))
-	handle(mux, p+"/nodes/{node}/freecontainers", a.list("container", model.LevelSysContainer, nodeIs))
-	handle(mux, p+"/namespaces/{ns}/pods", a.list("pod", model.LevelPod, nsIs))
-	handle(mux, p+"/namespaces/{ns}/pods/{pod}/containers", a.list("container", model.LevelContainer, nsIs, podIs))
+	nodeIs := func(r *http.Request) *labels.Matcher { return eq(model.LabelNode, r.PathValue("node")) }
+	nsIs := func(r *http.Request) *labels.Matcher { return eq(model.LabelNamespace, r.PathValue("ns")) }
+	podIs := func(r *http.Request) *labels.Matcher { return eq(model.LabelPod, r.PathValue("pod")) }
+	handle(mux, p+"/nodes", a.list(model.LabelNode, model.LevelNode))
+	handle(mux, p+"/namespaces", a.list(model.LabelNamespace, model.LevelNamespace))
+	handle(mux, p+"/nodes/{node}/pods", a.list(model.LabelPod, model.LevelPod, nodeIs))
+	handle(mux, p+"/nodes/{node}/freecontainers", a.list(model.LabelContainer, model.LevelSysContainer, nodeIs))
+	handle(mux, p+"/namespaces/{ns}/pods", a.list(model.LabelPod, model.LevelPod, nsIs))
+	handle(mux, p+"/namespaces/{ns}/pods/{pod}/containers", a.list(model.LabelContainer, model.LevelContainer, nsIs, podIs))
 	mux.HandleFunc(p+"/namespaces/{ns}/pod-list/{pods}/metrics/{metric...}", a.podList)
 }
 
@@ -219,7 +219,7 @@ func (a *API) podList(w http.ResponseWriter, r *http.Request) {
 	out := MetricResultList{Items: make([]MetricResult, 0, len(names))}
 	budget := a.o.MaxPoints
 	for _, name := range names {
-		en := entity{model.LevelPod, []*labels.Matcher{eq("namespace", r.PathValue("ns")), eq("pod", name)}}
+		en := entity{model.LevelPod, []*labels.Matcher{eq(model.LabelNamespace, r.PathValue("ns")), eq(model.LabelPod, name)}}
 		res, status, err := a.values(r, en, r.PathValue("metric"), budget)
 		if status == http.StatusUnprocessableEntity {
 			err = fmt.Errorf("pod list: more than %d points in all: ask for fewer pods or narrow start/end", a.o.MaxPoints)

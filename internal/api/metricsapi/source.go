@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/metrics/pkg/apis/metrics"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // Source reads resource metrics from the store, the way metrics-server
@@ -57,7 +59,7 @@ func (u usage) complete() bool { return u.hasCPU && u.hasMem }
 // samples straddle a counter reset, or with a working set but no counter,
 // has hasCPU false, so that Pods can leave its pod out rather than report
 // the pod without it.
-func (s *Source) read(ctx context.Context, level string, key func(labels.Labels) string, ms ...*labels.Matcher) (map[string]usage, error) {
+func (s *Source) read(ctx context.Context, level model.Level, key func(labels.Labels) string, ms ...*labels.Matcher) (map[string]usage, error) {
 	now := s.Now()
 	q, err := s.q.Querier(now.Add(-2*s.MaxAge).UnixMilli(), now.UnixMilli())
 	if err != nil {
@@ -66,7 +68,7 @@ func (s *Source) read(ctx context.Context, level string, key func(labels.Labels)
 	defer q.Close()
 	fresh := now.Add(-s.MaxAge).UnixMilli()
 	out := map[string]usage{}
-	cpu := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, level+"_cpu_usage_seconds_total")}, ms...)
+	cpu := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, model.PromName(level, model.CPUUsage))}, ms...)
 	set := q.Select(ctx, false, nil, cpu...)
 	for set.Next() {
 		var t0, t1 int64
@@ -97,7 +99,7 @@ func (s *Source) read(ctx context.Context, level string, key func(labels.Labels)
 	if err := set.Err(); err != nil {
 		return nil, err
 	}
-	mem := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, level+"_memory_working_set_bytes")}, ms...)
+	mem := append([]*labels.Matcher{labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, model.PromName(level, model.MemoryWorkingSet))}, ms...)
 	set = q.Select(ctx, false, nil, mem...)
 	for set.Next() {
 		k := key(set.At().Labels())
@@ -137,9 +139,9 @@ func list(u usage) corev1.ResourceList {
 func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics, error) {
 	var ms []*labels.Matcher
 	if name != "" {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "node", name))
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, model.LabelNode, name))
 	}
-	us, err := s.read(ctx, "node", func(l labels.Labels) string { return l.Get("node") }, ms...)
+	us, err := s.read(ctx, model.LevelNode, func(l labels.Labels) string { return l.Get(model.LabelNode) }, ms...)
 	if err != nil {
 		return nil, fmt.Errorf("node metrics: %w", err)
 	}
@@ -174,13 +176,13 @@ func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics,
 func (s *Source) Pods(ctx context.Context, namespace, pod string) ([]metrics.PodMetrics, error) {
 	var ms []*labels.Matcher
 	if namespace != "" {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "namespace", namespace))
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, model.LabelNamespace, namespace))
 	}
 	if pod != "" {
-		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, "pod", pod))
+		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, model.LabelPod, pod))
 	}
-	us, err := s.read(ctx, "container", func(l labels.Labels) string {
-		return l.Get("namespace") + "/" + l.Get("pod") + "/" + l.Get("container")
+	us, err := s.read(ctx, model.LevelContainer, func(l labels.Labels) string {
+		return l.Get(model.LabelNamespace) + "/" + l.Get(model.LabelPod) + "/" + l.Get(model.LabelContainer)
 	}, ms...)
 	if err != nil {
 		return nil, fmt.Errorf("pod metrics: %w", err)
