@@ -306,11 +306,13 @@ func (c *Config) Validate() []error {
 	}
 	if c.MetricsAPI.Listen != "" {
 		// The metrics API is computed from these series.
-		for _, n := range []string{"node_cpu_usage_seconds_total", "node_memory_working_set_bytes",
-			"container_cpu_usage_seconds_total", "container_memory_working_set_bytes"} {
-			for _, pat := range c.MetricsDrop {
-				if ok, _ := path.Match(pat, n); ok {
-					bad("metricsDrop %q drops %s, which the metrics API (metricsAPI.listen) serves", pat, n)
+		for _, l := range []model.Level{model.LevelNode, model.LevelContainer} {
+			for _, m := range []model.MetricID{model.CPUUsage, model.MemoryWorkingSet} {
+				n := model.PromName(l, m)
+				for _, pat := range c.MetricsDrop {
+					if ok, _ := path.Match(pat, n); ok {
+						bad("metricsDrop %q drops %s, which the metrics API (metricsAPI.listen) serves", pat, n)
+					}
 				}
 			}
 		}
