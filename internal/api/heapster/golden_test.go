@@ -1,0 +1,72 @@
+package heapster
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// TestGoldenAnswers keeps sample answers of the model API in
+// testdata/answers.golden.json: a metric list and values at each level.
+// Their metric names and label-derived values come from the metric table.
+func TestGoldenAnswers(t *testing.T) {
+	srv := setup(t)
+	paths := []string{
+		"/api/v1/model/metrics/",
+		"/api/v1/model/metrics/cpu/usage_rate",
+		"/api/v1/model/nodes/",
+		"/api/v1/model/nodes/n1/metrics/",
+		"/api/v1/model/nodes/n1/metrics/cpu/node_utilization",
+		"/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/memory/working_set",
+		"/api/v1/model/namespaces/ns/pods/",
+		"/api/v1/model/namespaces/ns/pods/p1/metrics/",
+		"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/cpu/usage",
+		"/api/v1/model/namespaces/ns/pod-list/p2,p1/metrics/cpu/usage_rate",
+	}
+	answers := map[string]json.RawMessage{}
+	for _, p := range paths {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: status %d, %v", p, resp.StatusCode, err)
+		}
+		answers[p] = body
+	}
+	got, err := json.MarshalIndent(answers, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "answers.golden.json", append(got, '\n'))
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/api/heapster -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("answers differ from %s; if the change is meant, run go test ./internal/api/heapster -update\ngot:\n%s", path, got)
+	}
+}
