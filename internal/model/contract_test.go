@@ -78,3 +78,18 @@ func TestAllSeries(t *testing.T) {
 		}
 	}
 }
+
+// TestReadme checks the README's generated metric list against the table.
+func TestReadme(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, ok := ReplaceDoc(string(doc))
+	if !ok {
+		t.Fatalf("README.md has no %s ... %s block", DocBegin, DocEnd)
+	}
+	if want != string(doc) {
+		t.Error("README.md's metric list differs from the metric table: run go generate ./internal/model")
+	}
+}
