@@ -68,7 +68,9 @@ func TestAllSeries(t *testing.T) {
 	if !slices.Equal(names, SeriesNames()) {
 		t.Error("AllSeries and SeriesNames differ")
 	}
-	if got := SeriesLabelKeys(LevelPod, Info); !slices.Equal(got, []string{"labels", "namespace", "node", "pod", "workload", "workload_kind"}) {
+	want := []string{LabelKubeLabels, LabelNamespace, LabelNode, LabelPod, LabelWorkload, LabelWorkloadKind}
+	slices.Sort(want)
+	if got := SeriesLabelKeys(LevelPod, Info); !slices.Equal(got, want) {
 		t.Errorf("pod_info labels %v", got)
 	}
 	o := Object{Level: LevelContainer, Namespace: "ns", Pod: "p", Container: "c", Node: "n"}
