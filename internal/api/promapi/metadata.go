@@ -199,28 +199,30 @@ var seriesMetadata, seriesMetadataNames = func() (map[string][]metricMetadata, [
 // metadata serves /api/v1/metadata from the metric table: type, help and
 // unit of every series name kubemon writes, as Prometheus answers it. The
 // metric parameter picks one name; limit bounds the number of names (the
-// first in name order); limit_per_metric is accepted, every name having a
-// single entry.
+// first in name order; negative or absent: no bound, 0: none, as in
+// Prometheus); limit_per_metric is accepted, every name having a single
+// entry.
 func (a *API) metadata(r *http.Request) apiResult {
-	limit, apiErr := parseLimit(r)
-	if apiErr != nil {
-		return errResult(apiErr)
-	}
-	if v := r.FormValue("limit_per_metric"); v != "" {
-		if _, err := strconv.Atoi(v); err != nil {
-			return errResult(invalidParam("limit_per_metric", fmt.Errorf("cannot parse %q to a valid limit", v)))
+	limit := -1
+	for _, p := range []string{"limit", "limit_per_metric"} {
+		v := r.FormValue(p)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errResult(invalidParam(p, fmt.Errorf("cannot parse %q to a valid limit", v)))
+		}
+		if p == "limit" {
+			limit = n
 		}
 	}
 	out := map[string][]metricMetadata{}
-	if name := r.FormValue("metric"); name != "" {
-		if md, ok := seriesMetadata[name]; ok {
-			out[name] = md
+	for _, name := range seriesMetadataNames {
+		if limit >= 0 && len(out) >= limit {
+			break
 		}
-	} else {
-		for _, name := range seriesMetadataNames {
-			if limit > 0 && len(out) >= limit {
-				break
-			}
+		if m := r.FormValue("metric"); m == "" || m == name {
 			out[name] = seriesMetadata[name]
 		}
 	}

@@ -56,7 +56,13 @@ func TestMetadataParameters(t *testing.T) {
 	if got := decode(url.Values{"limit": {"3"}, "limit_per_metric": {"1"}}); len(got) != 3 {
 		t.Errorf("limit=3: %d names", len(got))
 	}
-	if got := decode(url.Values{"limit": {"0"}}); len(got) != len(kmodel.SeriesNames()) {
-		t.Errorf("limit=0 (no limit): %d names", len(got))
+	if got := decode(url.Values{"limit": {"-1"}}); len(got) != len(kmodel.SeriesNames()) {
+		t.Errorf("limit=-1 (no limit): %d names", len(got))
+	}
+	if got := decode(url.Values{"limit": {"0"}}); len(got) != 0 {
+		t.Errorf("limit=0: %d names, want none (as Prometheus)", len(got))
+	}
+	if got := decode(url.Values{"metric": {name}, "limit": {"1"}}); len(got) != 1 {
+		t.Errorf("metric and limit=1: %v", got)
 	}
 }
