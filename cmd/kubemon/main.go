@@ -250,7 +250,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "kubemon demo: %d simulated nodes × %d pods\n", len(targets), so.PodsPerNode)
 			fmt.Fprintf(stdout, "  UI and APIs:  http://%s/\n", addr)
 			fmt.Fprintf(stdout, "  model API:    http://%s/api/v1/model/namespaces/\n", addr)
-			fmt.Fprintf(stdout, "  PromQL:       http://%s/api/v1/query?query=sum(rate(container_cpu_usage_seconds_total[1m]))\n", addr)
+			fmt.Fprintf(stdout, "  PromQL:       http://%s/api/v1/query?query=sum(rate(%s[1m]))\n", addr, model.PromName(model.LevelContainer, model.CPUUsage))
 			fmt.Fprintf(stdout, "  sim truth:    http://%s/sim/truth\n", addr)
 		},
 	})

@@ -277,11 +277,11 @@ func index(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprint(w, indexHTML)
 }
 
-const indexHTML = `<!doctype html><html><head><meta charset="utf-8"><title>kubemon</title></head><body>
+var indexHTML = `<!doctype html><html><head><meta charset="utf-8"><title>kubemon</title></head><body>
 <h1>kubemon</h1>
 <ul>
 <li><a href="api/v1/model/metrics/">Heapster model API: cluster metrics</a>, <a href="api/v1/model/nodes/">nodes</a>, <a href="api/v1/model/namespaces/">namespaces</a></li>
-<li><a href="api/v1/query?query=sum(node_cpu_usage_cores)">Prometheus query API</a> (point Grafana's Prometheus data source here)</li>
+<li><a href="api/v1/query?query=sum(` + model.PromName(model.LevelNode, model.CPUUsageRate) + `)">Prometheus query API</a> (point Grafana's Prometheus data source here)</li>
 <li><a href="api/v1/label/__name__/values">series names</a></li>
 <li><a href="metrics">kubemon's own metrics</a>, <a href="healthz">healthz</a>, <a href="readyz">readyz</a></li>
 </ul></body></html>`
