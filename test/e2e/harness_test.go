@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -241,4 +242,11 @@ func (p *proc) metric(t *testing.T, name string) float64 {
 		}
 	}
 	return 0
+}
+
+// within reports whether got equals want to within tol, relative to
+// |want| (tol 0: exactly). It is written so that a NaN or infinite value on
+// either side, as a missing or broken result gives, is never within.
+func within(got, want, tol float64) bool {
+	return !math.IsInf(got, 0) && !math.IsInf(want, 0) && math.Abs(got-want) <= tol*math.Abs(want)
 }
