@@ -2,56 +2,20 @@ package model
 
 import (
 	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
+
+	"github.com/kubemon/kubemon/internal/testutil/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with testdata/name, or rewrites the file with -update.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/model -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		g, w := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-		for i := range max(len(g), len(w)) {
-			var gl, wl string
-			if i < len(g) {
-				gl = g[i]
-			}
-			if i < len(w) {
-				wl = w[i]
-			}
-			if gl != wl {
-				t.Fatalf("%s differs from the metric table at line %d:\n got: %s\nwant: %s\n(if the change is meant, run go test ./internal/model -update)", path, i+1, gl, wl)
-			}
-		}
-	}
-}
 
 func TestSeriesGolden(t *testing.T) {
 	var b bytes.Buffer
 	if err := WriteContract(&b); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "series.golden", b.Bytes())
+	golden.Check(t, "./internal/model", "series.golden", b.Bytes())
 }
 
 func TestAllSeries(t *testing.T) {

@@ -1,17 +1,13 @@
 package heapster
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/kubemon/kubemon/internal/testutil/golden"
+)
 
 // TestGoldenAnswers keeps sample answers of the model API in
 // testdata/answers.golden.json: a metric list and values at each level.
@@ -47,26 +43,5 @@ func TestGoldenAnswers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "answers.golden.json", append(got, '\n'))
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/api/heapster -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("answers differ from %s; if the change is meant, run go test ./internal/api/heapster -update\ngot:\n%s", path, got)
-	}
+	golden.Check(t, "./internal/api/heapster", "answers.golden.json", append(got, '\n'))
 }

@@ -1,15 +1,11 @@
 package metricsapi
 
 import (
-	"bytes"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/kubemon/kubemon/internal/testutil/golden"
+)
 
 // TestGoldenAnswers keeps sample answers of the metrics API (a NodeMetrics
 // and a PodMetrics list) in testdata/*.golden.json.
@@ -35,27 +31,6 @@ func TestGoldenAnswers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		golden(t, tc.file, append(out, '\n'))
-	}
-}
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./internal/api/metricsapi -update)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("answer differs from %s; if the change is meant, run go test ./internal/api/metricsapi -update\ngot:\n%s", path, got)
+		golden.Check(t, "./internal/api/metricsapi", tc.file, append(out, '\n'))
 	}
 }
