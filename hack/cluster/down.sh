@@ -37,6 +37,13 @@ done
 # directory; remove them when no other containerd runs on the machine.
 pgrep -x containerd >/dev/null || rm -rf /run/containerd
 ip netns list 2>/dev/null | grep -qw "$NS" && ip netns delete "$NS"
+# Pod network namespaces containerd made (CNI names them cni-*) outlive the
+# node when its containers are killed rather than torn down: remove those
+# no longer mounted.
+for f in /run/netns/cni-*; do
+  [ -e "$f" ] || continue
+  mountpoint -q "$f" || rm -f "$f"
+done
 ip link delete "${NS}h" 2>/dev/null
 rmdir /var/lib/kubelet /var/log/containers 2>/dev/null
 exit 0
