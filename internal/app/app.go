@@ -20,7 +20,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/storage"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/kubemon/kubemon/internal/api/heapster"
 	"github.com/kubemon/kubemon/internal/api/kubeauth"
@@ -94,6 +93,19 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
+	// Who may read is settled before anything else starts: a listener
+	// beyond loopback with nobody to check callers is refused at once.
+	ln := o.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return fmt.Errorf("listen: %w", err)
+		}
+	}
+	defer ln.Close() // Serve closes it too; this covers the early returns
+	mode, err := authMode(cfg, ln.Addr(), src.kube != nil)
+	if err != nil {
+		return err
+	}
 	targets := src.targets
 
 	client := scrape.NewClient(scrape.ClientOptions{
@@ -158,21 +170,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 	}
 
-	ln := o.Listener
-	if ln == nil {
-		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
-			return fmt.Errorf("listen: %w", err)
-		}
-	}
-	mode, err := authMode(cfg, ln.Addr(), src.rest != nil)
-	if err != nil {
-		ln.Close()
-		return err
-	}
 	var handler http.Handler = mux
 	if mode == config.AuthKubernetes {
-		if handler, err = protect(src.rest, mux, log, reg); err != nil {
-			ln.Close()
+		if handler, err = protect(src.kube, mux, log, reg); err != nil {
 			return err
 		}
 	}
@@ -230,14 +230,10 @@ func authMode(cfg config.Config, addr net.Addr, haveKube bool) (string, error) {
 }
 
 // protect puts the HTTP API behind bearer tokens that the Kubernetes API
-// reached with rc authenticates (TokenReview) and authorizes
+// reached with cs authenticates (TokenReview) and authorizes
 // (SubjectAccessReview) as the same request under the kubemon.io/v1alpha1
 // aggregated API: one role grants both paths; the probes stay open.
-func protect(rc *rest.Config, h http.Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, fmt.Errorf("auth: %w", err)
-	}
+func protect(cs kubernetes.Interface, h http.Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
 	f, err := kubeauth.New(kubeauth.Options{Client: cs, Public: publicPaths, ResourcePrefix: metricsapi.HTTPAPIPrefix, Logger: log.With("component", "auth"), Registerer: reg})
 	if err != nil {
 		return nil, err

@@ -39,8 +39,8 @@ type sources struct {
 	// kubeconfig is the file the Kubernetes API was reached with; "" in a
 	// pod (in-cluster).
 	kubeconfig string
-	// rest reaches the Kubernetes API; nil without it.
-	rest *rest.Config
+	// kube is the Kubernetes API's client discovery uses; nil without it.
+	kube kubernetes.Interface
 }
 
 // syncTimeout bounds the wait for the Kubernetes informers' first list.
@@ -146,7 +146,7 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	return sources{
 		targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt},
-		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfig, rest: rc,
+		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfig, kube: cs,
 	}, nil
 }
 
