@@ -13,6 +13,7 @@ import (
 
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/pipeline"
+	"github.com/kubemon/kubemon/internal/podmeta"
 	"github.com/kubemon/kubemon/internal/scrape"
 	"github.com/kubemon/kubemon/internal/sim"
 	"github.com/kubemon/kubemon/internal/store"
@@ -69,7 +70,7 @@ func decode(b *testing.B, p payload, pods []model.PodMeta) *model.NodeStats {
 }
 
 func pods(b *testing.B, p payload) []model.PodMeta {
-	pods, err := scrape.DecodePods(p.pods)
+	pods, err := podmeta.DecodeList(p.pods)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -109,7 +110,7 @@ func BenchmarkNodePipeline(b *testing.B) {
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		pipeline.Node(r, decode(b, ps[i%len(ps)], pm), meta)
+		pipeline.Node(r, decode(b, ps[i%len(ps)], pm), pm, meta)
 		i++
 	}
 }
@@ -120,8 +121,8 @@ func BenchmarkNodeStore(b *testing.B) {
 	ps := payloads(b, 2)
 	pm := pods(b, ps[0])
 	r := pipeline.NewRater()
-	pipeline.Node(r, decode(b, ps[0], pm), meta)
-	entries := pipeline.Node(r, decode(b, ps[1], pm), meta)
+	pipeline.Node(r, decode(b, ps[0], pm), pm, meta)
+	entries := pipeline.Node(r, decode(b, ps[1], pm), pm, meta)
 	st, err := store.Open(store.Options{Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -150,8 +151,8 @@ func BenchmarkCycleAggregate1000Nodes(b *testing.B) {
 	ps := payloads(b, 2)
 	pm := pods(b, ps[0])
 	r := pipeline.NewRater()
-	pipeline.Node(r, decode(b, ps[0], pm), meta)
-	one := pipeline.Node(r, decode(b, ps[1], pm), meta)
+	pipeline.Node(r, decode(b, ps[0], pm), pm, meta)
+	one := pipeline.Node(r, decode(b, ps[1], pm), pm, meta)
 	var parts []model.Entry
 	for n := range 1000 {
 		for _, e := range one {

@@ -111,10 +111,10 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	client := scrape.NewClient(scrape.ClientOptions{
 		Source:     scrape.Source(cfg.Scrape.Source),
 		HTTPClient: src.client, BearerToken: src.token, Timeout: cfg.ScrapeTimeout(),
-		MaxBytes: cfg.Scrape.MaxBytes, Pods: src.pods, FetchPods: cfg.Scrape.FetchPods, DiskIO: cfg.Scrape.DiskIO,
+		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods && src.pods == nil, DiskIO: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
-		Interval: cfg.Interval, Targets: targets, Namespaces: src.namespaces, Logger: log, Registerer: reg,
+		Interval: cfg.Interval, Targets: targets, Namespaces: src.namespaces, Pods: src.pods, Logger: log, Registerer: reg,
 		Emit: func(ctx context.Context, b *model.Batch) {
 			n, err := st.Append(ctx, b)
 			if err != nil {

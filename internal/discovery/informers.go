@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/kubemon/kubemon/internal/model"
+	"github.com/kubemon/kubemon/internal/podmeta"
 )
 
 // InformerOptions configure discovery from the Kubernetes API.
@@ -162,7 +163,7 @@ func (d *Informers) Pods(node string) []model.PodMeta {
 		if !ok {
 			continue
 		}
-		m := PodMeta(p)
+		m := podmeta.FromPod(p)
 		m.WorkloadKind, m.Workload = d.workload(p)
 		out = append(out, m)
 	}

@@ -25,6 +25,11 @@ type CollectorOptions struct {
 	// Namespaces, when set, gives every namespace's labels: each gets a
 	// namespace_info series, pods or not.
 	Namespaces func() map[string]map[string]string
+	// Pods, when set, gives the pods bound to a node as discovery knows
+	// them (requests, limits, restarts, labels, and owners resolved
+	// through the owners' own objects). When nil, the pods the scrape read
+	// from the kubelet's /pods (NodeStats.Pods) are used.
+	Pods func(node string) []model.PodMeta
 	Emit       Emitter
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -121,8 +126,12 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 	}
 	c.mu.Unlock()
 
+	pods := stats.Pods
+	if c.o.Pods != nil {
+		pods = c.o.Pods(t.Node)
+	}
 	nr.mu.Lock()
-	entries := Node(nr.r, stats, t.Meta)
+	entries := Node(nr.r, stats, pods, t.Meta)
 	nr.lastSeen = c.o.Now()
 	var gone []model.Entry
 	gone, nr.objects = Vanished(nr.objects, entries, stats.ScrapeTime.UnixMilli())

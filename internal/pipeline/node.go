@@ -7,12 +7,12 @@ import (
 )
 
 // Node processes one node's scrape in place and returns its entries: it
-// enriches pods and containers from pod metadata, computes rates with r,
+// enriches pods and containers from pods' metadata, computes rates with r,
 // rolls containers up into their pods and pods into the node, and sets the
 // node's capacity, allocatable, utilization and reservation from meta.
-func Node(r *Rater, stats *model.NodeStats, meta model.NodeMeta) []model.Entry {
+func Node(r *Rater, stats *model.NodeStats, pods []model.PodMeta, meta model.NodeMeta) []model.Entry {
 	entries := stats.Entries
-	Enrich(entries, stats.Pods)
+	Enrich(entries, pods)
 	r.Rates(entries)
 	RollupNode(entries)
 	for i := range entries {

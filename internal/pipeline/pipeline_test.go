@@ -94,8 +94,9 @@ func TestNodeRollupAndEnrich(t *testing.T) {
 	}
 	meta := model.NodeMeta{CPUCapacity: 4, CPUAllocatable: 3, MemoryCapacity: 16e9, MemoryAllocatable: 12e9}
 	r := NewRater()
-	Node(r, mk(10_000, 1), meta)
-	es := Node(r, mk(20_000, 2), meta) // counters double over 10 s
+	first, second := mk(10_000, 1), mk(20_000, 2)
+	Node(r, first, first.Pods, meta)
+	es := Node(r, second, second.Pods, meta) // counters double over 10 s
 	get := func(o model.Object, m model.MetricID) float64 {
 		for _, e := range es {
 			if e.Object == o {

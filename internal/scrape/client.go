@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kubemon/kubemon/internal/model"
+	"github.com/kubemon/kubemon/internal/podmeta"
 )
 
 // Source names the kubelet endpoint scraped for stats.
@@ -41,11 +42,9 @@ type ClientOptions struct {
 	Timeout time.Duration
 	// MaxBytes bounds each response body; default 64 MiB.
 	MaxBytes int64
-	// Pods, when set, gives the pods bound to a node (discovery from the
-	// apiserver); otherwise FetchPods reads them from the kubelet.
-	Pods func(node string) []model.PodMeta
 	// FetchPods also fetches the kubelet's /pods for requests, limits,
-	// restarts and owners.
+	// restarts and owners (NodeStats.Pods), for when discovery does not
+	// know the pods.
 	FetchPods bool
 	// DiskIO also fetches the kubelet's /metrics/cadvisor for disk IO
 	// counters, which the Summary API lacks.
@@ -188,10 +187,7 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 		}
 	}
 	ns := &model.NodeStats{Node: t.Node, ScrapeTime: start, Entries: entries}
-	switch {
-	case c.o.Pods != nil:
-		ns.Pods = c.o.Pods(t.Node)
-	case c.o.FetchPods:
+	if c.o.FetchPods {
 		if ns.Pods, err = c.podsFor(ctx, t, entries, start); err != nil {
 			return nil, err
 		}
@@ -211,7 +207,7 @@ func (c *Client) podsFor(ctx context.Context, t model.Target, entries []model.En
 	}
 	var pods []model.PodMeta
 	err := c.fetch(ctx, t.URL, "/pods", func(body []byte) (err error) {
-		if pods, err = DecodePods(body); err != nil {
+		if pods, err = podmeta.DecodeList(body); err != nil {
 			return fmt.Errorf("node %s: %w", t.Node, err)
 		}
 		return nil

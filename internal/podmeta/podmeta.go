@@ -1,6 +1,12 @@
-package discovery
+// Package podmeta turns Kubernetes Pod objects into kubemon's view of a pod
+// (model.PodMeta): requests and limits per container (cores, bytes), restart
+// counts, labels and the owning workload. Discovery uses it on the
+// informers' pods and the kubelet scraper on a kubelet's /pods.
+package podmeta
 
 import (
+	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 
@@ -10,8 +16,27 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// PodMeta extracts kubemon's view of a pod.
-func PodMeta(p *corev1.Pod) model.PodMeta {
+// DecodeList decodes a v1.PodList (the kubelet's /pods answer) into pod
+// metadata, each pod's workload guessed from its controller's name (see
+// FromPod).
+func DecodeList(data []byte) ([]model.PodMeta, error) {
+	var list corev1.PodList
+	if err := json.Unmarshal(data, &list); err != nil {
+		return nil, fmt.Errorf("decode pods: %w", err)
+	}
+	out := make([]model.PodMeta, 0, len(list.Items))
+	for i := range list.Items {
+		out = append(out, FromPod(&list.Items[i]))
+	}
+	return out, nil
+}
+
+// FromPod extracts kubemon's view of a pod. Without the owners' objects the
+// workload is guessed from the controller reference alone: a ReplicaSet
+// named "<deployment>-<pod-template-hash>" is taken as that Deployment's, a
+// Job named "<cronjob>-<digits>" as that CronJob's; callers that know the
+// owners (discovery's informers) overwrite WorkloadKind and Workload.
+func FromPod(p *corev1.Pod) model.PodMeta {
 	m := model.PodMeta{
 		Namespace: p.Namespace,
 		Name:      p.Name,

@@ -1,11 +1,11 @@
-package scrape
+package podmeta
 
 import (
 	"math"
 	"testing"
 )
 
-func TestDecodePods(t *testing.T) {
+func TestDecodeList(t *testing.T) {
 	const list = `{"kind":"PodList","items":[
  {"metadata":{"name":"web-7d4b9c-x1","namespace":"shop","uid":"u1","labels":{"app":"web","pod-template-hash":"7d4b9c"},
    "ownerReferences":[{"kind":"ReplicaSet","name":"web-7d4b9c","controller":true}]},
@@ -20,7 +20,7 @@ func TestDecodePods(t *testing.T) {
  {"metadata":{"name":"rs-no-hash","namespace":"shop","ownerReferences":[{"kind":"ReplicaSet","name":"plain","controller":true}]},"spec":{"containers":[{"name":"m"}]}},
  {"metadata":{"name":"bare","namespace":"shop"},"spec":{"containers":[{"name":"b"}]}}
 ]}`
-	pods, err := DecodePods([]byte(list))
+	pods, err := DecodeList([]byte(list))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestDecodePods(t *testing.T) {
 	if pods[0].Node != "n1" || pods[0].UID != "u1" || pods[0].Labels["app"] != "web" {
 		t.Errorf("meta: %+v", pods[0])
 	}
-	if _, err := DecodePods([]byte(`{"items":[`)); err == nil {
+	if _, err := DecodeList([]byte(`{"items":[`)); err == nil {
 		t.Error("truncated list: want an error")
 	}
 }
