@@ -88,7 +88,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.BoolVar(&c.Pprof, "enable-pprof", c.Pprof, "serve /debug/pprof on the HTTP API (behind --auth like the rest)")
 	fs.DurationVar(&c.Scrape.Timeout, "scrape-timeout", c.Scrape.Timeout, "timeout of each scrape of a kubelet, all its requests together (0: 80% of the interval, at most 10s)")
 	fs.Int64Var(&c.Scrape.MaxBytes, "scrape-max-bytes", c.Scrape.MaxBytes, "size limit of each kubelet response, in bytes")
-	fs.StringVar(&c.Scrape.Source, "kubelet-source", c.Scrape.Source, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
+	fs.StringVar(&c.Scrape.Endpoint, "kubelet-endpoint", c.Scrape.Endpoint, "kubelet endpoint for stats: summary (/stats/summary), resource (/metrics/resource) or cadvisor (/metrics/cadvisor)")
 	fs.BoolVar(&c.Scrape.DiskIO, "kubelet-disk-io", c.Scrape.DiskIO, "also read each kubelet's /metrics/cadvisor for disk IO counters (the Summary API has none)")
 	fs.Var((*stringList)(&c.MetricsDrop), "metrics-drop", "comma-separated `series` not to store, with shell wildcards (e.g. 'container_memory_*page_faults*,*_uptime_seconds'; \"\": none)")
 	fs.IntVar(&c.Query.MaxConcurrency, "query.max-concurrency", c.Query.MaxConcurrency, "most PromQL queries run at once; more wait")

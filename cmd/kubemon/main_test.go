@@ -264,11 +264,11 @@ func TestRun(t *testing.T) {
 			stderrHas: []string{"flag provided but not defined", "Usage of serve"}, emptyOut: true},
 		{
 			name: "serve with invalid flags",
-			args: []string{"serve", "--listen", "8080", "--interval", "0s", "--retention", "1m", "--kubelet-source", "ebpf",
+			args: []string{"serve", "--listen", "8080", "--interval", "0s", "--retention", "1m", "--kubelet-endpoint", "ebpf",
 				"--kubelet-scheme", "ftp", "--kubelet-address-types", "InternalIP,Carrier", "--metrics-drop", "contianer_*",
 				"--log-level", "loud", "--log-format", "xml", "--nodes-url", "http://x", "--nodes-file", "n.json"},
 			err: "invalid configuration",
-			errHas: []string{`listen "8080"`, "interval 0s", "retention 1m0s", `scrape.source "ebpf"`, `kubeletScheme "ftp"`,
+			errHas: []string{`listen "8080"`, "interval 0s", "retention 1m0s", `scrape.endpoint "ebpf"`, `kubeletScheme "ftp"`,
 				`address type "Carrier"`, `metricsDrop "contianer_*"`, `log.level "loud"`, `log.format "xml"`, "discovery: set one of"},
 			emptyOut: true,
 		},

@@ -1,6 +1,7 @@
-// Package app is kubemon's one wiring point: it builds the store, the
-// scrape loops, the pipeline and the HTTP APIs from a Config and runs them
-// until the context ends.
+// Package app is kubemon's one wiring point: it builds discovery, the
+// scrape loops, the pipeline, the store and the APIs from a Config, hands
+// discovery's pods to the pipeline and its listers to the metrics API, and
+// runs them as one group until the context ends or one part fails.
 package app
 
 import (
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	defer g.stop()
 	goRun := g.run
 
-	src, err := newSources(ctx, cfg, o.Targets, log, goRun)
+	found, err := discover(ctx, cfg, o.Targets, log, goRun)
 	if err != nil {
 		return err
 	}
@@ -102,19 +103,19 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 	}
 	defer ln.Close() // Serve closes it too; this covers the early returns
-	mode, err := authMode(cfg, ln.Addr(), src.kube != nil)
+	mode, err := authMode(cfg, ln.Addr(), found.kube != nil)
 	if err != nil {
 		return err
 	}
-	targets := src.targets
+	targets := found.targets
 
 	client := scrape.NewClient(scrape.ClientOptions{
-		Source:     scrape.Source(cfg.Scrape.Source),
-		HTTPClient: src.client, BearerToken: src.token, Timeout: cfg.ScrapeTimeout(),
-		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods && src.pods == nil, DiskIO: cfg.Scrape.DiskIO,
+		Endpoint:   scrape.Endpoint(cfg.Scrape.Endpoint),
+		HTTPClient: found.client, BearerToken: found.token, Timeout: cfg.ScrapeTimeout(),
+		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods && found.pods == nil, DiskIO: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
-		Interval: cfg.Interval, Targets: targets, Namespaces: src.namespaces, Pods: src.pods, Logger: log, Registerer: reg,
+		Interval: cfg.Interval, Targets: targets, Namespaces: found.namespaces, Pods: found.pods, Logger: log, Registerer: reg,
 		Emit: func(ctx context.Context, b *model.Batch) {
 			n, err := st.Append(ctx, b)
 			if err != nil {
@@ -165,14 +166,14 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		mux.Handle(p, h)
 	}
 	if cfg.MetricsAPI.Listen != "" {
-		if metricsAPI, err = startMetricsAPI(cfg, st.Queryable(), src, mux, log, goRun); err != nil {
+		if metricsAPI, err = startMetricsAPI(cfg, st.Queryable(), found, mux, log, goRun); err != nil {
 			return err
 		}
 	}
 
 	var handler http.Handler = mux
 	if mode == config.AuthKubernetes {
-		if handler, err = protect(src.kube, mux, log, reg); err != nil {
+		if handler, err = protect(found.kube, mux, log, reg); err != nil {
 			return err
 		}
 	}
@@ -242,21 +243,21 @@ func protect(cs kubernetes.Interface, h http.Handler, log *slog.Logger, reg prom
 }
 
 // startMetricsAPI serves metrics.k8s.io on its own HTTPS listener.
-func startMetricsAPI(cfg config.Config, q storage.Queryable, src sources, httpAPI http.Handler, log *slog.Logger, goRun func(string, func(context.Context) error)) (*metricsapi.Server, error) {
-	if src.nodeLister == nil {
+func startMetricsAPI(cfg config.Config, q storage.Queryable, found discovered, httpAPI http.Handler, log *slog.Logger, goRun func(string, func(context.Context) error)) (*metricsapi.Server, error) {
+	if found.nodeLister == nil {
 		return nil, errors.New("the metrics API (metricsAPI.listen) needs discovery from the Kubernetes API (--kubernetes, --kubeconfig, or running in a pod)")
 	}
 	ln, err := net.Listen("tcp", cfg.MetricsAPI.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("metrics API: listen: %w", err)
 	}
-	source := metricsapi.NewSource(q)
+	reader := metricsapi.NewReader(q)
 	// Objects not scraped for three intervals (and at least the default)
 	// are not reported.
-	source.MaxAge = max(source.MaxAge, 3*cfg.Interval)
+	reader.MaxAge = max(reader.MaxAge, 3*cfg.Interval)
 	srv, err := metricsapi.New(metricsapi.Options{
-		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: src.kubeconfig,
-		Source: source, Nodes: src.nodeLister, Pods: src.podLister, Version: version.Version, Logger: log,
+		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: found.kubeconfig,
+		Metrics: reader, Nodes: found.nodeLister, Pods: found.podLister, Version: version.Version, Logger: log,
 		HTTPAPI: httpAPI,
 	})
 	if err != nil {

@@ -119,11 +119,11 @@ type MetricsAPI struct {
 
 // Scrape configures the kubelet client.
 type Scrape struct {
-	// Source is the kubelet endpoint read for stats: summary
+	// Endpoint is the kubelet endpoint read for stats: summary
 	// (/stats/summary, the default and richest), resource
 	// (/metrics/resource: CPU and working set only) or cadvisor
 	// (/metrics/cadvisor: no page faults; heavier payloads).
-	Source string `yaml:"source"`
+	Endpoint string `yaml:"endpoint"`
 	// Timeout bounds each scrape of a kubelet as a whole (its stats, disk
 	// IO and /pods requests together), so a scrape never outlasts the
 	// interval; 0 means 80 % of the interval, at most 10 s (see
@@ -186,7 +186,7 @@ func Default() Config {
 		Auth:      AuthAuto,
 		Query:     Query{MaxConcurrency: 20, Timeout: 2 * time.Minute, MaxSamples: 50_000_000},
 		Scrape: Scrape{
-			Source:    "summary",
+			Endpoint:  "summary",
 			MaxBytes:  64 << 20,
 			FetchPods: true,
 		},
@@ -253,21 +253,21 @@ func (c *Config) Validate() []error {
 	if c.Scrape.Timeout < 0 || c.Scrape.Timeout > c.Interval {
 		bad("scrape.timeout %s: want 0 (automatic) up to the interval (%s)", c.Scrape.Timeout, c.Interval)
 	}
-	switch c.Scrape.Source {
+	switch c.Scrape.Endpoint {
 	case "summary", "resource", "cadvisor":
 	default:
-		bad("scrape.source %q: want summary, resource or cadvisor", c.Scrape.Source)
+		bad("scrape.endpoint %q: want summary, resource or cadvisor", c.Scrape.Endpoint)
 	}
 	if c.Scrape.MaxBytes < 1<<10 {
 		bad("scrape.maxBytes %d: want at least 1024", c.Scrape.MaxBytes)
 	}
-	sources := 0
+	ways := 0
 	for _, on := range []bool{c.Discovery.NodesURL != "", c.Discovery.NodesFile != "", c.Discovery.Kubernetes || c.Discovery.Kubeconfig != ""} {
 		if on {
-			sources++
+			ways++
 		}
 	}
-	if sources > 1 {
+	if ways > 1 {
 		bad("discovery: set one of kubernetes (or kubeconfig), nodesURL and nodesFile")
 	}
 	if c.Discovery.NodeProxy && !c.Discovery.Kubernetes && c.Discovery.Kubeconfig == "" {

@@ -30,7 +30,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Retention = time.Minute
 	c.Scrape.Timeout = -time.Second
 	c.Scrape.MaxBytes = 10
-	c.Scrape.Source = "ebpf"
+	c.Scrape.Endpoint = "ebpf"
 	c.Discovery.NodesURL, c.Discovery.NodesFile = "http://x", "y"
 	c.Discovery.AddressTypes = []string{"InternalIP", "Carrier pigeon"}
 	c.MetricsDrop = []string{"container_cpu_*", "contianer_*", "[oops"}
@@ -40,7 +40,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.MetricsAPI.Listen = "4443"
 	c.MetricsAPI.CertFile = "tls.crt"
 	errs := c.Validate()
-	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "which the metrics API", "dataDir", "interval", "retention", "scrape.timeout", "scrape.source", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "which the metrics API", "dataDir", "interval", "retention", "scrape.timeout", "scrape.endpoint", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}

@@ -1,5 +1,7 @@
-// Package discovery finds the nodes to scrape and what is known of them:
-// a static list, or a v1.NodeList read from a file or polled from a URL.
+// Package discovery finds the nodes to scrape and what is known of them and
+// of their pods: client-go informers on the Kubernetes API (Nodes, Pods,
+// Namespaces, and the ReplicaSets and Jobs that resolve a pod's workload),
+// or a static list, or a v1.NodeList read from a file or polled from a URL.
 package discovery
 
 import (

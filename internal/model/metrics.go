@@ -12,14 +12,14 @@ const (
 	Counter      // cumulative, only ever grows except at a reset
 )
 
-// Source says which kubelet endpoint a metric is read from, and so which of
+// Endpoint says which kubelet endpoint a metric is read from, and so which of
 // an entry's times it was observed at.
-type Source uint8
+type Endpoint uint8
 
-// Sources.
+// Endpoints.
 const (
-	SourceSummary  Source = iota // /stats/summary (and what derives from it)
-	SourceCadvisor               // /metrics/cadvisor
+	EndpointSummary  Endpoint = iota // /stats/summary (and what derives from it)
+	EndpointCadvisor                 // /metrics/cadvisor
 )
 
 // Rollup says how a metric's parent value derives from its children.
@@ -105,13 +105,13 @@ type Metric struct {
 	// RateOf is set on a derived rate metric to the counter it is the
 	// per-second rate of.
 	RateOf *MetricID
-	// Source is the endpoint the metric (or the counter of a rate) comes from.
-	Source Source
-	Help   string
+	// Endpoint is where the metric (or the counter of a rate) is read from.
+	Endpoint Endpoint
+	Help     string
 }
 
 var (
-	source   = Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer)
+	scraped  = Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer)
 	podUp    = Levels(LevelPod, LevelNode, LevelSysContainer)
 	all      = Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelSysContainer, LevelCluster)
 	noCont   = Levels(LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
@@ -123,7 +123,7 @@ func id(m MetricID) *MetricID { return &m }
 
 // Metrics is the vocabulary, indexed by MetricID.
 var Metrics = [NumMetrics]Metric{
-	CPUUsage:       {Name: "cpu_usage_seconds_total", Heapster: "cpu/usage", HeapsterScale: 1e9, Unit: "seconds", Kind: Counter, Levels: source, Help: "Cumulative CPU time consumed, in core-seconds."},
+	CPUUsage:       {Name: "cpu_usage_seconds_total", Heapster: "cpu/usage", HeapsterScale: 1e9, Unit: "seconds", Kind: Counter, Levels: scraped, Help: "Cumulative CPU time consumed, in core-seconds."},
 	CPUUsageRate:   {Name: "cpu_usage_cores", Heapster: "cpu/usage_rate", HeapsterScale: 1000, Unit: "cores", Levels: all, Rollup: RollupSum, RateOf: id(CPUUsage), Help: "CPU usage rate over the last scrape interval, in cores."},
 	CPURequest:     {Name: "cpu_request_cores", Heapster: "cpu/request", HeapsterScale: 1000, Unit: "cores", Levels: specLvls, Rollup: RollupSum, Help: "CPU requested by the pod specs, in cores."},
 	CPULimit:       {Name: "cpu_limit_cores", Heapster: "cpu/limit", HeapsterScale: 1000, Unit: "cores", Levels: specLvls, Rollup: RollupSum, Help: "CPU limit from the pod specs, in cores (containers without a limit are left out)."},
@@ -135,9 +135,9 @@ var Metrics = [NumMetrics]Metric{
 	MemoryUsage:               {Name: "memory_usage_bytes", Heapster: "memory/usage", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Memory usage including page cache, in bytes."},
 	MemoryWorkingSet:          {Name: "memory_working_set_bytes", Heapster: "memory/working_set", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Working set memory (usage minus inactive file), in bytes."},
 	MemoryRSS:                 {Name: "memory_rss_bytes", Heapster: "memory/rss", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Anonymous and swap cache memory, in bytes."},
-	MemoryPageFaults:          {Name: "memory_page_faults_total", Heapster: "memory/page_faults", HeapsterScale: 1, Unit: "faults", Kind: Counter, Levels: source, Help: "Cumulative page faults."},
+	MemoryPageFaults:          {Name: "memory_page_faults_total", Heapster: "memory/page_faults", HeapsterScale: 1, Unit: "faults", Kind: Counter, Levels: scraped, Help: "Cumulative page faults."},
 	MemoryPageFaultsRate:      {Name: "memory_page_faults_per_second", Heapster: "memory/page_faults_rate", HeapsterScale: 1, Unit: "faults/s", Levels: all, Rollup: RollupSum, RateOf: id(MemoryPageFaults), Help: "Page faults per second over the last scrape interval."},
-	MemoryMajorPageFaults:     {Name: "memory_major_page_faults_total", Heapster: "memory/major_page_faults", HeapsterScale: 1, Unit: "faults", Kind: Counter, Levels: source, Help: "Cumulative major page faults."},
+	MemoryMajorPageFaults:     {Name: "memory_major_page_faults_total", Heapster: "memory/major_page_faults", HeapsterScale: 1, Unit: "faults", Kind: Counter, Levels: scraped, Help: "Cumulative major page faults."},
 	MemoryMajorPageFaultsRate: {Name: "memory_major_page_faults_per_second", Heapster: "memory/major_page_faults_rate", HeapsterScale: 1, Unit: "faults/s", Levels: all, Rollup: RollupSum, RateOf: id(MemoryMajorPageFaults), Help: "Major page faults per second over the last scrape interval."},
 	MemoryRequest:             {Name: "memory_request_bytes", Heapster: "memory/request", HeapsterScale: 1, Unit: "bytes", Levels: specLvls, Rollup: RollupSum, Help: "Memory requested by the pod specs, in bytes."},
 	MemoryLimit:               {Name: "memory_limit_bytes", Heapster: "memory/limit", HeapsterScale: 1, Unit: "bytes", Levels: specLvls, Rollup: RollupSum, Help: "Memory limit from the pod specs, in bytes (containers without a limit are left out)."},
@@ -161,10 +161,10 @@ var Metrics = [NumMetrics]Metric{
 	FilesystemInodes:     {Name: "filesystem_inodes", Heapster: "filesystem/inodes", HeapsterScale: 1, Unit: "inodes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem inodes in total."},
 	FilesystemInodesFree: {Name: "filesystem_inodes_free", Heapster: "filesystem/inodes_free", HeapsterScale: 1, Unit: "inodes", Levels: nodeCl, Rollup: RollupSum, Help: "Filesystem inodes free."},
 
-	DiskIORead:      {Name: "disk_io_read_bytes_total", Heapster: "disk/io_read_bytes", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: source, Source: SourceCadvisor, Help: "Cumulative bytes read from block devices (from /metrics/cadvisor)."},
-	DiskIOReadRate:  {Name: "disk_io_read_bytes_per_second", Heapster: "disk/io_read_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIORead), Source: SourceCadvisor, Help: "Bytes read from block devices per second over the last scrape interval."},
-	DiskIOWrite:     {Name: "disk_io_write_bytes_total", Heapster: "disk/io_write_bytes", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: source, Source: SourceCadvisor, Help: "Cumulative bytes written to block devices (from /metrics/cadvisor)."},
-	DiskIOWriteRate: {Name: "disk_io_write_bytes_per_second", Heapster: "disk/io_write_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIOWrite), Source: SourceCadvisor, Help: "Bytes written to block devices per second over the last scrape interval."},
+	DiskIORead:      {Name: "disk_io_read_bytes_total", Heapster: "disk/io_read_bytes", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: scraped, Endpoint: EndpointCadvisor, Help: "Cumulative bytes read from block devices (from /metrics/cadvisor)."},
+	DiskIOReadRate:  {Name: "disk_io_read_bytes_per_second", Heapster: "disk/io_read_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIORead), Endpoint: EndpointCadvisor, Help: "Bytes read from block devices per second over the last scrape interval."},
+	DiskIOWrite:     {Name: "disk_io_write_bytes_total", Heapster: "disk/io_write_bytes", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: scraped, Endpoint: EndpointCadvisor, Help: "Cumulative bytes written to block devices (from /metrics/cadvisor)."},
+	DiskIOWriteRate: {Name: "disk_io_write_bytes_per_second", Heapster: "disk/io_write_bytes_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: all, Rollup: RollupSum, RateOf: id(DiskIOWrite), Endpoint: EndpointCadvisor, Help: "Bytes written to block devices per second over the last scrape interval."},
 
 	EphemeralStorageUsage: {Name: "ephemeral_storage_usage_bytes", Heapster: "ephemeral_storage/usage", HeapsterScale: 1, Unit: "bytes", Levels: noCont, Rollup: RollupSum, Help: "Ephemeral storage used by pods (rootfs, logs, emptyDir), in bytes."},
 	Info:                  {Name: "info", HeapsterScale: 1, Unit: "info", Levels: Levels(LevelPod, LevelNamespace), Help: "Always 1; its labels carry the object's Kubernetes labels, each as label_<name> and all in Heapster's form (labels=\"k:v,...\"), and for a pod its owning workload (workload_kind, workload)."},

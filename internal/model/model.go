@@ -1,6 +1,8 @@
-// Package model holds kubemon's typed data: the objects it monitors, one
-// cycle's values for each of them, and the metric vocabulary (metrics.go).
-// It depends on nothing else in kubemon.
+// Package model holds kubemon's typed data: the objects it monitors, the
+// values a scrape or a roll-up gives each of them (Entry, Batch), the pods'
+// and nodes' metadata, the metric vocabulary (metrics.go) and the series
+// contract derived from it (contract.go): every series name and label key
+// kubemon writes. It depends on nothing else in kubemon.
 package model
 
 import (
@@ -117,7 +119,7 @@ type Entry struct {
 
 // TimeOf is when metric m of the entry was observed, in Unix milliseconds.
 func (e *Entry) TimeOf(m MetricID) int64 {
-	if Metrics[m].Source == SourceCadvisor && e.CadvisorTime != 0 {
+	if Metrics[m].Endpoint == EndpointCadvisor && e.CadvisorTime != 0 {
 		return e.CadvisorTime
 	}
 	return e.Time

@@ -29,7 +29,7 @@ type CollectorOptions struct {
 	// them (requests, limits, restarts, labels, and owners resolved
 	// through the owners' own objects). When nil, the pods the scrape read
 	// from the kubelet's /pods (NodeStats.Pods) are used.
-	Pods func(node string) []model.PodMeta
+	Pods       func(node string) []model.PodMeta
 	Emit       Emitter
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer

@@ -1,7 +1,12 @@
-// Package pipeline turns scraped node stats into a cycle's batch: it
-// enriches entries from pod specs, computes rates from counters, and rolls
-// values up container → pod → namespace / workload → node → cluster. Every
-// function is pure except Rater, which remembers the previous cycle.
+// Package pipeline turns scraped node stats into batches for the store.
+// Each node's scrape is processed as it arrives and emitted at once (Node:
+// enrich containers and pods from the pods' metadata, compute rates from
+// counters, roll containers up into pods and pods into the node); at the end
+// of every cycle the pods and nodes that arrived during it are aggregated
+// into the namespace, workload and cluster roll-ups, which are emitted as a
+// second, cycle-wide batch (Collector). Objects that vanish get Gone entries
+// so their series end. Every function is pure except Rater, which remembers
+// each object's previous counters, and Collector, which holds the cycle.
 package pipeline
 
 import (

@@ -1,6 +1,9 @@
-// Package scrape fetches stats from kubelets: the HTTP client with its
-// per-request timeout and response-size limit, the payload decoders, and
-// one scrape loop per node.
+// Package scrape fetches stats from kubelets: the HTTP client (one timeout
+// for a node's whole scrape, a response-size limit, credentials), the
+// decoders of /stats/summary, /metrics/resource and /metrics/cadvisor, the
+// correction of a kubelet's clock skew, and Manager: one scrape loop per
+// node, each at its own offset inside the interval, handing every result to
+// the pipeline as soon as it is decoded.
 package scrape
 
 import (
@@ -19,20 +22,20 @@ import (
 	"github.com/kubemon/kubemon/internal/podmeta"
 )
 
-// Source names the kubelet endpoint scraped for stats.
-type Source string
+// Endpoint names the kubelet endpoint scraped for stats.
+type Endpoint string
 
-// Supported sources.
+// Supported endpoints.
 const (
-	SourceSummary  Source = "summary"  // /stats/summary, the richest
-	SourceResource Source = "resource" // /metrics/resource: CPU and working set only, as metrics-server reads
-	SourceCadvisor Source = "cadvisor" // /metrics/cadvisor: CPU, memory, network, filesystem, disk IO (no page faults)
+	EndpointSummary  Endpoint = "summary"  // /stats/summary, the richest
+	EndpointResource Endpoint = "resource" // /metrics/resource: CPU and working set only, as metrics-server reads
+	EndpointCadvisor Endpoint = "cadvisor" // /metrics/cadvisor: CPU, memory, network, filesystem, disk IO (no page faults)
 )
 
 // ClientOptions configure a Client. Zero values take the defaults noted.
 type ClientOptions struct {
-	// Source is the kubelet endpoint read for stats; default SourceSummary.
-	Source Source
+	// Endpoint is the kubelet endpoint read for stats; default EndpointSummary.
+	Endpoint Endpoint
 	// HTTPClient carries TLS and credentials; default http.DefaultClient's transport.
 	HTTPClient *http.Client
 	// BearerToken, when set, is sent as "Authorization: Bearer".
@@ -82,8 +85,8 @@ func NewClient(o ClientOptions) *Client {
 	if o.MaxBytes <= 0 {
 		o.MaxBytes = 64 << 20
 	}
-	if o.Source == "" {
-		o.Source = SourceSummary
+	if o.Endpoint == "" {
+		o.Endpoint = EndpointSummary
 	}
 	if o.PodsMaxAge <= 0 {
 		o.PodsMaxAge = 5 * time.Minute
@@ -157,10 +160,10 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 	defer cancel()
 	start := time.Now()
 	path, decode := "/stats/summary", DecodeSummary
-	switch c.o.Source {
-	case SourceResource:
+	switch c.o.Endpoint {
+	case EndpointResource:
 		path, decode = "/metrics/resource", DecodeResource
-	case SourceCadvisor:
+	case EndpointCadvisor:
 		path, decode = "/metrics/cadvisor", DecodeCadvisor
 	}
 	var entries []model.Entry
@@ -173,7 +176,7 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 	if err != nil {
 		return nil, err
 	}
-	if c.o.DiskIO && c.o.Source != SourceCadvisor {
+	if c.o.DiskIO && c.o.Endpoint != EndpointCadvisor {
 		err := c.fetch(ctx, t.URL, "/metrics/cadvisor", func(body []byte) error {
 			io, err := DecodeCadvisorIO(body)
 			if err != nil {

@@ -63,7 +63,7 @@ func TestDecodeResource(t *testing.T) {
 	}
 }
 
-func TestClientResourceSource(t *testing.T) {
+func TestClientResourceEndpoint(t *testing.T) {
 	body := readFixture(t, "metrics_resource_kind_e2e_70pods.txt")
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/metrics/resource" {
@@ -73,7 +73,7 @@ func TestClientResourceSource(t *testing.T) {
 		w.Write(body)
 	}))
 	defer srv.Close()
-	ns, err := NewClient(ClientOptions{Source: SourceResource}).Scrape(context.Background(), model.Target{Node: "kind", URL: srv.URL})
+	ns, err := NewClient(ClientOptions{Endpoint: EndpointResource}).Scrape(context.Background(), model.Target{Node: "kind", URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}

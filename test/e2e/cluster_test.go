@@ -432,8 +432,8 @@ func TestRealSources(t *testing.T) {
 	kc := filepath.Join(c.dir, "kubeconfig")
 	for name, args := range map[string][]string{
 		"node proxy": {"--kubelet-node-proxy"},
-		"resource":   {"--kubelet-source", "resource"},
-		"cadvisor":   {"--kubelet-source", "cadvisor"},
+		"resource":   {"--kubelet-endpoint", "resource"},
+		"cadvisor":   {"--kubelet-endpoint", "cadvisor"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := serve(t, append([]string{"--kubeconfig", kc, "--interval", "2s"}, args...)...)

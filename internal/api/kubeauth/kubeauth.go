@@ -1,7 +1,6 @@
 // Package kubeauth puts Kubernetes-delegated authentication and
 // authorization in front of kubemon's plain HTTP API (the PromQL API, the
-// Heapster model API, /metrics, the UI), following kube-rbac-proxy's
-// convention:
+// Heapster model API, /metrics, the UI):
 //
 //   - Authentication: the request's bearer token is checked with a
 //     TokenReview against the Kubernetes API server (answers cached for
@@ -10,12 +9,20 @@
 //     is answered 401 with `WWW-Authenticate: Bearer realm="kubemon"`.
 //     The Authorization header is removed before the request reaches the
 //     wrapped handler, so a token never travels further.
-//   - Authorization: a SubjectAccessReview on non-resource attributes: the
-//     request's URL path and, as verb, its lowercased HTTP method ("get",
-//     "post", …) as the API server uses for non-resource URLs, except that
-//     HEAD is authorized as "get". Only an explicit allow lets a request
-//     through: a denial, no opinion, or an error reaching the API server
-//     is answered 403 naming the user, the verb and the path.
+//   - Authorization: a SubjectAccessReview. With Options.ResourcePrefix
+//     (what kubemon uses: the prefix of its kubemon.io/v1alpha1 aggregated
+//     API) it is on the resource attributes the apiserver derives for
+//     prefix + path: GET /api/v1/query is verb get on resource "api",
+//     subresource "query" of group kubemon.io, exactly as when the same
+//     request comes through the apiserver's aggregation layer, so one rule
+//     grants both paths (see the example below). Without a prefix it falls back to kube-rbac-proxy's convention,
+//     non-resource attributes (the URL path, and the lowercased HTTP method
+//     as verb, HEAD as "get"); kubemon does not use it for its own paths,
+//     because Kubernetes' default system:discovery role grants the
+//     non-resource URL "/api/*" to every authenticated user. Only an
+//     explicit allow lets a request through: a denial, no opinion, or an
+//     error reaching the API server is answered 403 naming the user, the
+//     verb and the path.
 //   - Public paths (Options.Public, matched exactly against the URL path;
 //     kubemon gives /healthz, /readyz and /livez) are served without
 //     credentials.
@@ -25,32 +32,21 @@
 // request.UserFrom. Every refusal is logged at Warn and counted in
 // kubemon_http_requests_refused_total{code="401"|"403"}.
 //
-// With Options.ResourcePrefix (what kubemon uses, with the prefix of its
-// kubemon.io/v1alpha1 aggregated API) authorization is instead on the
-// resource attributes the apiserver derives for prefix + path: GET
-// /api/v1/query is verb get on resource "api", subresource "query" of group
-// kubemon.io, exactly as when the same request comes through the
-// apiserver's aggregation layer, so one rule (apiGroups [kubemon.io],
-// resources ["*"], verbs [get, list, create]) grants both. Non-resource
-// URLs cannot be used for kubemon's paths: Kubernetes' default
-// system:discovery role grants "/api/*" to every authenticated user.
-//
-// kubemon's own ServiceAccount needs the system:auth-delegator ClusterRole
-// (create tokenreviews and subjectaccessreviews). Its users need a
-// ClusterRole granting the non-resource URLs they read, for example:
+// The rule that grants a reader kubemon's API (deploy/'s kubemon-viewer),
+// "create" because Grafana's Prometheus data source sends queries as POST:
 //
 //	apiVersion: rbac.authorization.k8s.io/v1
 //	kind: ClusterRole
 //	metadata:
-//	  name: kubemon-reader
+//	  name: kubemon-viewer
 //	rules:
-//	  - nonResourceURLs: ["/", "/api/*", "/metrics"]
-//	    verbs: ["get", "post"]
+//	  - apiGroups: ["kubemon.io"]
+//	    resources: ["*"]
+//	    verbs: ["get", "list", "create"]
 //
-// "post" is needed because Grafana's Prometheus data source sends queries
-// as POST by default. Note that the verbs are the lowercased HTTP methods,
-// not kube-rbac-proxy's resource-style verbs (it authorizes POST as
-// "create"). /debug/pprof/* should be granted to administrators only.
+// kubemon's own ServiceAccount needs the system:auth-delegator ClusterRole
+// (create tokenreviews and subjectaccessreviews). /debug/pprof/* (opt-in)
+// should be granted to administrators only.
 //
 // The wrapped handler should be an http.ServeMux (or clean paths the same
 // way): a path is authorized as sent, and ServeMux redirects a path with

@@ -10,10 +10,10 @@ import (
 	"github.com/kubemon/kubemon/internal/store"
 )
 
-// BenchmarkSourcePods reads every pod's metrics (kubectl top pods -A) from
+// BenchmarkReaderPods reads every pod's metrics (kubectl top pods -A) from
 // a store holding 5,000 pods × 2 containers on 100 nodes, sampled every
-// 15 s for the lookback the source reads (2 × MaxAge).
-func BenchmarkSourcePods(b *testing.B) {
+// 15 s for the lookback the reader reads (2 × MaxAge).
+func BenchmarkReaderPods(b *testing.B) {
 	const nodes, podsPerNode, ctrs, interval = 100, 50, 2, 15 * time.Second
 	st, err := store.Open(store.Options{Dir: b.TempDir()})
 	if err != nil {
@@ -21,7 +21,7 @@ func BenchmarkSourcePods(b *testing.B) {
 	}
 	defer st.Close()
 	now := time.Now()
-	src := NewSource(st.Queryable())
+	src := NewReader(st.Queryable())
 	src.Now = func() time.Time { return now }
 	steps := int(2 * src.MaxAge / interval)
 	for i := steps; i >= 0; i-- {

@@ -4,7 +4,8 @@
 // server built on k8s.io/apiserver: HTTPS with given or self-signed
 // certificates, authentication and authorization delegated to the
 // Kubernetes API server (front-proxy client certificates, TokenReview,
-// SubjectAccessReview), discovery and OpenAPI documents.
+// SubjectAccessReview), discovery and OpenAPI documents. The same server
+// carries kubemon's HTTP API as the aggregated group kubemon.io/v1alpha1.
 package metricsapi
 
 import (
@@ -74,11 +75,11 @@ type Options struct {
 	// the kube-system/extension-apiserver-authentication ConfigMap that
 	// names the front proxy's CA); "" means the in-cluster configuration.
 	Kubeconfig string
-	// Source computes the metrics; Nodes and Pods are the objects they are
+	// Metrics computes the metrics; Nodes and Pods are the objects they are
 	// joined to (label selectors select on their labels).
-	Source *Source
-	Nodes  listerscorev1.NodeLister
-	Pods   listerscorev1.PodLister
+	Metrics *Reader
+	Nodes   listerscorev1.NodeLister
+	Pods    listerscorev1.PodLister
 	// HTTPAPI, when set, is kubemon's own HTTP API (PromQL, model API,
 	// /metrics, UI), served under HTTPAPIPrefix as the aggregated API
 	// group kubemon.io/v1alpha1: through the apiserver (kubectl proxy,
@@ -103,8 +104,8 @@ type Server struct {
 
 // New builds the server; Run serves it.
 func New(o Options) (*Server, error) {
-	if o.Listener == nil || o.Source == nil || o.Nodes == nil || o.Pods == nil {
-		return nil, errors.New("metrics API: listener, source, nodes and pods are required")
+	if o.Listener == nil || o.Metrics == nil || o.Nodes == nil || o.Pods == nil {
+		return nil, errors.New("metrics API: listener, metrics, nodes and pods are required")
 	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
 		return nil, errors.New("metrics API: give both a certificate and a key file, or neither for a self-signed certificate")
@@ -157,8 +158,8 @@ func New(o Options) (*Server, error) {
 	}
 	info := genericapiserver.NewDefaultAPIGroupInfo(metrics.GroupName, scheme, metav1.ParameterCodec, codecs)
 	info.VersionedResourcesStorageMap[v1beta1.SchemeGroupVersion.Version] = map[string]rest.Storage{
-		"nodes": &nodeStorage{src: o.Source, nodes: o.Nodes, log: log, now: time.Now},
-		"pods":  &podStorage{src: o.Source, pods: o.Pods, log: log, now: time.Now},
+		"nodes": &nodeStorage{metrics: o.Metrics, nodes: o.Nodes, log: log, now: time.Now},
+		"pods":  &podStorage{metrics: o.Metrics, pods: o.Pods, log: log, now: time.Now},
 	}
 	if err := gs.InstallAPIGroup(&info); err != nil {
 		return nil, fmt.Errorf("metrics API: installing metrics.k8s.io: %w", err)

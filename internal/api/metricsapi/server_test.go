@@ -47,7 +47,7 @@ func serve(t *testing.T) (string, *metricsclient.Clientset) {
 			Spec: corev1.PodSpec{NodeName: "n1"}, Status: corev1.PodStatus{Phase: phase}}
 	}
 	s, err := New(Options{
-		Listener: ln, Source: fixture(t), noAuth: true, Version: "v1.2.3",
+		Listener: ln, Metrics: fixture(t), noAuth: true, Version: "v1.2.3",
 		HTTPAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "%s %s?%s", r.Method, r.URL.Path, r.URL.RawQuery)
 		}),

@@ -47,10 +47,10 @@ var (
 )
 
 type nodeStorage struct {
-	src   *Source
-	nodes listerscorev1.NodeLister
-	log   *slog.Logger
-	now   func() time.Time
+	metrics *Reader
+	nodes   listerscorev1.NodeLister
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 func (*nodeStorage) New() runtime.Object     { return &metrics.NodeMetrics{} }
@@ -79,7 +79,7 @@ func (s *nodeStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions
 	if err != nil {
 		return nil, notFound(metrics.Resource("nodes"), name, err)
 	}
-	ms, err := s.src.Nodes(ctx, name)
+	ms, err := s.metrics.Nodes(ctx, name)
 	if err != nil {
 		s.log.Error("metrics API: reading node metrics", "node", name, "err", err)
 		return nil, apierrors.NewInternalError(err)
@@ -118,7 +118,7 @@ func (s *nodeStorage) List(ctx context.Context, o *metainternalversion.ListOptio
 		for one = range want {
 		}
 	}
-	ms, err := s.src.Nodes(ctx, one)
+	ms, err := s.metrics.Nodes(ctx, one)
 	if err != nil {
 		s.log.Error("metrics API: reading node metrics", "err", err)
 		return nil, apierrors.NewInternalError(err)
@@ -133,10 +133,10 @@ func (s *nodeStorage) List(ctx context.Context, o *metainternalversion.ListOptio
 }
 
 type podStorage struct {
-	src  *Source
-	pods listerscorev1.PodLister
-	log  *slog.Logger
-	now  func() time.Time
+	metrics *Reader
+	pods    listerscorev1.PodLister
+	log     *slog.Logger
+	now     func() time.Time
 }
 
 // Get returns one pod's metrics; 404 when the pod is unknown, not
@@ -150,7 +150,7 @@ func (s *podStorage) Get(ctx context.Context, name string, _ *metav1.GetOptions)
 	if p.Status.Phase != corev1.PodRunning {
 		return nil, apierrors.NewNotFound(metrics.Resource("pods"), name)
 	}
-	ms, err := s.src.Pods(ctx, ns, name)
+	ms, err := s.metrics.Pods(ctx, ns, name)
 	if err != nil {
 		s.log.Error("metrics API: reading pod metrics", "namespace", ns, "pod", name, "err", err)
 		return nil, apierrors.NewInternalError(err)
@@ -194,7 +194,7 @@ func (s *podStorage) List(ctx context.Context, o *metainternalversion.ListOption
 			one = k[1]
 		}
 	}
-	ms, err := s.src.Pods(ctx, ns, one)
+	ms, err := s.metrics.Pods(ctx, ns, one)
 	if err != nil {
 		s.log.Error("metrics API: reading pod metrics", "namespace", ns, "err", err)
 		return nil, apierrors.NewInternalError(err)

@@ -23,8 +23,8 @@ var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 //	web/b/app:   CPU 50 → 55 s but no working set: incomplete
 //	db/c/pg:     CPU 30 → 2 s: restarted between the samples, no rate
 //
-// and returns a Source whose clock reads t0 + 1 min.
-func fixture(t *testing.T) *Source {
+// and returns a Reader whose clock reads t0 + 1 min.
+func fixture(t *testing.T) *Reader {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -54,12 +54,12 @@ func fixture(t *testing.T) *Source {
 			t.Fatalf("batch %d: %v", i, err)
 		}
 	}
-	s := NewSource(st.Queryable())
+	s := NewReader(st.Queryable())
 	s.Now = func() time.Time { return t0.Add(time.Minute) }
 	return s
 }
 
-func TestSource(t *testing.T) {
+func TestReader(t *testing.T) {
 	s := fixture(t)
 	ctx := context.Background()
 	nodes, err := s.Nodes(ctx, "")
@@ -119,13 +119,13 @@ type smp struct {
 	gone bool
 }
 
-// TestSourcePodCompleteness checks metrics-server's rule: a pod is reported
+// TestReaderPodCompleteness checks metrics-server's rule: a pod is reported
 // only when every container it has now (a fresh newest sample, its series
 // not ended) has a CPU rate and a working set; otherwise the whole pod is
 // left out, never reported with some of its containers. Container "app"
 // always has a rate; "x" varies. The clock reads t0 + 1 min, MaxAge is
 // 2 min.
-func TestSourcePodCompleteness(t *testing.T) {
+func TestReaderPodCompleteness(t *testing.T) {
 	good := []smp{{0, 10, false}, {10, 15, false}} // 500m
 	for _, c := range []struct {
 		name  string
@@ -173,7 +173,7 @@ func TestSourcePodCompleteness(t *testing.T) {
 			}
 			put("app", good, true, true)
 			put("x", c.x, !c.noCPU, !c.noMem)
-			s := NewSource(st.Queryable())
+			s := NewReader(st.Queryable())
 			s.Now = func() time.Time { return t0.Add(time.Minute) }
 			for _, sel := range []struct{ ns, pod string }{{"", ""}, {"ns", ""}, {"ns", "p"}} {
 				pods, err := s.Pods(context.Background(), sel.ns, sel.pod)
@@ -197,9 +197,9 @@ func TestSourcePodCompleteness(t *testing.T) {
 	}
 }
 
-// TestSourceNodeWithoutRate checks that a node whose counter has one
+// TestReaderNodeWithoutRate checks that a node whose counter has one
 // sample, or whose two newest straddle a reset, is not reported.
-func TestSourceNodeWithoutRate(t *testing.T) {
+func TestReaderNodeWithoutRate(t *testing.T) {
 	st, err := store.Open(store.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +219,7 @@ func TestSourceNodeWithoutRate(t *testing.T) {
 			}
 		}
 	}
-	s := NewSource(st.Queryable())
+	s := NewReader(st.Queryable())
 	s.Now = func() time.Time { return t0.Add(time.Minute) }
 	nodes, err := s.Nodes(context.Background(), "")
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 	"github.com/kubemon/kubemon/internal/sim"
 )
 
-// TestSourcesAgree: every source, read twice from the same simulated
+// TestEndpointsAgree: every endpoint, read twice from the same simulated
 // kubelets 10 s apart, gives each container's exact CPU rate and working
 // set (the simulator's truth).
-func TestSourcesAgree(t *testing.T) {
+func TestEndpointsAgree(t *testing.T) {
 	var clock atomic.Int64
 	clock.Store(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()) }
@@ -31,9 +31,9 @@ func TestSourcesAgree(t *testing.T) {
 	for _, c := range cl.Truth(now()).Containers {
 		truth[[3]string{c.Namespace, c.Pod, c.Container}] = c
 	}
-	for _, src := range []Source{SourceSummary, SourceResource, SourceCadvisor} {
+	for _, src := range []Endpoint{EndpointSummary, EndpointResource, EndpointCadvisor} {
 		t.Run(string(src), func(t *testing.T) {
-			c := NewClient(ClientOptions{Source: src})
+			c := NewClient(ClientOptions{Endpoint: src})
 			scrapeAll := func() map[model.Object]model.Entry {
 				out := map[model.Object]model.Entry{}
 				for _, n := range cl.Nodes() {

@@ -18,11 +18,11 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// Source reads resource metrics from the store, the way metrics-server
+// Reader reads resource metrics from the store, the way metrics-server
 // computes them: CPU as the rate between an object's two newest counter
 // samples (Window is the time between them, Timestamp the newer one),
 // memory as the newest working set.
-type Source struct {
+type Reader struct {
 	q storage.Queryable
 	// MaxAge is how old an object's newest sample may be for it to be
 	// reported; the sample before it may be up to MaxAge older still (the
@@ -33,9 +33,9 @@ type Source struct {
 	Now    func() time.Time
 }
 
-// NewSource returns a Source over q.
-func NewSource(q storage.Queryable) *Source {
-	return &Source{q: q, MaxAge: 2 * time.Minute, Now: time.Now}
+// NewReader returns a Reader over q.
+func NewReader(q storage.Queryable) *Reader {
+	return &Reader{q: q, MaxAge: 2 * time.Minute, Now: time.Now}
 }
 
 // usage is one object's newest CPU rate and working set.
@@ -59,7 +59,7 @@ func (u usage) complete() bool { return u.hasCPU && u.hasMem }
 // samples straddle a counter reset, or with a working set but no counter,
 // has hasCPU false, so that Pods can leave its pod out rather than report
 // the pod without it.
-func (s *Source) read(ctx context.Context, level model.Level, key func(labels.Labels) string, ms ...*labels.Matcher) (map[string]usage, error) {
+func (s *Reader) read(ctx context.Context, level model.Level, key func(labels.Labels) string, ms ...*labels.Matcher) (map[string]usage, error) {
 	now := s.Now()
 	q, err := s.q.Querier(now.Add(-2*s.MaxAge).UnixMilli(), now.UnixMilli())
 	if err != nil {
@@ -136,7 +136,7 @@ func list(u usage) corev1.ResourceList {
 
 // Nodes returns the metrics of every node with a CPU rate and a working
 // set, sorted by name; name, when set, selects the one node of that name.
-func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics, error) {
+func (s *Reader) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics, error) {
 	var ms []*labels.Matcher
 	if name != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, model.LabelNode, name))
@@ -173,7 +173,7 @@ func (s *Source) Nodes(ctx context.Context, name string) ([]metrics.NodeMetrics,
 // treats it as missing instead of under-counting it. Containers whose
 // series ended (removed) or whose newest sample is older than MaxAge are
 // not part of the pod.
-func (s *Source) Pods(ctx context.Context, namespace, pod string) ([]metrics.PodMetrics, error) {
+func (s *Reader) Pods(ctx context.Context, namespace, pod string) ([]metrics.PodMetrics, error) {
 	var ms []*labels.Matcher
 	if namespace != "" {
 		ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, model.LabelNamespace, namespace))

@@ -23,9 +23,10 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// sources is where the targets, the pods' metadata and the kubelets'
-// credentials come from.
-type sources struct {
+// discovered is what discovery found: the targets, the pods' metadata, the
+// Kubernetes objects' listers, and the credentials kubelets are reached
+// with.
+type discovered struct {
 	targets func() []model.Target
 	// pods is nil unless discovery knows the pods (then /pods is not read).
 	pods func(node string) []model.PodMeta
@@ -47,26 +48,26 @@ type sources struct {
 const syncTimeout = time.Minute
 
 // fixed, when set, is the caller's target list (demo): no discovery runs.
-func newSources(ctx context.Context, cfg config.Config, fixed func() []model.Target, log *slog.Logger, goRun func(string, func(context.Context) error)) (sources, error) {
+func discover(ctx context.Context, cfg config.Config, fixed func() []model.Target, log *slog.Logger, goRun func(string, func(context.Context) error)) (discovered, error) {
 	d := cfg.Discovery
 	inPod := os.Getenv("KUBERNETES_SERVICE_HOST") != ""
 	if fixed == nil && (d.Kubernetes || d.Kubeconfig != "" || (inPod && d.NodesURL == "" && d.NodesFile == "")) {
-		return kubernetesSources(ctx, cfg, log)
+		return discoverKubernetes(ctx, cfg, log)
 	}
 	hc, token, err := kubeletHTTP(cfg.Scrape, cfg.ScrapeTimeout())
 	if err != nil {
-		return sources{}, err
+		return discovered{}, err
 	}
-	src := sources{client: hc, token: token}
+	found := discovered{client: hc, token: token}
 	switch {
 	case fixed != nil:
-		src.targets = fixed
+		found.targets = fixed
 	case d.NodesFile != "":
 		ts, err := discovery.LoadFile(d.NodesFile, d.KubeletScheme)
 		if err != nil {
-			return sources{}, fmt.Errorf("discovery: %w", err)
+			return discovered{}, fmt.Errorf("discovery: %w", err)
 		}
-		src.targets = discovery.NewStatic(ts).Targets
+		found.targets = discovery.NewStatic(ts).Targets
 	case d.NodesURL != "":
 		p := &discovery.Poller{URL: d.NodesURL, Scheme: d.KubeletScheme, Interval: cfg.Interval,
 			Client: hc, Token: token, Logger: log, Static: discovery.NewStatic(nil)}
@@ -74,38 +75,38 @@ func newSources(ctx context.Context, cfg config.Config, fixed func() []model.Tar
 			log.Warn("first node list poll failed; retrying every interval", "err", err)
 		}
 		goRun("discovery", p.Run)
-		src.targets = p.Targets
+		found.targets = p.Targets
 	default:
 		// Not in a pod (there the Kubernetes API is the default) and no
-		// source given: nothing would ever be scraped.
+		// discovery given: nothing would ever be scraped.
 		if !d.AllowEmpty {
-			return sources{}, errNoDiscovery
+			return discovered{}, errNoDiscovery
 		}
 		log.Warn("no discovery configured and --allow-empty-discovery: nothing to scrape")
-		src.targets = discovery.NewStatic(nil).Targets
+		found.targets = discovery.NewStatic(nil).Targets
 	}
-	return src, nil
+	return found, nil
 }
 
-// errNoDiscovery is newSources' answer outside a pod with no discovery
+// errNoDiscovery is discover's answer outside a pod with no discovery
 // configured and discovery.allowEmpty off.
-var errNoDiscovery = errors.New("discovery: no nodes to discover: not running in a pod (KUBERNETES_SERVICE_HOST unset) and no source given. " +
+var errNoDiscovery = errors.New("discovery: no nodes to discover: not running in a pod (KUBERNETES_SERVICE_HOST unset) and no discovery given. " +
 	"Give the Kubernetes API with --kubeconfig FILE or --kubernetes ($KUBECONFIG or ~/.kube/config), " +
 	"a URL answering a v1.NodeList with --nodes-url (such as `kubemon sim`'s /api/v1/nodes), " +
 	"or a file holding a v1.NodeList with --nodes-file (or their discovery.* keys in the --config file); " +
 	"`kubemon demo` monitors a simulated cluster; --allow-empty-discovery starts anyway, scraping nothing")
 
-// kubernetesSources discovers from the Kubernetes API and reaches kubelets
+// discoverKubernetes discovers from the Kubernetes API and reaches kubelets
 // with the same credentials: the service account's in a pod, the
 // kubeconfig's outside.
-func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger) (sources, error) {
+func discoverKubernetes(ctx context.Context, cfg config.Config, log *slog.Logger) (discovered, error) {
 	rc, kubeconfig, err := restConfig(cfg.Discovery.Kubeconfig)
 	if err != nil {
-		return sources{}, fmt.Errorf("discovery: %w", err)
+		return discovered{}, fmt.Errorf("discovery: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
-		return sources{}, fmt.Errorf("discovery: %w", err)
+		return discovered{}, fmt.Errorf("discovery: %w", err)
 	}
 	types := make([]corev1.NodeAddressType, 0, len(cfg.Discovery.AddressTypes))
 	for _, t := range cfg.Discovery.AddressTypes {
@@ -117,12 +118,12 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	inf, err := discovery.NewInformers(cs, io)
 	if err != nil {
-		return sources{}, err
+		return discovered{}, err
 	}
 	sctx, cancel := context.WithTimeout(ctx, syncTimeout)
 	defer cancel()
 	if err := inf.RunContext(ctx, sctx); err != nil {
-		return sources{}, fmt.Errorf("listing nodes and pods from %s: %w", rc.Host, err)
+		return discovered{}, fmt.Errorf("listing nodes and pods from %s: %w", rc.Host, err)
 	}
 	log.Info("discovering from the Kubernetes API", "host", rc.Host, "nodes", len(inf.Targets()), "nodeProxy", cfg.Discovery.NodeProxy)
 
@@ -142,9 +143,9 @@ func kubernetesSources(ctx context.Context, cfg config.Config, log *slog.Logger)
 	}
 	rt, err := rest.TransportFor(kc)
 	if err != nil {
-		return sources{}, fmt.Errorf("kubelet client: %w", err)
+		return discovered{}, fmt.Errorf("kubelet client: %w", err)
 	}
-	return sources{
+	return discovered{
 		targets: inf.Targets, pods: inf.Pods, namespaces: inf.NamespaceLabels, client: &http.Client{Transport: rt},
 		nodeLister: inf.NodeLister(), podLister: inf.PodLister(), kubeconfig: kubeconfig, kube: cs,
 	}, nil
