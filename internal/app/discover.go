@@ -129,13 +129,13 @@ func discoverKubernetes(ctx context.Context, cfg config.Config, log *slog.Logger
 
 	kc := rest.CopyConfig(rc)
 	if !cfg.Discovery.NodeProxy {
-		kc.TLSClientConfig.ServerName = "" // kubelets are verified by their own names
+		kc.ServerName = "" // kubelets are verified by their own names
 		if cfg.Scrape.InsecureSkipVerify {
-			kc.TLSClientConfig.Insecure = true
-			kc.TLSClientConfig.CAFile, kc.TLSClientConfig.CAData = "", nil
+			kc.Insecure = true
+			kc.CAFile, kc.CAData = "", nil
 		}
 		if cfg.Scrape.CAFile != "" {
-			kc.TLSClientConfig.CAFile, kc.TLSClientConfig.CAData = cfg.Scrape.CAFile, nil
+			kc.CAFile, kc.CAData = cfg.Scrape.CAFile, nil
 		}
 		if cfg.Scrape.BearerTokenFile != "" {
 			kc.BearerTokenFile, kc.BearerToken = cfg.Scrape.BearerTokenFile, ""

@@ -195,16 +195,16 @@ func Default() Config {
 	}
 }
 
-// Load reads a YAML file over c; unknown keys are errors.
-func (c *Config) Load(path string) error {
-	data, err := os.ReadFile(path)
+// Load reads the YAML file over c; unknown keys are errors.
+func (c *Config) Load(file string) error {
+	data, err := os.ReadFile(file)
 	if err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("config %s: %w", path, err)
+		return fmt.Errorf("config %s: %w", file, err)
 	}
 	return nil
 }

@@ -291,7 +291,7 @@ func cgroupOf(l labels.Labels) (cgroupKey, bool) {
 }
 
 // mergeDiskIO sets the disk IO counters of container, pod and node entries.
-func mergeDiskIO(entries []model.Entry, io map[cgroupKey]DiskIO) {
+func mergeDiskIO(entries []model.Entry, disk map[cgroupKey]DiskIO) {
 	for i := range entries {
 		e := &entries[i]
 		var k cgroupKey
@@ -304,7 +304,7 @@ func mergeDiskIO(entries []model.Entry, io map[cgroupKey]DiskIO) {
 		default:
 			continue
 		}
-		if v, ok := io[k]; ok {
+		if v, ok := disk[k]; ok {
 			e.Values[model.DiskIORead] = v.Read
 			e.Values[model.DiskIOWrite] = v.Write
 			e.CadvisorTime = v.Time

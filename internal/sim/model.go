@@ -39,7 +39,7 @@ func (w *wave) integralNs(a, b int64) uint64 {
 	if b <= a {
 		return 0
 	}
-	v := int64(w.base) * 1e6 * (b - a)
+	v := w.base * 1e6 * (b - a)
 	if w.amp != 0 {
 		k := float64(w.amp) * 1e6 * float64(w.period) / (2 * math.Pi)
 		v += int64(math.Round(k * (math.Cos(w.theta(a)) - math.Cos(w.theta(b)))))

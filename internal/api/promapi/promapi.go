@@ -286,7 +286,7 @@ type memTracker struct {
 	slots chan struct{}
 }
 
-func newMemTracker(max int) *memTracker { return &memTracker{slots: make(chan struct{}, max)} }
+func newMemTracker(n int) *memTracker { return &memTracker{slots: make(chan struct{}, n)} }
 
 func (t *memTracker) GetMaxConcurrent() int { return cap(t.slots) }
 
