@@ -2,6 +2,7 @@ package sim
 
 import (
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"runtime"
@@ -19,7 +20,7 @@ func BenchmarkSummary(b *testing.B) {
 				b.Fatal(err)
 			}
 			h := &nodeHandler{c: c}
-			req := httptest.NewRequest("GET", "/stats/summary", nil)
+			req := httptest.NewRequest(http.MethodGet, "/stats/summary", nil)
 			b.ReportAllocs()
 			var size int
 			for b.Loop() {
@@ -43,7 +44,7 @@ func benchPath(b *testing.B, path string) {
 		b.Fatal(err)
 	}
 	h := &nodeHandler{c: c}
-	req := httptest.NewRequest("GET", path, nil)
+	req := httptest.NewRequest(http.MethodGet, path, nil)
 	b.ReportAllocs()
 	for b.Loop() {
 		h.ServeHTTP(discardRecorder{httptest.NewRecorder()}, req)

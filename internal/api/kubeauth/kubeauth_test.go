@@ -72,7 +72,7 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.got.called = true
 	rec.got.user, _ = request.UserFrom(r.Context())
 	rec.got.authorization = r.Header.Get("Authorization")
-	io.WriteString(w, "ok")
+	_, _ = io.WriteString(w, "ok")
 }
 
 // take returns what the handler saw since the last take.
@@ -296,7 +296,7 @@ func TestNewFilterSharesCounter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range []*Filter{f1, f2} {
-		f.Handler(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/x", nil))
+		f.Handler(http.NotFoundHandler()).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/x", nil))
 	}
 	if n := testutil.ToFloat64(f1.refused.WithLabelValues("401")); n != 2 {
 		t.Errorf("shared counter at %v, want 2", n)

@@ -89,7 +89,7 @@ func serve(t *testing.T) (string, *metricsclient.Clientset) {
 func get(t *testing.T, addr, path string, header ...string) ([]byte, error) {
 	t.Helper()
 	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	req, err := http.NewRequest("GET", "https://"+addr+path, nil)
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
