@@ -28,6 +28,17 @@ func batch(t int64, cpu float64) *model.Batch {
 	return &model.Batch{Entries: []model.Entry{c, cl}}
 }
 
+// series is the String() of the series of metric m at level l with the
+// label pairs kv: the store's series named and labelled through the model.
+func series(l model.Level, m model.MetricID, kv ...string) string {
+	return labels.FromStrings(append([]string{labels.MetricName, model.PromName(l, m)}, kv...)...).String()
+}
+
+// nameIs matches the series of metric m at level l.
+func nameIs(l model.Level, m model.MetricID) *labels.Matcher {
+	return labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, model.PromName(l, m))
+}
+
 func samples(t *testing.T, s *Store, ms ...*labels.Matcher) map[string][][2]float64 {
 	t.Helper()
 	q, err := s.Queryable().Querier(math.MinInt64, math.MaxInt64)
@@ -76,11 +87,11 @@ func TestAppendQueryReopen(t *testing.T) {
 		t.Errorf("rejected duplicates %v, want 1", got)
 	}
 
-	all := samples(t, s, labels.MustNewMatcher(labels.MatchRegexp, "__name__", ".+"))
+	all := samples(t, s, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
 	want := map[string]int{
-		`{__name__="container_cpu_usage_seconds_total", container="c", namespace="ns", node="n1", pod="p"}`:  3,
-		`{__name__="container_memory_working_set_bytes", container="c", namespace="ns", node="n1", pod="p"}`: 3,
-		`{__name__="cluster_cpu_usage_cores"}`: 4,
+		series(model.LevelContainer, model.CPUUsage, model.LabelContainer, "c", model.LabelNamespace, "ns", model.LabelNode, "n1", model.LabelPod, "p"):         3,
+		series(model.LevelContainer, model.MemoryWorkingSet, model.LabelContainer, "c", model.LabelNamespace, "ns", model.LabelNode, "n1", model.LabelPod, "p"): 3,
+		series(model.LevelCluster, model.CPUUsageRate): 4,
 	}
 	if len(all) != len(want) {
 		t.Errorf("series %v, want %v", keys(all), want)
@@ -99,7 +110,7 @@ func TestAppendQueryReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "container_cpu_usage_seconds_total"))
+	got := samples(t, s, nameIs(model.LevelContainer, model.CPUUsage))
 	for _, v := range got {
 		if len(v) != 3 || v[2][1] != 2 {
 			t.Errorf("after reopen: %v", v)
@@ -150,17 +161,17 @@ func TestLabels(t *testing.T) {
 		want string
 	}{
 		{model.Object{Level: model.LevelContainer, Node: "n", Namespace: "ns", Pod: "p", Container: "c"}, model.CPUUsage,
-			`{__name__="container_cpu_usage_seconds_total", container="c", namespace="ns", node="n", pod="p"}`},
+			series(model.LevelContainer, model.CPUUsage, model.LabelContainer, "c", model.LabelNamespace, "ns", model.LabelNode, "n", model.LabelPod, "p")},
 		{model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "p"}, model.NetworkRxRate,
-			`{__name__="pod_network_receive_bytes_per_second", namespace="ns", node="n", pod="p"}`},
+			series(model.LevelPod, model.NetworkRxRate, model.LabelNamespace, "ns", model.LabelNode, "n", model.LabelPod, "p")},
 		{model.Object{Level: model.LevelNamespace, Namespace: "ns"}, model.MemoryWorkingSet,
-			`{__name__="namespace_memory_working_set_bytes", namespace="ns"}`},
+			series(model.LevelNamespace, model.MemoryWorkingSet, model.LabelNamespace, "ns")},
 		{model.Object{Level: model.LevelWorkload, Namespace: "ns", WorkloadKind: "Deployment", Workload: "web"}, model.CPURequest,
-			`{__name__="workload_cpu_request_cores", namespace="ns", workload="web", workload_kind="Deployment"}`},
-		{model.Object{Level: model.LevelNode, Node: "n"}, model.CPUUtilization, `{__name__="node_cpu_utilization_ratio", node="n"}`},
+			series(model.LevelWorkload, model.CPURequest, model.LabelNamespace, "ns", model.LabelWorkload, "web", model.LabelWorkloadKind, "Deployment")},
+		{model.Object{Level: model.LevelNode, Node: "n"}, model.CPUUtilization, series(model.LevelNode, model.CPUUtilization, model.LabelNode, "n")},
 		{model.Object{Level: model.LevelSysContainer, Node: "n", Container: "kubelet"}, model.MemoryRSS,
-			`{__name__="system_container_memory_rss_bytes", container="kubelet", node="n"}`},
-		{model.Object{Level: model.LevelCluster}, model.MemoryCapacity, `{__name__="cluster_memory_capacity_bytes"}`},
+			series(model.LevelSysContainer, model.MemoryRSS, model.LabelContainer, "kubelet", model.LabelNode, "n")},
+		{model.Object{Level: model.LevelCluster}, model.MemoryCapacity, series(model.LevelCluster, model.MemoryCapacity)},
 	}
 	for _, tt := range tests {
 		if got := Labels(tt.o, tt.m).String(); got != tt.want {
@@ -204,15 +215,17 @@ func TestPodInfo(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "pod_info"))
-	first := `{__name__="pod_info", label_app="web", label_app_kubernetes_io_tier="front", labels="app:web,app.kubernetes.io/tier:front", namespace="ns", node="n", pod="web-1", workload="web", workload_kind="Deployment"}`
-	second := `{__name__="pod_info", label_app="web2", labels="app:web2", namespace="ns", node="n", pod="web-1", workload="web", workload_kind="Deployment"}`
+	got := samples(t, s, nameIs(model.LevelPod, model.Info))
+	pod := []string{model.LabelNamespace, "ns", model.LabelNode, "n", model.LabelPod, "web-1", model.LabelWorkload, "web", model.LabelWorkloadKind, "Deployment"}
+	first := series(model.LevelPod, model.Info, append([]string{model.LabelKubeLabelPrefix + "app", "web", model.LabelKubeLabelPrefix + "app_kubernetes_io_tier", "front",
+		model.LabelKubeLabels, "app:web,app.kubernetes.io/tier:front"}, pod...)...)
+	second := series(model.LevelPod, model.Info, append([]string{model.LabelKubeLabelPrefix + "app", "web2", model.LabelKubeLabels, "app:web2"}, pod...)...)
 	if len(got) != 2 || len(got[first]) != 3 || len(got[second]) != 1 {
-		t.Fatalf("pod_info series: %v", got)
+		t.Fatalf("%s series: %v", model.PromName(model.LevelPod, model.Info), got)
 	}
 	// The relabelled pod's old series ends with a staleness marker.
 	if v := got[first][2][1]; !value.IsStaleNaN(v) {
-		t.Errorf("old pod_info ends with %v, want a staleness marker", v)
+		t.Errorf("old %s ends with %v, want a staleness marker", model.PromName(model.LevelPod, model.Info), v)
 	}
 }
 
@@ -228,10 +241,11 @@ func TestNamespaceInfoSeries(t *testing.T) {
 	if _, err := s.Append(context.Background(), &model.Batch{Entries: []model.Entry{e}}); err != nil {
 		t.Fatal(err)
 	}
-	got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "namespace_info"))
-	want := `{__name__="namespace_info", label_kubernetes_io_metadata_name="shop", labels="kubernetes.io/metadata.name:shop", namespace="shop"}`
+	got := samples(t, s, nameIs(model.LevelNamespace, model.Info))
+	want := series(model.LevelNamespace, model.Info, model.LabelKubeLabelPrefix+"kubernetes_io_metadata_name", "shop",
+		model.LabelKubeLabels, "kubernetes.io/metadata.name:shop", model.LabelNamespace, "shop")
 	if len(got) != 1 || len(got[want]) != 1 {
-		t.Fatalf("namespace_info: %v", got)
+		t.Fatalf("%s: %v", model.PromName(model.LevelNamespace, model.Info), got)
 	}
 }
 
@@ -251,7 +265,7 @@ func TestGoneEndsSeries(t *testing.T) {
 	if _, err := s.Append(context.Background(), gone); err != nil {
 		t.Fatal(err)
 	}
-	got := samples(t, s, labels.MustNewMatcher(labels.MatchRegexp, "__name__", "container_.*"))
+	got := samples(t, s, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, model.LevelContainer.Prefix()+"_.*"))
 	if len(got) != 2 {
 		t.Fatalf("series %v", got)
 	}
@@ -266,7 +280,7 @@ func TestGoneEndsSeries(t *testing.T) {
 }
 
 func TestDrop(t *testing.T) {
-	s, err := Open(Options{Dir: t.TempDir(), Drop: []string{"container_memory_*"}})
+	s, err := Open(Options{Dir: t.TempDir(), Drop: []string{model.LevelContainer.Prefix() + "_memory_*"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +288,7 @@ func TestDrop(t *testing.T) {
 	if n, err := s.Append(context.Background(), batch(time.Now().UnixMilli(), 1)); err != nil || n != 2 {
 		t.Fatalf("n=%d err=%v, want 2 (the working set dropped)", n, err)
 	}
-	if got := samples(t, s, labels.MustNewMatcher(labels.MatchEqual, "__name__", "container_memory_working_set_bytes")); len(got) != 0 {
+	if got := samples(t, s, nameIs(model.LevelContainer, model.MemoryWorkingSet)); len(got) != 0 {
 		t.Errorf("dropped series stored: %v", got)
 	}
 }
@@ -290,7 +304,7 @@ func TestRetentionSize(t *testing.T) {
 		app := s.DB().Appender(context.Background())
 		for ts := first; ts <= end; ts += 15_000 {
 			for i := range 100 {
-				ls := labels.FromStrings("__name__", "container_cpu_usage_seconds_total", "pod", fmt.Sprint("p", i))
+				ls := labels.FromStrings(labels.MetricName, model.PromName(model.LevelContainer, model.CPUUsage), model.LabelPod, fmt.Sprint("p", i))
 				if _, err := app.Append(0, ls, ts, float64(ts/1000+int64(i))); err != nil {
 					t.Fatal(err)
 				}

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // cluster is a running hack/cluster harness with kubemon.
@@ -69,7 +71,7 @@ func upCluster(t *testing.T) *cluster {
 				}
 				fmt.Fprintf(&logs, "--- %s.log (tail)\n%s\n", l, b)
 			}
-			sharedErr = fmt.Errorf("up.sh: %v\n%s\n%s", err, out, logs.String())
+			sharedErr = fmt.Errorf("up.sh: %w\n%s\n%s", err, out, logs.String())
 		}
 	})
 	if sharedErr != nil {
@@ -204,15 +206,16 @@ func TestRealCluster(t *testing.T) {
 	c.apply(t, loadgen)
 	c.kubectl(t, "rollout", "status", "deployment/loadgen", "--timeout=120s")
 
-	sel := `{namespace="default",container="burn"}`
+	burn := match(model.LabelNamespace, "default", model.LabelContainer, "burn")
+	cpuRate := name(model.LevelContainer, model.CPUUsageRate)
 	waitFor(t, 90*time.Second, "the load generator's CPU rate in kubemon", func() bool {
-		r := km.query(t, "container_cpu_usage_cores"+sel)
+		r := km.query(t, cpuRate+burn)
 		return len(r) == 1
 	})
 	// The kubelet refreshes its stats every 10-15 s; skip the start-up
 	// (64 MiB being touched) and average the rates of the next ~20 s.
 	time.Sleep(25 * time.Second)
-	cpu := km.query(t, "avg_over_time(container_cpu_usage_cores"+sel+"[20s])")
+	cpu := km.query(t, "avg_over_time("+cpuRate+burn+"[20s])")
 	if len(cpu) != 1 {
 		t.Fatalf("cpu: %v", cpu)
 	}
@@ -220,28 +223,30 @@ func TestRealCluster(t *testing.T) {
 	if v := s.v(t); math.Abs(v-0.2) > 0.3*0.2 {
 		t.Errorf("CPU %v cores, want 0.2 ± 30%%", v)
 	}
-	if s.Metric["node"] != "kmnode1" || !strings.HasPrefix(s.Metric["pod"], "loadgen-") {
+	if s.Metric[model.LabelNode] != "kmnode1" || !strings.HasPrefix(s.Metric[model.LabelPod], "loadgen-") {
 		t.Errorf("labels %v", s.Metric)
 	}
-	ws := km.scalar(t, "container_memory_working_set_bytes"+sel)
+	ws := km.scalar(t, name(model.LevelContainer, model.MemoryWorkingSet)+burn)
 	if want := float64(64 << 20); math.Abs(ws-want) > 0.1*want {
 		t.Errorf("working set %v MiB, want 64 MiB ± 10%%", ws/(1<<20))
 	}
-	info := km.query(t, `pod_info{namespace="default",pod="`+s.Metric["pod"]+`"}`)
-	if len(info) != 1 || info[0].Metric["workload_kind"] != "Deployment" || info[0].Metric["workload"] != "loadgen" ||
-		info[0].Metric["label_app"] != "loadgen" || info[0].Metric["label_tier"] != "test" {
-		t.Errorf("pod_info %v", info)
+	info := km.query(t, sel(model.LevelPod, model.Info, model.LabelNamespace, "default", model.LabelPod, s.Metric[model.LabelPod]))
+	if len(info) != 1 || info[0].Metric[model.LabelWorkloadKind] != "Deployment" || info[0].Metric[model.LabelWorkload] != "loadgen" ||
+		info[0].Metric[model.LabelKubeLabelPrefix+"app"] != "loadgen" || info[0].Metric[model.LabelKubeLabelPrefix+"tier"] != "test" {
+		t.Errorf("%s %v", name(model.LevelPod, model.Info), info)
 	}
-	if n := km.query(t, `namespace_info{namespace="kube-system",label_kubernetes_io_metadata_name="kube-system"}`); len(n) != 1 {
-		t.Errorf("namespace_info of a namespace without pods: %v", n)
+	if n := km.query(t, sel(model.LevelNamespace, model.Info, model.LabelNamespace, "kube-system",
+		model.LabelKubeLabelPrefix+"kubernetes_io_metadata_name", "kube-system")); len(n) != 1 {
+		t.Errorf("%s of a namespace without pods: %v", name(model.LevelNamespace, model.Info), n)
 	}
-	if n := km.query(t, `workload_cpu_usage_cores{namespace="default",workload_kind="Deployment",workload="loadgen"}`); len(n) != 1 {
+	if n := km.query(t, sel(model.LevelWorkload, model.CPUUsageRate,
+		model.LabelNamespace, "default", model.LabelWorkloadKind, "Deployment", model.LabelWorkload, "loadgen")); len(n) != 1 {
 		t.Errorf("no workload roll-up for the Deployment: %v", n)
 	}
 	// The model API agrees.
-	mc := latest(t, km, fmt.Sprintf("/api/v1/model/namespaces/default/pods/%s/containers/burn/metrics/cpu/usage_rate", s.Metric["pod"]))
+	mc := latest(t, km, fmt.Sprintf("/api/v1/model/namespaces/default/pods/%s/containers/burn/metrics/%s", s.Metric[model.LabelPod], heapster(model.CPUUsageRate)))
 	if math.Abs(mc-200) > 60 {
-		t.Errorf("model API cpu/usage_rate %v m, want 200 m ± 30%%", mc)
+		t.Errorf("model API %s %v m, want 200 m ± 30%%", heapster(model.CPUUsageRate), mc)
 	}
 }
 
@@ -305,7 +310,9 @@ func TestNodesComeAndGo(t *testing.T) {
 
 	// A kubelet that never answers: the real node's data keeps coming every interval.
 	g.hang.Store(true)
-	last := func() float64 { return km.scalar(t, `max(timestamp(node_cpu_usage_seconds_total{node="kmnode1"}))`) }
+	last := func() float64 {
+		return km.scalar(t, "max(timestamp("+sel(model.LevelNode, model.CPUUsage, model.LabelNode, "kmnode1")+"))")
+	}
 	t0 := last()
 	time.Sleep(16 * time.Second) // three 5 s intervals
 	if t1 := last(); t1-t0 < 10 {
@@ -430,22 +437,22 @@ func TestRealSources(t *testing.T) {
 	c.apply(t, loadgen)
 	c.kubectl(t, "rollout", "status", "deployment/loadgen", "--timeout=120s")
 	kc := filepath.Join(c.dir, "kubeconfig")
-	for name, args := range map[string][]string{
+	for source, args := range map[string][]string{
 		"node proxy": {"--kubelet-node-proxy"},
 		"resource":   {"--kubelet-endpoint", "resource"},
 		"cadvisor":   {"--kubelet-endpoint", "cadvisor"},
 	} {
-		t.Run(name, func(t *testing.T) {
+		t.Run(source, func(t *testing.T) {
 			p := serve(t, append([]string{"--kubeconfig", kc, "--interval", "2s"}, args...)...)
 			waitFor(t, 60*time.Second, "a CPU rate for kmnode1", func() bool {
 				code, _ := p.get(t, "/healthz")
 				if code != 200 {
 					return false
 				}
-				r := p.query(t, `node_cpu_usage_cores{node="kmnode1"}`)
+				r := p.query(t, sel(model.LevelNode, model.CPUUsageRate, model.LabelNode, "kmnode1"))
 				return len(r) == 1 && r[0].v(t) > 0
 			})
-			if n := p.scalar(t, `count(container_memory_working_set_bytes{node="kmnode1"})`); n < 1 {
+			if n := p.scalar(t, "count("+sel(model.LevelContainer, model.MemoryWorkingSet, model.LabelNode, "kmnode1")+")"); n < 1 {
 				t.Errorf("%v containers with a working set", n)
 			}
 			if strings.Contains(p.Logs(), "scrape failed") {

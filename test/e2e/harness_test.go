@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 var binary string
@@ -107,8 +109,11 @@ func (p *proc) stop(t *testing.T) {
 		return
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
+	done := make(chan struct{})
+	go func() {
+		_ = p.cmd.Wait() // the exit status after SIGTERM is not checked
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):
@@ -243,6 +248,49 @@ func (p *proc) metric(t *testing.T, name string) float64 {
 	}
 	return 0
 }
+
+// The tests spell kubemon's series names and label keys through the model
+// (the series contract), never by hand: name, sel, match, by, heapster.
+
+// name is kubemon's series name of metric m at level l.
+func name(l model.Level, m model.MetricID) string { return model.PromName(l, m) }
+
+// sel is the PromQL selector of metric m at level l with the label
+// matchers of the pairs kv: name{k1="v1",...} (see match).
+func sel(l model.Level, m model.MetricID, kv ...string) string { return name(l, m) + match(kv...) }
+
+// match is the label matchers of the pairs kv, {k1="v1",...} with the
+// values quoted ("" without pairs); a key may end with its operator (=~,
+// !=, !~), = when it does not.
+func match(kv ...string) string {
+	if len(kv) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k := kv[i]
+		if !strings.HasSuffix(k, "=~") && !strings.HasSuffix(k, "!=") && !strings.HasSuffix(k, "!~") {
+			k += "="
+		}
+		b.WriteString(k + strconv.Quote(kv[i+1]))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// by is the label list of a PromQL grouping or join: "k1, k2, ...".
+func by(keys ...string) string { return strings.Join(keys, ", ") }
+
+// anyOf is the regular expression matching every series name of level l
+// (for a __name__=~ matcher).
+func anyOf(l model.Level) string { return regexp.QuoteMeta(l.Prefix()+"_") + ".+" }
+
+// heapster is metric m's name in Heapster's model API.
+func heapster(m model.MetricID) string { return model.Metrics[m].Heapster }
 
 // within reports whether got equals want to within tol, relative to
 // |want| (tol 0: exactly). It is written so that a NaN or infinite value on

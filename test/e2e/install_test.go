@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // TestKubemonPod: kubemon runs as the pod deploy/ describes, from the image
@@ -144,8 +146,8 @@ subjects: [{kind: ServiceAccount, name: grafana, namespace: default}]
 	// Through the Service (kube-proxy), as clients in the cluster call it.
 	ip := strings.TrimSpace(c.kubectl(t, "-n", "kube-system", "get", "service", "kubemon", "-o", "jsonpath={.spec.clusterIP}"))
 	base := "http://" + ip
-	promql := base + "/api/v1/query?query=" + url.QueryEscape("sum(node_cpu_usage_cores)")
-	model := base + "/api/v1/model/nodes/"
+	promql := base + "/api/v1/query?query=" + url.QueryEscape("sum("+name(model.LevelNode, model.CPUUsageRate)+")")
+	modelAPI := base + "/api/v1/model/nodes/"
 	metrics := base + "/metrics"
 	health := base + "/healthz"
 	for _, tc := range []struct {
@@ -156,11 +158,11 @@ subjects: [{kind: ServiceAccount, name: grafana, namespace: default}]
 		{"probe-norole", "norole", "403"},
 		{"probe-viewer", "grafana", "200"},
 	} {
-		got := runProbe(t, c, tc.pod, tc.sa, promql, model, metrics, health)
+		got := runProbe(t, c, tc.pod, tc.sa, promql, modelAPI, metrics, health)
 		if len(got) != 4 {
 			t.Errorf("%s: %d answers, want 4: %v", tc.pod, len(got), got)
 		}
-		for _, u := range []string{promql, model, metrics} {
+		for _, u := range []string{promql, modelAPI, metrics} {
 			if got[u] != tc.data {
 				t.Errorf("%s: GET %s: %q, want %s", tc.pod, u, got[u], tc.data)
 			}
@@ -181,7 +183,7 @@ subjects: [{kind: ServiceAccount, name: grafana, namespace: default}]
 
 	// A person, through kubectl proxy and the kubemon.io APIService: the
 	// cluster admin reads, a user without the role is refused.
-	query := "/apis/kubemon.io/v1alpha1/api/v1/query?query=" + url.QueryEscape("sum(node_cpu_usage_cores)")
+	query := "/apis/kubemon.io/v1alpha1/api/v1/query?query=" + url.QueryEscape("sum("+name(model.LevelNode, model.CPUUsageRate)+")")
 	admin := kubectlProxy(t, c.dir+"/kubeconfig")
 	code, body := httpGet(t, admin+query)
 	var r struct {

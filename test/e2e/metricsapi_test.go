@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // The metrics.k8s.io tests run on the harness, where up.sh registered the
@@ -131,8 +133,8 @@ func TestKubectlTop(t *testing.T) {
 		t.Fatalf("kubectl top nodes: %v", rows)
 	}
 	agree(t, "node kmnode1", rows[0][1], rows[0][3],
-		modelAt(t, km, "/api/v1/model/nodes/kmnode1/metrics/cpu/usage_rate", ts),
-		modelAt(t, km, "/api/v1/model/nodes/kmnode1/metrics/memory/working_set", ts))
+		modelAt(t, km, "/api/v1/model/nodes/kmnode1/metrics/"+heapster(model.CPUUsageRate), ts),
+		modelAt(t, km, "/api/v1/model/nodes/kmnode1/metrics/"+heapster(model.MemoryWorkingSet), ts))
 
 	// A pod's usage is the sum of its containers' (as with metrics-server);
 	// the load generator has one.
@@ -142,7 +144,7 @@ func TestKubectlTop(t *testing.T) {
 	for _, r := range rows {
 		if len(r) == 4 && r[0] == "default" && r[1] == pod {
 			found = true
-			agree(t, "pod "+pod, r[2], r[3], modelAt(t, km, ctr+"cpu/usage_rate", ts), modelAt(t, km, ctr+"memory/working_set", ts))
+			agree(t, "pod "+pod, r[2], r[3], modelAt(t, km, ctr+heapster(model.CPUUsageRate), ts), modelAt(t, km, ctr+heapster(model.MemoryWorkingSet), ts))
 		}
 	}
 	if !found {
@@ -153,7 +155,7 @@ func TestKubectlTop(t *testing.T) {
 	if len(rows) != 1 || len(rows[0]) != 4 || rows[0][0] != pod || rows[0][1] != "burn" {
 		t.Fatalf("kubectl top pod --containers: %v", rows)
 	}
-	agree(t, "container burn", rows[0][2], rows[0][3], modelAt(t, km, ctr+"cpu/usage_rate", ts), modelAt(t, km, ctr+"memory/working_set", ts))
+	agree(t, "container burn", rows[0][2], rows[0][3], modelAt(t, km, ctr+heapster(model.CPUUsageRate), ts), modelAt(t, km, ctr+heapster(model.MemoryWorkingSet), ts))
 	if cpu := quantity(t, rows[0][2], "m"); math.Abs(cpu-200) > 60 {
 		t.Errorf("the load generator burns 200m; kubectl top says %vm", cpu)
 	}
@@ -213,7 +215,7 @@ func TestMetricsAPIRefusals(t *testing.T) {
 			tc.Certificates = []tls.Certificate{*cert}
 		}
 		hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
-		req, _ := http.NewRequest("GET", base, nil)
+		req, _ := http.NewRequest(http.MethodGet, base, nil)
 		for k, v := range headers {
 			req.Header.Set(k, v)
 		}
@@ -338,7 +340,7 @@ spec:
     scaleUp: {stabilizationWindowSeconds: 0}
     scaleDown: {stabilizationWindowSeconds: 0, policies: [{type: Percent, value: 100, periodSeconds: 15}]}
 `, ctl))
-	t.Cleanup(func() { c.kubectlErr("delete", "namespace", "hpa", "--wait=false") })
+	t.Cleanup(func() { _, _ = c.kubectlErr("delete", "namespace", "hpa", "--wait=false") })
 
 	status := func() (current, desired int, util string) {
 		out, err := c.kubectlErr("-n", "hpa", "get", "hpa", "burner", "-o",

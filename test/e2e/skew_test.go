@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // TestClockSkew (issue 9): one kubelet whose clock runs 2 h ahead must not
@@ -24,8 +26,8 @@ func TestClockSkew(t *testing.T) {
 	// as PromQL sees it now.
 	newest := func() map[string]float64 {
 		out := map[string]float64{}
-		for _, s := range p.query(t, "timestamp(node_memory_working_set_bytes)") {
-			out[s.Metric["node"]] = s.v(t)
+		for _, s := range p.query(t, "timestamp("+name(model.LevelNode, model.MemoryWorkingSet)+")") {
+			out[s.Metric[model.LabelNode]] = s.v(t)
 		}
 		return out
 	}
@@ -80,10 +82,10 @@ func TestClockSkew(t *testing.T) {
 	if !ok || !(ts > faultAt) || !(ts <= now+1) || !(ts > now-3*interval.Seconds()) {
 		t.Errorf("skewed node %s: newest sample at %v (present %v), want between %.3f and now %.3f", skewed, ts, ok, faultAt, now)
 	}
-	if n := p.query(t, fmt.Sprintf(`count(timestamp(container_memory_working_set_bytes{node=%q}) > %f)`, skewed, faultAt)); len(n) != 1 || n[0].v(t) != 4 {
+	if n := p.query(t, fmt.Sprintf(`count(timestamp(%s) > %f)`, sel(model.LevelContainer, model.MemoryWorkingSet, model.LabelNode, skewed), faultAt)); len(n) != 1 || n[0].v(t) != 4 {
 		t.Errorf("skewed node %s: containers with samples since the fault: %v, want 4", skewed, n)
 	}
-	future := p.query(t, fmt.Sprintf(`timestamp(node_memory_working_set_bytes{node=%q} @ %.3f)`, skewed, now+7200+60))
+	future := p.query(t, fmt.Sprintf(`timestamp(%s @ %.3f)`, sel(model.LevelNode, model.MemoryWorkingSet, model.LabelNode, skewed), now+7200+60))
 	if len(future) != 0 {
 		t.Errorf("skewed node %s has samples around 2 h ahead: %v", skewed, future)
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 type ckey struct{ ns, pod, container string }
@@ -27,13 +29,13 @@ func TestConstantClusterAccuracy(t *testing.T) {
 		"--interval", interval.String(), "--scrape-timeout", "1s", "--data-dir", t.TempDir())
 	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
 	waitFor(t, 60*time.Second, "rates for all 2000 containers", func() bool {
-		r := p.query(t, "count(container_cpu_usage_cores)")
+		r := p.query(t, "count("+name(model.LevelContainer, model.CPUUsageRate)+")")
 		return len(r) == 1 && r[0].v(t) == 2000
 	})
 	// PromQL's rate() only extrapolates to a window's start when the series
 	// began before it: wait until 10 s windows are full.
 	waitFor(t, 60*time.Second, "full 10 s windows", func() bool {
-		r := p.query(t, "min(count_over_time(container_cpu_usage_seconds_total[10s]))")
+		r := p.query(t, "min(count_over_time("+name(model.LevelContainer, model.CPUUsage)+"[10s]))")
 		return len(r) == 1 && r[0].v(t) >= 5
 	})
 
@@ -64,7 +66,7 @@ func TestConstantClusterAccuracy(t *testing.T) {
 		seen := make(map[int]bool, len(res))
 		bad := 0
 		for _, s := range res {
-			i, ok := byKey[ckey{s.Metric["namespace"], s.Metric["pod"], s.Metric["container"]}]
+			i, ok := byKey[ckey{s.Metric[model.LabelNamespace], s.Metric[model.LabelPod], s.Metric[model.LabelContainer]}]
 			if !ok || seen[i] {
 				t.Fatalf("%s: unknown or repeated container %v", q, s.Metric)
 			}
@@ -92,30 +94,31 @@ func TestConstantClusterAccuracy(t *testing.T) {
 	}
 	var rates []string
 	for _, n := range nodes {
-		ts := sampleTimes(t, p, fmt.Sprintf(`container_cpu_usage_seconds_total{node=%q}[12s]`, n))
+		counter := sel(model.LevelContainer, model.CPUUsage, model.LabelNode, n)
+		ts := sampleTimes(t, p, counter+"[12s]")
 		first, last := ts[0], ts[len(ts)-1]
-		rates = append(rates, fmt.Sprintf(`rate(container_cpu_usage_seconds_total{node=%q}[%dms] @ %.3f)`, n, last-first+1, float64(last)/1000))
+		rates = append(rates, fmt.Sprintf(`rate(%s[%dms] @ %.3f)`, counter, last-first+1, float64(last)/1000))
 	}
 	checkAll(strings.Join(rates, " or "), cpu, 0.01)
-	checkAll("container_cpu_usage_cores", cpu, 0.01)
-	checkAll("container_memory_working_set_bytes", func(i int) float64 { return float64(tr.Containers[i].MemoryWorkingSetBytes) }, 0)
+	checkAll(name(model.LevelContainer, model.CPUUsageRate), cpu, 0.01)
+	checkAll(name(model.LevelContainer, model.MemoryWorkingSet), func(i int) float64 { return float64(tr.Containers[i].MemoryWorkingSetBytes) }, 0)
 	// Disk IO comes from /metrics/cadvisor (the demo reads it), rated over
 	// cAdvisor's own observation times.
-	checkAll("container_disk_io_read_bytes_per_second", func(i int) float64 { return tr.Containers[i].DiskReadBytesPerSecond }, 0.01)
-	checkAll("container_disk_io_write_bytes_per_second", func(i int) float64 { return tr.Containers[i].DiskWriteBytesPerSecond }, 0.01)
+	checkAll(name(model.LevelContainer, model.DiskIOReadRate), func(i int) float64 { return tr.Containers[i].DiskReadBytesPerSecond }, 0.01)
+	checkAll(name(model.LevelContainer, model.DiskIOWriteRate), func(i int) float64 { return tr.Containers[i].DiskWriteBytesPerSecond }, 0.01)
 
 	// The model API, container by container.
 	bad := 0
 	for _, c := range tr.Containers {
 		base := fmt.Sprintf("/api/v1/model/namespaces/%s/pods/%s/containers/%s/metrics/", c.Namespace, c.Pod, c.Container)
-		if got := latest(t, p, base+"cpu/usage_rate"); !within(got, c.CPUMillicores, 0.01) {
+		if got := latest(t, p, base+heapster(model.CPUUsageRate)); !within(got, c.CPUMillicores, 0.01) {
 			if bad++; bad < 5 {
-				t.Errorf("%s cpu/usage_rate = %v m, want %v m", base, got, c.CPUMillicores)
+				t.Errorf("%s%s = %v m, want %v m", base, heapster(model.CPUUsageRate), got, c.CPUMillicores)
 			}
 		}
-		if got := latest(t, p, base+"memory/working_set"); !within(got, float64(c.MemoryWorkingSetBytes), 0) {
+		if got := latest(t, p, base+heapster(model.MemoryWorkingSet)); !within(got, float64(c.MemoryWorkingSetBytes), 0) {
 			if bad++; bad < 5 {
-				t.Errorf("%s memory/working_set = %v, want %v", base, got, c.MemoryWorkingSetBytes)
+				t.Errorf("%s%s = %v, want %v", base, heapster(model.MemoryWorkingSet), got, c.MemoryWorkingSetBytes)
 			}
 		}
 	}
@@ -127,27 +130,27 @@ func TestConstantClusterAccuracy(t *testing.T) {
 	// mode the node is the sum of its pods too: no system overhead), and
 	// there are as many roll-up series as the truth has objects.
 	end := cleanCycle(t, p, 50, interval)
-	sums := []string{"cpu_usage_cores", "memory_working_set_bytes", "cpu_request_cores", "cpu_limit_cores",
-		"memory_request_bytes", "memory_limit_bytes", "disk_io_write_bytes_per_second"}
+	sums := []model.MetricID{model.CPUUsageRate, model.MemoryWorkingSet, model.CPURequest, model.CPULimit,
+		model.MemoryRequest, model.MemoryLimit, model.DiskIOWriteRate}
 	checkRollups(t, p, &tr, end, rollupSpec{
 		sums:     sums,
 		nodeSums: sums,
-		counted:  []string{"cpu_usage_cores", "memory_working_set_bytes", "disk_io_write_bytes_per_second"},
+		counted:  []model.MetricID{model.CPUUsageRate, model.MemoryWorkingSet, model.DiskIOWriteRate},
 	})
 
 	var total float64
 	for _, c := range tr.Containers {
 		total += c.CPUMillicores
 	}
-	if got := latest(t, p, "/api/v1/model/metrics/cpu/usage_rate"); !within(got, total, 0.01) {
-		t.Errorf("cluster cpu/usage_rate = %v m, want %v m", got, total)
+	if got := latest(t, p, "/api/v1/model/metrics/"+heapster(model.CPUUsageRate)); !within(got, total, 0.01) {
+		t.Errorf("cluster %s = %v m, want %v m", heapster(model.CPUUsageRate), got, total)
 	}
-	if n := p.scalar(t, "count(pod_info)"); n != 1000 {
-		t.Errorf("%v pod_info series, want 1000", n)
+	if n := p.scalar(t, "count("+name(model.LevelPod, model.Info)+")"); n != 1000 {
+		t.Errorf("%v %s series, want 1000", n, name(model.LevelPod, model.Info))
 	}
 	at := fmt.Sprintf(" @ %.3f", float64(end)/1000)
-	u := p.scalar(t, "cluster_cpu_utilization_ratio"+at)
-	if want := p.scalar(t, "cluster_cpu_usage_cores"+at) / p.scalar(t, "cluster_cpu_allocatable_cores"+at); !(u > 0 && u <= 1) || !within(u, want, 1e-9) {
+	u := p.scalar(t, name(model.LevelCluster, model.CPUUtilization)+at)
+	if want := p.scalar(t, name(model.LevelCluster, model.CPUUsageRate)+at) / p.scalar(t, name(model.LevelCluster, model.CPUAllocatable)+at); !(u > 0 && u <= 1) || !within(u, want, 1e-9) {
 		t.Errorf("cluster utilization %v, want %v (usage / allocatable) in (0, 1]", u, want)
 	}
 
@@ -168,13 +171,14 @@ func checkRestart(t *testing.T, p *proc, tr *truth, interval time.Duration) {
 	// one parity (2 s interval).
 	var (
 		c     = tr.Containers[7]
-		sel   string
-		stamp int64 // Unix seconds of a recent scrape of c's node
+		ctr   string // c's label matchers
+		stamp int64  // Unix seconds of a recent scrape of c's node
 	)
+	cpuRate := name(model.LevelContainer, model.CPUUsageRate)
 	for i := 7; i < len(tr.Containers) && stamp == 0; i += 41 {
 		c = tr.Containers[i]
-		sel = fmt.Sprintf(`{namespace=%q,pod=%q,container=%q}`, c.Namespace, c.Pod, c.Container)
-		ts := sampleTimes(t, p, "container_cpu_usage_cores"+sel+"[20s]")
+		ctr = match(model.LabelNamespace, c.Namespace, model.LabelPod, c.Pod, model.LabelContainer, c.Container)
+		ts := sampleTimes(t, p, cpuRate+ctr+"[20s]")
 		steady := len(ts) >= 5
 		for j := range ts {
 			steady = steady && ts[j]%1000 == 0 && (ts[j]-ts[0])%int64(interval/time.Millisecond) == 0
@@ -193,7 +197,7 @@ func checkRestart(t *testing.T, p *proc, tr *truth, interval time.Duration) {
 	time.Sleep(time.Until(restartAt))
 	p.post(t, "/sim/restart?"+url.Values{"namespace": {c.Namespace}, "pod": {c.Pod}, "container": {c.Container}}.Encode())
 	waitFor(t, 30*time.Second, "the restart to show", func() bool {
-		r := p.query(t, "container_restart_count"+sel)
+		r := p.query(t, name(model.LevelContainer, model.Restarts)+ctr)
 		return len(r) == 1 && r[0].v(t) == 1
 	})
 	time.Sleep(3*interval + time.Second) // three more cycles, all stored
@@ -203,9 +207,9 @@ func checkRestart(t *testing.T, p *proc, tr *truth, interval time.Duration) {
 	// Raw samples from three intervals before the restart to now: one in
 	// every interval, each right.
 	from := restartAt.Add(-3 * interval)
-	pts := onlySeries(t, fmt.Sprintf("container_cpu_usage_cores%s", sel),
-		rangeSeries(t, p, fmt.Sprintf("container_cpu_usage_cores%s[%dms] @ %.3f", sel, end.Sub(from).Milliseconds(), float64(end.UnixMilli())/1000)))
-	checkEveryInterval(t, "container_cpu_usage_cores"+sel+" around the restart at "+restartAt.Format("15:04:05.000"), pts, from, end, interval)
+	pts := onlySeries(t, cpuRate+ctr,
+		rangeSeries(t, p, fmt.Sprintf("%s%s[%dms] @ %.3f", cpuRate, ctr, end.Sub(from).Milliseconds(), float64(end.UnixMilli())/1000)))
+	checkEveryInterval(t, cpuRate+ctr+" around the restart at "+restartAt.Format("15:04:05.000"), pts, from, end, interval)
 	for _, pt := range pts {
 		if v := pt.f(t); !(v >= 0 && within(v, want, 0.01)) {
 			t.Errorf("rate around the restart %v at %v, want %v", v, time.UnixMilli(pt.T).Format("15:04:05"), want)
@@ -213,7 +217,7 @@ func checkRestart(t *testing.T, p *proc, tr *truth, interval time.Duration) {
 	}
 	// PromQL's rate() of the counter, reset and all.
 	for _, f := range []string{"max_over_time", "min_over_time"} {
-		q := fmt.Sprintf("%s(rate(container_cpu_usage_seconds_total%s[6s])[20s:1s] @ %.3f)", f, sel, float64(end.UnixMilli())/1000)
+		q := fmt.Sprintf("%s(rate(%s%s[6s])[20s:1s] @ %.3f)", f, name(model.LevelContainer, model.CPUUsage), ctr, float64(end.UnixMilli())/1000)
 		r := p.query(t, q)
 		if len(r) != 1 {
 			t.Errorf("%s: %d series, want 1", q, len(r))
@@ -269,30 +273,30 @@ func TestRealisticRollups(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
 	waitFor(t, 60*time.Second, "rates for all 160 containers", func() bool {
-		r := p.query(t, "count(container_cpu_usage_cores)")
+		r := p.query(t, "count("+name(model.LevelContainer, model.CPUUsageRate)+")")
 		return len(r) == 1 && r[0].v(t) == 160
 	})
 	end := cleanCycle(t, p, 8, interval)
 	p.getJSON(t, "/sim/truth", &tr) // pods churn, but every count stays
 	checkRollups(t, p, &tr, end, rollupSpec{
-		sums: []string{"cpu_usage_cores", "memory_working_set_bytes", "cpu_request_cores", "cpu_limit_cores",
-			"memory_request_bytes", "memory_limit_bytes"},
+		sums: []model.MetricID{model.CPUUsageRate, model.MemoryWorkingSet, model.CPURequest, model.CPULimit,
+			model.MemoryRequest, model.MemoryLimit},
 		// A node's usage is its own measurement (with system overhead);
 		// its requests and limits are its pods'.
-		nodeSums: []string{"cpu_request_cores", "cpu_limit_cores", "memory_request_bytes", "memory_limit_bytes"},
-		counted:  []string{"cpu_usage_cores", "memory_working_set_bytes"},
+		nodeSums: []model.MetricID{model.CPURequest, model.CPULimit, model.MemoryRequest, model.MemoryLimit},
+		counted:  []model.MetricID{model.CPUUsageRate, model.MemoryWorkingSet},
 	})
 	// The node's own usage includes the system's, so it is at least its pods'.
-	at := func(sel string, ms int64) string { return fmt.Sprintf("%s @ %.3f", sel, float64(ms)/1000) }
-	for _, m := range []string{"cpu_usage_cores", "memory_working_set_bytes"} {
-		own := vectorBy(t, p, at("node_"+m, end-1), "node")
-		pods := vectorBy(t, p, fmt.Sprintf("sum by (node) (%s)", at("pod_"+m, end-1)), "node")
+	at := func(q string, ms int64) string { return fmt.Sprintf("%s @ %.3f", q, float64(ms)/1000) }
+	for _, m := range []model.MetricID{model.CPUUsageRate, model.MemoryWorkingSet} {
+		own := vectorBy(t, p, at(name(model.LevelNode, m), end-1), model.LabelNode)
+		pods := vectorBy(t, p, fmt.Sprintf("sum by (%s) (%s)", model.LabelNode, at(name(model.LevelPod, m), end-1)), model.LabelNode)
 		if len(own) != 8 || len(pods) != 8 {
-			t.Errorf("node_%s: %d nodes with their own value, %d with pods, want 8", m, len(own), len(pods))
+			t.Errorf("%s: %d nodes with their own value, %d with pods, want 8", name(model.LevelNode, m), len(own), len(pods))
 		}
 		for n, v := range own {
 			if !(v > pods[n]) {
-				t.Errorf("node_%s{node=%q} = %v, not above its pods' %v (system overhead)", m, n, v, pods[n])
+				t.Errorf("%s = %v, not above its pods' %v (system overhead)", sel(model.LevelNode, m, model.LabelNode, n), v, pods[n])
 			}
 		}
 	}
@@ -319,7 +323,8 @@ func TestRealisticRollups(t *testing.T) {
 func cleanCycle(t *testing.T, p *proc, nodes int, interval time.Duration) int64 {
 	t.Helper()
 	notBefore := time.Now().Add(interval + time.Second).UnixMilli()
-	at := func(sel string, ms int64) string { return fmt.Sprintf("%s @ %.3f", sel, float64(ms)/1000) }
+	at := func(q string, ms int64) string { return fmt.Sprintf("%s @ %.3f", q, float64(ms)/1000) }
+	clusterCap, nodeCap := name(model.LevelCluster, model.CPUCapacity), name(model.LevelNode, model.CPUCapacity)
 	one := func(q string) float64 {
 		r := p.query(t, q)
 		if len(r) != 1 {
@@ -333,7 +338,7 @@ func cleanCycle(t *testing.T, p *proc, nodes int, interval time.Duration) int64 
 	)
 	deadline := time.Now().Add(20*interval + 10*time.Second)
 	for time.Now().Before(deadline) {
-		e := one("timestamp(cluster_cpu_capacity_cores)")
+		e := one("timestamp(" + clusterCap + ")")
 		end := int64(math.Round(e * 1000))
 		if math.IsNaN(e) || end == last || end < notBefore {
 			time.Sleep(200 * time.Millisecond)
@@ -341,9 +346,9 @@ func cleanCycle(t *testing.T, p *proc, nodes int, interval time.Duration) int64 
 		}
 		last = end
 		var reason string
-		switch cl, sum, n, oldest, started := one(at("cluster_cpu_capacity_cores", end)), one("sum("+at("node_cpu_capacity_cores", end-1)+")"),
-			len(p.query(t, at("node_cpu_capacity_cores", end-1))), one("min(timestamp("+at("node_cpu_capacity_cores", end-1)+"))"),
-			len(p.query(t, fmt.Sprintf("%s < %d", at("container_uptime_seconds", end-1), int(interval.Seconds())))); {
+		switch cl, sum, n, oldest, started := one(at(clusterCap, end)), one("sum("+at(nodeCap, end-1)+")"),
+			len(p.query(t, at(nodeCap, end-1))), one("min(timestamp("+at(nodeCap, end-1)+"))"),
+			len(p.query(t, fmt.Sprintf("%s < %d", at(name(model.LevelContainer, model.Uptime), end-1), int(interval.Seconds())))); {
 		case n != nodes:
 			reason = fmt.Sprintf("%d nodes, want %d", n, nodes)
 		case !within(cl, sum, 1e-12):
@@ -367,9 +372,9 @@ func cleanCycle(t *testing.T, p *proc, nodes int, interval time.Duration) int64 
 
 // rollupSpec says what checkRollups checks.
 type rollupSpec struct {
-	sums     []string // pod = Σ containers, namespace = Σ pods, workload = Σ pods, cluster = Σ nodes
-	nodeSums []string // also node = Σ pods
-	counted  []string // every object has these: their series are counted against the truth
+	sums     []model.MetricID // pod = Σ containers, namespace = Σ pods, workload = Σ pods, cluster = Σ nodes
+	nodeSums []model.MetricID // also node = Σ pods
+	counted  []model.MetricID // every object has these: their series are counted against the truth
 }
 
 // checkRollups checks the roll-ups of the cycle that ended at end (Unix ms;
@@ -377,60 +382,63 @@ type rollupSpec struct {
 // the truth.
 func checkRollups(t *testing.T, p *proc, tr *truth, end int64, spec rollupSpec) {
 	t.Helper()
-	at := func(sel string, ms int64) string { return fmt.Sprintf("%s @ %.3f", sel, float64(ms)/1000) }
+	at := func(q string, ms int64) string { return fmt.Sprintf("%s @ %.3f", q, float64(ms)/1000) }
 	parts := end - 1
+	ns, pod, ctr, node := model.LabelNamespace, model.LabelPod, model.LabelContainer, model.LabelNode
+	kind, wl := model.LabelWorkloadKind, model.LabelWorkload
 
 	// What the truth implies: its containers, pods, namespaces and nodes,
 	// one cluster, and the workloads its pods are named after.
-	want := map[string]int{"cluster": 1}
-	seen := map[string]map[string]bool{"container": {}, "pod": {}, "namespace": {}, "node": {}}
+	want := map[model.Level]int{model.LevelCluster: 1}
+	seen := map[model.Level]map[string]bool{model.LevelContainer: {}, model.LevelPod: {}, model.LevelNamespace: {}, model.LevelNode: {}}
 	for _, c := range tr.Containers {
-		seen["container"][c.Namespace+"/"+c.Pod+"/"+c.Container] = true
-		seen["pod"][c.Namespace+"/"+c.Pod] = true
-		seen["namespace"][c.Namespace] = true
-		seen["node"][c.Node] = true
+		seen[model.LevelContainer][c.Namespace+"/"+c.Pod+"/"+c.Container] = true
+		seen[model.LevelPod][c.Namespace+"/"+c.Pod] = true
+		seen[model.LevelNamespace][c.Namespace] = true
+		seen[model.LevelNode][c.Node] = true
 	}
 	for level, s := range seen {
 		want[level] = len(s)
 	}
 	workloads := truthWorkloads(t, p, tr, parts)
-	want["workload"] = len(workloads)
-	if want["namespace"] < 2 || want["workload"] < 2 {
-		t.Fatalf("the truth has %d namespaces and %d workloads: too few to test roll-ups", want["namespace"], want["workload"])
+	want[model.LevelWorkload] = len(workloads)
+	if want[model.LevelNamespace] < 2 || want[model.LevelWorkload] < 2 {
+		t.Fatalf("the truth has %d namespaces and %d workloads: too few to test roll-ups", want[model.LevelNamespace], want[model.LevelWorkload])
 	}
 	t.Logf("roll-ups of the cycle ending %s: truth has %v", time.UnixMilli(end).Format("15:04:05"), want)
 
 	for _, m := range spec.sums {
-		got := map[string]map[string]float64{
-			"pod": checkSums(t, p, "pod_"+m+" = Σ containers", at("pod_"+m, parts),
-				fmt.Sprintf("sum by (namespace, pod, node) (%s)", at("container_"+m, parts)), "namespace", "pod", "node"),
-			"namespace": checkSums(t, p, "namespace_"+m+" = Σ pods", at("namespace_"+m, end),
-				fmt.Sprintf("sum by (namespace) (%s)", at("pod_"+m, parts)), "namespace"),
-			// Workloads: pods joined to their owner through pod_info.
-			"workload": checkSums(t, p, "workload_"+m+" = Σ pods", at("workload_"+m, end),
-				fmt.Sprintf("sum by (namespace, workload_kind, workload) (%s * on(namespace, pod) group_left(workload_kind, workload) %s)",
-					at("pod_"+m, parts), at(`pod_info{workload!=""}`, parts)), "namespace", "workload_kind", "workload"),
-			"cluster": checkSums(t, p, "cluster_"+m+" = Σ nodes", at("cluster_"+m, end), fmt.Sprintf("sum(%s)", at("node_"+m, parts))),
+		of := func(l model.Level) string { return name(l, m) }
+		got := map[model.Level]map[string]float64{
+			model.LevelPod: checkSums(t, p, of(model.LevelPod)+" = Σ containers", at(of(model.LevelPod), parts),
+				fmt.Sprintf("sum by (%s) (%s)", by(ns, pod, node), at(of(model.LevelContainer), parts)), ns, pod, node),
+			model.LevelNamespace: checkSums(t, p, of(model.LevelNamespace)+" = Σ pods", at(of(model.LevelNamespace), end),
+				fmt.Sprintf("sum by (%s) (%s)", ns, at(of(model.LevelPod), parts)), ns),
+			// Workloads: pods joined to their owner through the pod info series.
+			model.LevelWorkload: checkSums(t, p, of(model.LevelWorkload)+" = Σ pods", at(of(model.LevelWorkload), end),
+				fmt.Sprintf("sum by (%s) (%s * on(%s) group_left(%s) %s)", by(ns, kind, wl),
+					at(of(model.LevelPod), parts), by(ns, pod), by(kind, wl), at(sel(model.LevelPod, model.Info, wl+"!=", ""), parts)), ns, kind, wl),
+			model.LevelCluster: checkSums(t, p, of(model.LevelCluster)+" = Σ nodes", at(of(model.LevelCluster), end), fmt.Sprintf("sum(%s)", at(of(model.LevelNode), parts))),
 		}
 		if slices.Contains(spec.nodeSums, m) {
-			got["node"] = checkSums(t, p, "node_"+m+" = Σ pods", at("node_"+m, parts),
-				fmt.Sprintf("sum by (node) (%s)", at("pod_"+m, parts)), "node")
+			got[model.LevelNode] = checkSums(t, p, of(model.LevelNode)+" = Σ pods", at(of(model.LevelNode), parts),
+				fmt.Sprintf("sum by (%s) (%s)", node, at(of(model.LevelPod), parts)), node)
 		}
 		if !slices.Contains(spec.counted, m) {
 			continue
 		}
-		got["container"] = vectorBy(t, p, at("container_"+m, parts), "namespace", "pod", "container")
-		if got["node"] == nil {
-			got["node"] = vectorBy(t, p, at("node_"+m, parts), "node")
+		got[model.LevelContainer] = vectorBy(t, p, at(of(model.LevelContainer), parts), ns, pod, ctr)
+		if got[model.LevelNode] == nil {
+			got[model.LevelNode] = vectorBy(t, p, at(of(model.LevelNode), parts), node)
 		}
-		for _, level := range []string{"container", "pod", "namespace", "workload", "node", "cluster"} {
+		for _, level := range []model.Level{model.LevelContainer, model.LevelPod, model.LevelNamespace, model.LevelWorkload, model.LevelNode, model.LevelCluster} {
 			if n := len(got[level]); n != want[level] {
-				t.Errorf("%s_%s: %d series, the truth has %d", level, m, n, want[level])
+				t.Errorf("%s: %d series, the truth has %d", of(level), n, want[level])
 			}
 		}
 		for w := range workloads {
-			if _, ok := got["workload"][w]; !ok {
-				t.Errorf("workload_%s: no series for %s", m, w)
+			if _, ok := got[model.LevelWorkload][w]; !ok {
+				t.Errorf("%s: no series for %s", of(model.LevelWorkload), w)
 			}
 		}
 	}
@@ -481,19 +489,19 @@ func checkSums(t *testing.T, p *proc, what, parent, parts string, by ...string) 
 // a pod named after none must be one of pod_info's pods without a workload.
 func truthWorkloads(t *testing.T, p *proc, tr *truth, ms int64) map[string]bool {
 	t.Helper()
-	info := p.query(t, fmt.Sprintf("pod_info @ %.3f", float64(ms)/1000))
+	info := p.query(t, fmt.Sprintf("%s @ %.3f", name(model.LevelPod, model.Info), float64(ms)/1000))
 	byNS := map[string][][2]string{} // namespace → (kind, name)
 	infoBare, truthBare := 0, 0
 	known := map[string]bool{}
 	for _, s := range info {
-		kind, name := s.Metric["workload_kind"], s.Metric["workload"]
-		if name == "" {
+		kind, wl, ns := s.Metric[model.LabelWorkloadKind], s.Metric[model.LabelWorkload], s.Metric[model.LabelNamespace]
+		if wl == "" {
 			infoBare++
 			continue
 		}
-		if k := s.Metric["namespace"] + "/" + kind + "/" + name; !known[k] {
+		if k := ns + "/" + kind + "/" + wl; !known[k] {
 			known[k] = true
-			byNS[s.Metric["namespace"]] = append(byNS[s.Metric["namespace"]], [2]string{kind, name})
+			byNS[ns] = append(byNS[ns], [2]string{kind, wl})
 		}
 	}
 	out := map[string]bool{}
@@ -519,8 +527,8 @@ func truthWorkloads(t *testing.T, p *proc, tr *truth, ms int64) map[string]bool 
 		}
 	}
 	if len(info) != len(pods) || infoBare != truthBare {
-		t.Errorf("pod_info: %d series (%d without a workload), the truth has %d pods (%d named after no workload)",
-			len(info), infoBare, len(pods), truthBare)
+		t.Errorf("%s: %d series (%d without a workload), the truth has %d pods (%d named after no workload)",
+			name(model.LevelPod, model.Info), len(info), infoBare, len(pods), truthBare)
 	}
 	return out
 }
@@ -674,22 +682,6 @@ func matrix(t *testing.T, p *proc, q string) [][][2]any {
 	return out
 }
 
-// rawSamples returns the values of every series of a range-vector query.
-func rawSamples(t *testing.T, p *proc, q string) []float64 {
-	t.Helper()
-	var out []float64
-	for _, series := range matrix(t, p, q) {
-		for _, v := range series {
-			f, err := strconv.ParseFloat(v[1].(string), 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
 // sampleTimes returns the timestamps (ms) of the samples of the first series
 // of a range-vector query, oldest first.
 func sampleTimes(t *testing.T, p *proc, q string) []int64 {
@@ -711,8 +703,8 @@ func TestFaultyNode(t *testing.T) {
 	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
 	// The series the check follows exist: every node's and its 10 containers'.
 	waitFor(t, 30*time.Second, "every node and container stored", func() bool {
-		r := p.query(t, "count by (node) (container_memory_working_set_bytes)")
-		ok := len(r) == 6 && len(p.query(t, "node_memory_working_set_bytes")) == 6
+		r := p.query(t, fmt.Sprintf("count by (%s) (%s)", model.LabelNode, name(model.LevelContainer, model.MemoryWorkingSet)))
+		ok := len(r) == 6 && len(p.query(t, name(model.LevelNode, model.MemoryWorkingSet))) == 6
 		for _, s := range r {
 			ok = ok && s.v(t) == 10
 		}
@@ -782,7 +774,7 @@ func TestFaultyNode(t *testing.T) {
 			p.post(t, "/sim/fault?node="+bad+"&fault=none")
 			cleared := time.Now()
 			waitFor(t, 20*time.Second, bad+" stored again", func() bool {
-				r := p.query(t, fmt.Sprintf(`timestamp(node_memory_working_set_bytes{node=%q})`, bad))
+				r := p.query(t, "timestamp("+sel(model.LevelNode, model.MemoryWorkingSet, model.LabelNode, bad)+")")
 				return len(r) == 1 && r[0].v(t) > float64(cleared.UnixMilli())/1000
 			})
 		})
@@ -797,12 +789,12 @@ func checkStoredEveryCycle(t *testing.T, p *proc, nodes []string, bad string, fr
 	// From the last sample before from.
 	window := fmt.Sprintf("[%dms] @ %.3f", to.Sub(from).Milliseconds()+interval.Milliseconds()+1000, float64(to.UnixMilli())/1000)
 	ofNode := map[string][]point{}
-	for key, pts := range rangeSeries(t, p, "node_memory_working_set_bytes"+window) {
-		ofNode[labelOf(key, "node")] = pts
+	for key, pts := range rangeSeries(t, p, name(model.LevelNode, model.MemoryWorkingSet)+window) {
+		ofNode[labelOf(key, model.LabelNode)] = pts
 	}
 	ctrs := map[string]map[int64]int{} // node → time → containers stored then
-	for key, pts := range rangeSeries(t, p, "container_memory_working_set_bytes"+window) {
-		n := labelOf(key, "node")
+	for key, pts := range rangeSeries(t, p, name(model.LevelContainer, model.MemoryWorkingSet)+window) {
+		n := labelOf(key, model.LabelNode)
 		if ctrs[n] == nil {
 			ctrs[n] = map[int64]int{}
 		}
@@ -869,7 +861,7 @@ func TestKillAndRestart(t *testing.T) {
 		} `json:"metrics"`
 	}
 	waitFor(t, 30*time.Second, "ten cycles", func() bool {
-		r := p.query(t, "count_over_time(cluster_cpu_usage_cores[1m])")
+		r := p.query(t, "count_over_time("+name(model.LevelCluster, model.CPUUsageRate)+"[1m])")
 		return len(r) == 1 && r[0].v(t) >= 10
 	})
 	var tr truth
@@ -877,7 +869,7 @@ func TestKillAndRestart(t *testing.T) {
 	if len(tr.Containers) != 24 {
 		t.Fatalf("truth has %d containers, want 24", len(tr.Containers))
 	}
-	workload := p.query(t, `pod_info{workload!=""}`)
+	workload := p.query(t, sel(model.LevelPod, model.Info, model.LabelWorkload+"!=", ""))
 	if len(workload) == 0 {
 		t.Fatalf("no pod has a workload")
 	}
@@ -890,18 +882,20 @@ func TestKillAndRestart(t *testing.T) {
 	var objects []object
 	for _, i := range []int{0, 3, 17} { // three pods, two nodes
 		c := tr.Containers[i]
-		objects = append(objects, object{fmt.Sprintf(`{__name__=~"container_.+",namespace=%q,pod=%q,container=%q}`, c.Namespace, c.Pod, c.Container), 10})
+		objects = append(objects, object{match("__name__=~", anyOf(model.LevelContainer),
+			model.LabelNamespace, c.Namespace, model.LabelPod, c.Pod, model.LabelContainer, c.Container), 10})
 	}
 	for _, i := range []int{0, 17} {
 		c := tr.Containers[i]
-		objects = append(objects, object{fmt.Sprintf(`{__name__=~"pod_.+",namespace=%q,pod=%q}`, c.Namespace, c.Pod), 10})
+		objects = append(objects, object{match("__name__=~", anyOf(model.LevelPod), model.LabelNamespace, c.Namespace, model.LabelPod, c.Pod), 10})
 	}
+	w := workload[0].Metric
 	objects = append(objects,
-		object{fmt.Sprintf(`{__name__=~"namespace_.+",namespace=%q}`, tr.Containers[0].Namespace), 5},
-		object{fmt.Sprintf(`{__name__=~"workload_.+",namespace=%q,workload_kind=%q,workload=%q}`,
-			workload[0].Metric["namespace"], workload[0].Metric["workload_kind"], workload[0].Metric["workload"]), 5},
-		object{fmt.Sprintf(`{__name__=~"node_.+",node=%q}`, tr.Containers[0].Node), 10},
-		object{`{__name__=~"cluster_.+"}`, 10},
+		object{match("__name__=~", anyOf(model.LevelNamespace), model.LabelNamespace, tr.Containers[0].Namespace), 5},
+		object{match("__name__=~", anyOf(model.LevelWorkload), model.LabelNamespace, w[model.LabelNamespace],
+			model.LabelWorkloadKind, w[model.LabelWorkloadKind], model.LabelWorkload, w[model.LabelWorkload]), 5},
+		object{match("__name__=~", anyOf(model.LevelNode), model.LabelNode, tr.Containers[0].Node), 10},
+		object{match("__name__=~", anyOf(model.LevelCluster)), 10},
 	)
 	// Up to a time far enough back that everything scraped by then is stored.
 	end := time.Now().Add(-3 * time.Second)
@@ -923,7 +917,7 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	t.Logf("%d series of %d objects, %d samples up to %s", series, len(objects), samples, end.Format("15:04:05.000"))
 	var modelBefore modelPoints
-	p.getJSON(t, "/api/v1/model/metrics/cpu/usage_rate?end="+end.UTC().Format(time.RFC3339), &modelBefore)
+	p.getJSON(t, "/api/v1/model/metrics/"+heapster(model.CPUUsageRate)+"?end="+end.UTC().Format(time.RFC3339), &modelBefore)
 	if len(modelBefore.Metrics) < 5 {
 		t.Fatalf("model API: %d cluster points, want ≥ 5", len(modelBefore.Metrics))
 	}
@@ -944,7 +938,7 @@ func TestKillAndRestart(t *testing.T) {
 		}
 	}
 	var modelAfter modelPoints
-	p2.getJSON(t, "/api/v1/model/metrics/cpu/usage_rate?end="+end.UTC().Format(time.RFC3339), &modelAfter)
+	p2.getJSON(t, "/api/v1/model/metrics/"+heapster(model.CPUUsageRate)+"?end="+end.UTC().Format(time.RFC3339), &modelAfter)
 	if len(modelAfter.Metrics) < len(modelBefore.Metrics) {
 		t.Fatalf("model API after the restart: %d points before the kill, want ≥ %d", len(modelAfter.Metrics), len(modelBefore.Metrics))
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/testutil/golden"
 )
 
@@ -16,15 +17,15 @@ func TestGoldenAnswers(t *testing.T) {
 	srv := setup(t)
 	paths := []string{
 		"/api/v1/model/metrics/",
-		"/api/v1/model/metrics/cpu/usage_rate",
+		"/api/v1/model/metrics/" + hs(model.CPUUsageRate),
 		"/api/v1/model/nodes/",
 		"/api/v1/model/nodes/n1/metrics/",
-		"/api/v1/model/nodes/n1/metrics/cpu/node_utilization",
-		"/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/memory/working_set",
+		"/api/v1/model/nodes/n1/metrics/" + hs(model.CPUUtilization),
+		"/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/" + hs(model.MemoryWorkingSet),
 		"/api/v1/model/namespaces/ns/pods/",
 		"/api/v1/model/namespaces/ns/pods/p1/metrics/",
-		"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/cpu/usage",
-		"/api/v1/model/namespaces/ns/pod-list/p2,p1/metrics/cpu/usage_rate",
+		"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/" + hs(model.CPUUsage),
+		"/api/v1/model/namespaces/ns/pod-list/p2,p1/metrics/" + hs(model.CPUUsageRate),
 	}
 	answers := map[string]json.RawMessage{}
 	for _, p := range paths {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,20 @@ import (
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+// hs is metric m's Heapster name, as the model API spells it.
+func hs(m model.MetricID) string { return model.Metrics[m].Heapster }
+
+// hsSorted lists the metrics' Heapster names sorted, as the model API
+// lists them.
+func hsSorted(ms ...model.MetricID) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = hs(m)
+	}
+	slices.Sort(out)
+	return out
+}
 
 func setup(t *testing.T) *httptest.Server {
 	t.Helper()
@@ -88,17 +103,17 @@ func TestLists(t *testing.T) {
 		{"/api/v1/model/nodes/", []string{"n1"}},
 		{"/api/v1/model/nodes", []string{"n1"}},
 		{"/api/v1/model/namespaces/ns/pods", []string{"p1", "p2"}},
-		{"/api/v1/model/metrics", []string{"cpu/usage_rate", "memory/working_set"}},
+		{"/api/v1/model/metrics", hsSorted(model.CPUUsageRate, model.MemoryWorkingSet)},
 		{"/api/v1/model/namespaces/", []string{"ns"}},
 		{"/api/v1/model/namespaces/ns/pods/", []string{"p1", "p2"}},
 		{"/api/v1/model/nodes/n2/pods/", []string{"p2"}},
 		{"/api/v1/model/nodes/n1/freecontainers/", []string{"kubelet"}},
 		{"/api/v1/model/namespaces/ns/pods/p1/containers/", []string{"app"}},
 		{"/api/v1/model/namespaces/nope/pods/", []string{}},
-		{"/api/v1/model/metrics/", []string{"cpu/usage_rate", "memory/working_set"}},
-		{"/api/v1/model/nodes/n1/metrics/", []string{"cpu/node_utilization", "cpu/usage_rate"}},
-		{"/api/v1/model/namespaces/ns/pods/p1/metrics/", []string{"cpu/usage_rate", "network/rx_rate"}},
-		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/", []string{"cpu/usage", "cpu/usage_rate", "memory/working_set"}},
+		{"/api/v1/model/metrics/", hsSorted(model.CPUUsageRate, model.MemoryWorkingSet)},
+		{"/api/v1/model/nodes/n1/metrics/", hsSorted(model.CPUUtilization, model.CPUUsageRate)},
+		{"/api/v1/model/namespaces/ns/pods/p1/metrics/", hsSorted(model.CPUUsageRate, model.NetworkRxRate)},
+		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/", hsSorted(model.CPUUsage, model.CPUUsageRate, model.MemoryWorkingSet)},
 	}
 	for _, tt := range tests {
 		var got []string
@@ -119,17 +134,17 @@ func TestValues(t *testing.T) {
 		values []uint64
 		floats []float64 // exact values where not whole
 	}{
-		{"/api/v1/model/metrics/cpu/usage_rate", []uint64{4000, 4000, 4000}, nil},
-		{"/api/v1/model/metrics/memory/working_set", []uint64{8e9, 8e9, 8e9}, nil},
-		{"/api/v1/model/nodes/n1/metrics/cpu/usage_rate", []uint64{3000, 3000, 3000}, nil},
-		{"/api/v1/model/nodes/n1/metrics/cpu/node_utilization", []uint64{0, 0, 0}, []float64{0.375, 0.375, 0.375}},
-		{"/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/memory/working_set", []uint64{5e7, 5e7, 5e7}, nil},
-		{"/api/v1/model/namespaces/ns/metrics/cpu/usage_rate", []uint64{2000, 2000, 2000}, nil},
-		{"/api/v1/model/namespaces/ns/pods/p1/metrics/network/rx_rate", []uint64{1000, 1000, 1000}, nil},
-		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/cpu/usage_rate", []uint64{250, 251, 252}, nil},
-		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/cpu/usage", []uint64{0, 1e9, 2e9}, nil}, // ns
-		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/cpu/usage_rate?start=2026-11-27T12:00:05Z", []uint64{251, 252}, nil},
-		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/cpu/usage_rate?start=2026-11-27T11:00:00Z&end=2026-11-27T12:00:00Z", []uint64{250}, nil},
+		{"/api/v1/model/metrics/" + hs(model.CPUUsageRate), []uint64{4000, 4000, 4000}, nil},
+		{"/api/v1/model/metrics/" + hs(model.MemoryWorkingSet), []uint64{8e9, 8e9, 8e9}, nil},
+		{"/api/v1/model/nodes/n1/metrics/" + hs(model.CPUUsageRate), []uint64{3000, 3000, 3000}, nil},
+		{"/api/v1/model/nodes/n1/metrics/" + hs(model.CPUUtilization), []uint64{0, 0, 0}, []float64{0.375, 0.375, 0.375}},
+		{"/api/v1/model/nodes/n1/freecontainers/kubelet/metrics/" + hs(model.MemoryWorkingSet), []uint64{5e7, 5e7, 5e7}, nil},
+		{"/api/v1/model/namespaces/ns/metrics/" + hs(model.CPUUsageRate), []uint64{2000, 2000, 2000}, nil},
+		{"/api/v1/model/namespaces/ns/pods/p1/metrics/" + hs(model.NetworkRxRate), []uint64{1000, 1000, 1000}, nil},
+		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/" + hs(model.CPUUsageRate), []uint64{250, 251, 252}, nil},
+		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/" + hs(model.CPUUsage), []uint64{0, 1e9, 2e9}, nil}, // ns
+		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/" + hs(model.CPUUsageRate) + "?start=2026-11-27T12:00:05Z", []uint64{251, 252}, nil},
+		{"/api/v1/model/namespaces/ns/pods/p1/containers/app/metrics/" + hs(model.CPUUsageRate) + "?start=2026-11-27T11:00:00Z&end=2026-11-27T12:00:00Z", []uint64{250}, nil},
 	}
 	for _, tt := range tests {
 		var got MetricResult
@@ -140,7 +155,7 @@ func TestValues(t *testing.T) {
 		var vals []uint64
 		for i, p := range got.Metrics {
 			vals = append(vals, p.Value)
-			if tt.floats != nil && (p.FloatValue == nil || *p.FloatValue != tt.floats[i]) {
+			if len(tt.floats) > 0 && (p.FloatValue == nil || *p.FloatValue != tt.floats[i]) {
 				t.Errorf("%s: point %d floatValue %v, want %v", tt.path, i, p.FloatValue, tt.floats[i])
 			}
 		}
@@ -156,7 +171,7 @@ func TestValues(t *testing.T) {
 func TestPodList(t *testing.T) {
 	srv := setup(t)
 	var got MetricResultList
-	if code := get(t, srv, "/api/v1/model/namespaces/ns/pod-list/p2,p1/metrics/cpu/usage_rate", &got); code != 200 {
+	if code := get(t, srv, "/api/v1/model/namespaces/ns/pod-list/p2,p1/metrics/"+hs(model.CPUUsageRate), &got); code != 200 {
 		t.Fatalf("status %d", code)
 	}
 	if len(got.Items) != 2 || got.Items[0].Metrics[0].Value != 1500 || got.Items[1].Metrics[0].Value != 500 {
@@ -172,10 +187,10 @@ func TestErrors(t *testing.T) {
 		msg  string
 	}{
 		{"/api/v1/model/metrics/cpu/nope", 404, "unknown metric"},
-		{"/api/v1/model/metrics/network/rx", 404, "unknown metric"}, // a counter not kept at cluster level
-		{"/api/v1/model/metrics/cpu/usage_rate?start=yesterday", 400, "bad start"},
-		{"/api/v1/model/metrics/cpu/usage_rate?end=2026-13-01T00:00:00Z", 400, "bad end"},
-		{"/api/v1/model/metrics/cpu/usage_rate?start=2026-11-27T12:00:00Z&end=2026-11-27T11:00:00Z", 400, "before start"},
+		{"/api/v1/model/metrics/" + hs(model.NetworkRx), 404, "unknown metric"}, // a counter not kept at cluster level
+		{"/api/v1/model/metrics/" + hs(model.CPUUsageRate) + "?start=yesterday", 400, "bad start"},
+		{"/api/v1/model/metrics/" + hs(model.CPUUsageRate) + "?end=2026-13-01T00:00:00Z", 400, "bad end"},
+		{"/api/v1/model/metrics/" + hs(model.CPUUsageRate) + "?start=2026-11-27T12:00:00Z&end=2026-11-27T11:00:00Z", 400, "before start"},
 	}
 	for _, tt := range tests {
 		resp, err := http.Get(srv.URL + tt.path)
@@ -206,7 +221,7 @@ func TestMaxPoints(t *testing.T) {
 	mux := http.NewServeMux()
 	New(Options{Queryable: st.Queryable(), MaxPoints: 3, Now: func() time.Time { return t0.Add(time.Minute) }}).Register(mux)
 	rec := httptest.NewRecorder()
-	mux.ServeHTTP(rec, httptest.NewRequest("GET", "/api/v1/model/metrics/cpu/usage_rate", nil))
+	mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/model/metrics/"+hs(model.CPUUsageRate), nil))
 	if rec.Code != http.StatusUnprocessableEntity || !strings.Contains(rec.Body.String(), "more than 3 points") {
 		t.Fatalf("%d %s", rec.Code, rec.Body)
 	}
@@ -218,7 +233,7 @@ func TestMaxPoints(t *testing.T) {
 // per pod.
 func TestPodListLimits(t *testing.T) {
 	const prefix = "/api/v1/model/namespaces/ns/pod-list/"
-	const suffix = "/metrics/cpu/usage_rate"
+	suffix := "/metrics/" + hs(model.CPUUsageRate)
 	names := func(n int) []string {
 		out := []string{"p2", "p1"}
 		for i := 2; i < n; i++ {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 // gate is a Queryable whose Selects wait until release is closed or their
@@ -143,8 +145,8 @@ func TestQueryMaxSamples(t *testing.T) {
 		}
 	}
 	// A range is left-open: [10m] holds 60 samples of a series, [601s] 61.
-	small.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{"query": {cpuMetric + `{pod="web-1"}[10m]`}, "time": {unixString(now)}})
-	if code, env := small.do(t, http.MethodGet, "/api/v1/query", url.Values{"query": {cpuMetric + `{pod="web-1"}[601s]`}, "time": {unixString(now)}}); code != 422 || env.Error != msg {
+	small.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{"query": {sel(cpuMetric, model.LabelPod, "web-1") + "[10m]"}, "time": {unixString(now)}})
+	if code, env := small.do(t, http.MethodGet, "/api/v1/query", url.Values{"query": {sel(cpuMetric, model.LabelPod, "web-1") + "[601s]"}, "time": {unixString(now)}}); code != 422 || env.Error != msg {
 		t.Errorf("61 samples, limit 60: %d %s %q", code, env.ErrorType, env.Error)
 	}
 	// The default is Prometheus's 50,000,000.

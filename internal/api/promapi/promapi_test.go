@@ -26,12 +26,18 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/version"
 )
 
+// The test data's series: two of kubemon's, named by the model, and one it
+// does not write. Their label keys are kubemon's (model.Label*).
+var (
+	cpuMetric = model.PromName(model.LevelContainer, model.CPUUsage)
+	memMetric = model.PromName(model.LevelContainer, model.MemoryWorkingSet)
+)
+
 const (
-	cpuMetric   = "container_cpu_usage_seconds_total"
-	memMetric   = "container_memory_working_set_bytes"
 	coresMetric = "machine_cpu_cores"
 
 	scrapeInterval = 10 * time.Second
@@ -54,18 +60,40 @@ var cpuSeries = []struct {
 	{"kube-system", "coredns-1", "coredns", "node-a", 0.5},
 }
 
-// memValue is the gauge value of memMetric{pod="web-1"} at scrape i.
+// memValue is the gauge value of memMetric of pod web-1 at scrape i.
 func memValue(i int) float64 { return 100e6 + float64(i)*1000 }
 
 func cpuLabels(ns, pod, container, node string) labels.Labels {
-	return labels.FromStrings("__name__", cpuMetric, "namespace", ns, "pod", pod, "container", container, "node", node)
+	return labels.FromStrings("__name__", cpuMetric, model.LabelNamespace, ns, model.LabelPod, pod, model.LabelContainer, container, model.LabelNode, node)
 }
+
+// sel is the PromQL selector name{k1="v1",...} (name may be empty). A key
+// may end with its operator (=~, !=, !~); the default is =.
+func sel(name string, kv ...string) string {
+	var b strings.Builder
+	b.WriteString(name + "{")
+	for i := 0; i+1 < len(kv); i += 2 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k := kv[i]
+		if !strings.HasSuffix(k, "=~") && !strings.HasSuffix(k, "!=") && !strings.HasSuffix(k, "!~") {
+			k += "="
+		}
+		b.WriteString(k + strconv.Quote(kv[i+1]))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// sumBy is "sum by (label) (expr)".
+func sumBy(label, expr string) string { return "sum by (" + label + ") (" + expr + ")" }
 
 // openTestDB opens a TSDB in a temporary directory and fills it with:
 //   - the three cpuSeries counters, sampled every 10s for 10m;
-//   - memMetric{namespace="default",pod="web-1",container="app",node="node-a"} = memValue(i);
-//   - memMetric{namespace="kube-system",pod="coredns-1",container="coredns",node="node-a"} = 5e7;
-//   - machine_cpu_cores{node="node-a"} = 8 and {node="node-b"} = 4.
+//   - memMetric of container app of pod default/web-1 on node-a = memValue(i);
+//   - memMetric of container coredns of pod kube-system/coredns-1 on node-a = 5e7;
+//   - coresMetric of node-a = 8 and of node-b = 4.
 func openTestDB(t *testing.T) *tsdb.DB {
 	t.Helper()
 	db, err := tsdb.Open(t.TempDir(), nil, nil, tsdb.DefaultOptions(), nil)
@@ -91,10 +119,10 @@ func openTestDB(t *testing.T) *tsdb.DB {
 		for _, s := range cpuSeries {
 			add(cpuLabels(s.namespace, s.pod, s.container, s.node), ts, s.perSecond*secs)
 		}
-		add(labels.FromStrings("__name__", memMetric, "namespace", "default", "pod", "web-1", "container", "app", "node", "node-a"), ts, memValue(i))
-		add(labels.FromStrings("__name__", memMetric, "namespace", "kube-system", "pod", "coredns-1", "container", "coredns", "node", "node-a"), ts, 5e7)
-		add(labels.FromStrings("__name__", coresMetric, "node", "node-a"), ts, 8)
-		add(labels.FromStrings("__name__", coresMetric, "node", "node-b"), ts, 4)
+		add(labels.FromStrings("__name__", memMetric, model.LabelNamespace, "default", model.LabelPod, "web-1", model.LabelContainer, "app", model.LabelNode, "node-a"), ts, memValue(i))
+		add(labels.FromStrings("__name__", memMetric, model.LabelNamespace, "kube-system", model.LabelPod, "coredns-1", model.LabelContainer, "coredns", model.LabelNode, "node-a"), ts, 5e7)
+		add(labels.FromStrings("__name__", coresMetric, model.LabelNode, "node-a"), ts, 8)
+		add(labels.FromStrings("__name__", coresMetric, model.LabelNode, "node-b"), ts, 4)
 	}
 	if err := app.Commit(); err != nil {
 		t.Fatalf("commit: %v", err)
@@ -300,47 +328,47 @@ func TestInstantQueryVector(t *testing.T) {
 			name:    "rate of the counters at the default time (now)",
 			method:  http.MethodGet,
 			params:  url.Values{"query": {"rate(" + cpuMetric + "[1m])"}},
-			byLabel: "pod",
+			byLabel: model.LabelPod,
 			want:    map[string]float64{"web-1": 0.5, "web-2": 1.0, "coredns-1": 0.5},
 			wantTS:  nowStr,
 		},
 		{
 			name:    "rate of one container via POST form",
 			method:  http.MethodPost,
-			params:  url.Values{"query": {`rate(` + cpuMetric + `{namespace="default",pod="web-1",container="app"}[1m])`}},
-			byLabel: "pod",
+			params:  url.Values{"query": {"rate(" + sel(cpuMetric, model.LabelNamespace, "default", model.LabelPod, "web-1", model.LabelContainer, "app") + "[1m])"}},
+			byLabel: model.LabelPod,
 			want:    map[string]float64{"web-1": 0.5},
 			wantTS:  nowStr,
 		},
 		{
 			name:    "sum by namespace",
 			method:  http.MethodGet,
-			params:  url.Values{"query": {"sum by (namespace) (rate(" + cpuMetric + "[1m]))"}},
-			byLabel: "namespace",
+			params:  url.Values{"query": {sumBy(model.LabelNamespace, "rate("+cpuMetric+"[1m])")}},
+			byLabel: model.LabelNamespace,
 			want:    map[string]float64{"default": 1.5, "kube-system": 0.5},
 			wantTS:  nowStr,
 		},
 		{
 			name:    "sum by namespace via POST form with explicit time",
 			method:  http.MethodPost,
-			params:  url.Values{"query": {"sum by (namespace) (rate(" + cpuMetric + "[2m]))"}, "time": {unixString(t0.Add(5 * time.Minute))}},
-			byLabel: "namespace",
+			params:  url.Values{"query": {sumBy(model.LabelNamespace, "rate("+cpuMetric+"[2m])")}, "time": {unixString(t0.Add(5 * time.Minute))}},
+			byLabel: model.LabelNamespace,
 			want:    map[string]float64{"default": 1.5, "kube-system": 0.5},
 			wantTS:  unixString(t0.Add(5 * time.Minute)),
 		},
 		{
 			name:    "gauge at an RFC3339 time",
 			method:  http.MethodGet,
-			params:  url.Values{"query": {memMetric + `{pod="web-1"}`}, "time": {t0.Add(2 * time.Minute).Format(time.RFC3339)}},
-			byLabel: "pod",
+			params:  url.Values{"query": {sel(memMetric, model.LabelPod, "web-1")}, "time": {t0.Add(2 * time.Minute).Format(time.RFC3339)}},
+			byLabel: model.LabelPod,
 			want:    map[string]float64{"web-1": memValue(12)},
 			wantTS:  unixString(t0.Add(2 * time.Minute)),
 		},
 		{
 			name:    "gauge between scrapes uses the last sample; fractional time kept to the millisecond",
 			method:  http.MethodGet,
-			params:  url.Values{"query": {memMetric + `{pod="web-1"}`}, "time": {unixString(t0) + ".0156"}},
-			byLabel: "pod",
+			params:  url.Values{"query": {sel(memMetric, model.LabelPod, "web-1")}, "time": {unixString(t0) + ".0156"}},
+			byLabel: model.LabelPod,
 			want:    map[string]float64{"web-1": memValue(0)},
 			wantTS:  unixString(t0) + ".016",
 		},
@@ -348,7 +376,7 @@ func TestInstantQueryVector(t *testing.T) {
 			name:    "limit truncates",
 			method:  http.MethodGet,
 			params:  url.Values{"query": {`sort_desc(` + coresMetric + `)`}, "limit": {"1"}},
-			byLabel: "node",
+			byLabel: model.LabelNode,
 			want:    map[string]float64{"node-a": 8},
 			wantTS:  nowStr,
 		},
@@ -356,7 +384,7 @@ func TestInstantQueryVector(t *testing.T) {
 			name:    "no data is an empty vector",
 			method:  http.MethodGet,
 			params:  url.Values{"query": {"no_such_metric"}},
-			byLabel: "pod",
+			byLabel: model.LabelPod,
 			want:    map[string]float64{},
 			wantTS:  nowStr,
 		},
@@ -396,13 +424,13 @@ func TestInstantQueryVector(t *testing.T) {
 func TestInstantQueryRateLabels(t *testing.T) {
 	e := newTestEnv(t, openTestDB(t), nil)
 	env := e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{
-		"query": {`rate(` + cpuMetric + `{pod="web-1"}[1m])`},
+		"query": {"rate(" + sel(cpuMetric, model.LabelPod, "web-1") + "[1m])"},
 	})
 	vec := decodeQuery[[]vectorSample](t, env, "vector")
 	if len(vec) != 1 {
 		t.Fatalf("got %d samples, want 1", len(vec))
 	}
-	want := map[string]string{"namespace": "default", "pod": "web-1", "container": "app", "node": "node-a"}
+	want := map[string]string{model.LabelNamespace: "default", model.LabelPod: "web-1", model.LabelContainer: "app", model.LabelNode: "node-a"}
 	if fmt.Sprint(vec[0].Metric) != fmt.Sprint(want) {
 		t.Errorf("metric = %v, want %v", vec[0].Metric, want)
 	}
@@ -423,7 +451,7 @@ func TestInstantQueryOtherResultTypes(t *testing.T) {
 			{"2.5 * 2", "5"},
 			{"1e-9", "1e-09"},
 			{"1e22", "1e+22"},
-			{"scalar(" + coresMetric + `{node="node-b"})`, "4"},
+			{"scalar(" + sel(coresMetric, model.LabelNode, "node-b") + ")", "4"},
 		} {
 			env := e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{"query": {tc.query}, "time": {at}})
 			p := decodeQuery[point](t, env, "scalar")
@@ -442,7 +470,7 @@ func TestInstantQueryOtherResultTypes(t *testing.T) {
 	})
 
 	t.Run("range selector is a matrix", func(t *testing.T) {
-		env := e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{"query": {memMetric + `{pod="web-1"}[30s]`}})
+		env := e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{"query": {sel(memMetric, model.LabelPod, "web-1") + "[30s]"}})
 		m := decodeQuery[[]matrixSeries](t, env, "matrix")
 		if len(m) != 1 {
 			t.Fatalf("got %d series, want 1", len(m))
@@ -465,7 +493,7 @@ func TestInstantQueryOtherResultTypes(t *testing.T) {
 
 	t.Run("at modifier and negative offset are enabled", func(t *testing.T) {
 		env := e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{
-			"query": {memMetric + `{pod="web-1"} @ ` + unixString(t0.Add(time.Minute)) + ` + 0 * ` + memMetric + `{pod="web-1"} offset -1m`},
+			"query": {sel(memMetric, model.LabelPod, "web-1") + " @ " + unixString(t0.Add(time.Minute)) + " + 0 * " + sel(memMetric, model.LabelPod, "web-1") + " offset -1m"},
 			"time":  {unixString(t0.Add(2 * time.Minute))},
 		})
 		vec := decodeQuery[[]vectorSample](t, env, "vector")
@@ -476,7 +504,7 @@ func TestInstantQueryOtherResultTypes(t *testing.T) {
 
 	t.Run("subquery without step", func(t *testing.T) {
 		env := e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{
-			"query": {"max_over_time(rate(" + cpuMetric + `{pod="web-2"}[1m])[5m:])`},
+			"query": {"max_over_time(rate(" + sel(cpuMetric, model.LabelPod, "web-2") + "[1m])[5m:])"},
 		})
 		vec := decodeQuery[[]vectorSample](t, env, "vector")
 		if len(vec) != 1 || !approx(vec[0].Value.float(t), 1.0) {
@@ -502,7 +530,7 @@ func TestRangeQuery(t *testing.T) {
 			name:   "rate, unix seconds and duration step",
 			method: http.MethodGet,
 			params: url.Values{
-				"query": {"rate(" + cpuMetric + `{pod="web-1"}[1m])`},
+				"query": {"rate(" + sel(cpuMetric, model.LabelPod, "web-1") + "[1m])"},
 				"start": {unixString(start)}, "end": {unixString(end)}, "step": {"1m"},
 			},
 			wantSeries: 1, wantPoints: 6, wantStep: time.Minute,
@@ -516,7 +544,7 @@ func TestRangeQuery(t *testing.T) {
 			name:   "gauge, RFC3339 times and float-seconds step, POST form",
 			method: http.MethodPost,
 			params: url.Values{
-				"query": {memMetric + `{pod="web-1"}`},
+				"query": {sel(memMetric, model.LabelPod, "web-1")},
 				"start": {start.Format(time.RFC3339Nano)}, "end": {end.Format(time.RFC3339Nano)}, "step": {"30"},
 			},
 			wantSeries: 1, wantPoints: 11, wantStep: 30 * time.Second,
@@ -534,12 +562,12 @@ func TestRangeQuery(t *testing.T) {
 			name:   "sum by namespace",
 			method: http.MethodGet,
 			params: url.Values{
-				"query": {"sum by (namespace) (rate(" + cpuMetric + "[1m]))"},
+				"query": {sumBy(model.LabelNamespace, "rate("+cpuMetric+"[1m])")},
 				"start": {unixString(start)}, "end": {unixString(end)}, "step": {"120s"},
 			},
 			wantSeries: 2, wantPoints: 3, wantStep: 2 * time.Minute,
 			check: func(t *testing.T, s matrixSeries, _ int, p point, _ time.Time) {
-				want := map[string]float64{"default": 1.5, "kube-system": 0.5}[s.Metric["namespace"]]
+				want := map[string]float64{"default": 1.5, "kube-system": 0.5}[s.Metric[model.LabelNamespace]]
 				if len(s.Metric) != 1 || !approx(p.float(t), want) {
 					t.Errorf("%v: %v, want %v", s.Metric, p.V, want)
 				}
@@ -596,9 +624,11 @@ func TestRangeQuery(t *testing.T) {
 func TestSeries(t *testing.T) {
 	e := newTestEnv(t, openTestDB(t), nil)
 	cpu := func(ns, pod, container, node string) map[string]string {
-		return map[string]string{"__name__": cpuMetric, "namespace": ns, "pod": pod, "container": container, "node": node}
+		return map[string]string{"__name__": cpuMetric, model.LabelNamespace: ns, model.LabelPod: pod, model.LabelContainer: container, model.LabelNode: node}
 	}
-	cores := func(node string) map[string]string { return map[string]string{"__name__": coresMetric, "node": node} }
+	cores := func(node string) map[string]string {
+		return map[string]string{"__name__": coresMetric, model.LabelNode: node}
+	}
 
 	tests := []struct {
 		name     string
@@ -620,7 +650,7 @@ func TestSeries(t *testing.T) {
 		{
 			name:   "overlapping selectors are de-duplicated and merged in order",
 			method: http.MethodGet,
-			params: url.Values{"match[]": {coresMetric, cpuMetric + `{namespace="kube-system"}`, `{node="node-b",__name__=~"machine.*"}`}},
+			params: url.Values{"match[]": {coresMetric, sel(cpuMetric, model.LabelNamespace, "kube-system"), sel("", model.LabelNode, "node-b", "__name__=~", "machine.*")}},
 			want: []map[string]string{
 				cpu("kube-system", "coredns-1", "coredns", "node-a"),
 				cores("node-a"),
@@ -630,7 +660,7 @@ func TestSeries(t *testing.T) {
 		{
 			name:   "POST form with time range",
 			method: http.MethodPost,
-			params: url.Values{"match[]": {`{__name__=~".+",node="node-b"}`}, "start": {unixString(t0)}, "end": {now.Format(time.RFC3339)}},
+			params: url.Values{"match[]": {sel("", "__name__=~", ".+", model.LabelNode, "node-b")}, "start": {unixString(t0)}, "end": {now.Format(time.RFC3339)}},
 			want: []map[string]string{
 				cpu("default", "web-2", "app", "node-b"),
 				cores("node-b"),
@@ -672,6 +702,11 @@ func TestLabels(t *testing.T) {
 	e := newTestEnv(t, openTestDB(t), nil)
 	allNames := []string{cpuMetric, memMetric, coresMetric}
 	slices.Sort(allNames)
+	allLabels := []string{"__name__", model.LabelContainer, model.LabelNamespace, model.LabelNode, model.LabelPod}
+	slices.Sort(allLabels)
+	coresLabels := []string{"__name__", model.LabelNode}
+	slices.Sort(coresLabels)
+	values := func(label string) string { return "/api/v1/label/" + label + "/values" }
 
 	tests := []struct {
 		name     string
@@ -682,32 +717,33 @@ func TestLabels(t *testing.T) {
 		truncate bool
 	}{
 		{"label names", http.MethodGet, "/api/v1/labels", nil,
-			[]string{"__name__", "container", "namespace", "node", "pod"}, false},
+			allLabels, false},
 		{"label names with match[]", http.MethodGet, "/api/v1/labels", url.Values{"match[]": {coresMetric}},
-			[]string{"__name__", "node"}, false},
+			coresLabels, false},
 		{"label names with two match[]", http.MethodPost, "/api/v1/labels", url.Values{"match[]": {coresMetric, memMetric}},
-			[]string{"__name__", "container", "namespace", "node", "pod"}, false},
+			allLabels, false},
 		{"label names with time range and limit", http.MethodGet, "/api/v1/labels", url.Values{"start": {unixString(t0)}, "end": {unixString(now)}, "limit": {"2"}},
-			[]string{"__name__", "container"}, true},
+			allLabels[:2], true},
 		{"label names outside the data", http.MethodGet, "/api/v1/labels", url.Values{"start": {"0"}, "end": {"10"}},
 			[]string{}, false},
 		{"metric names", http.MethodGet, "/api/v1/label/__name__/values", nil,
 			allNames, false},
-		{"pods", http.MethodGet, "/api/v1/label/pod/values", nil,
+		{"pods", http.MethodGet, values(model.LabelPod), nil,
 			[]string{"coredns-1", "web-1", "web-2"}, false},
-		{"pods with match[]", http.MethodGet, "/api/v1/label/pod/values", url.Values{"match[]": {memMetric}},
+		{"pods with match[]", http.MethodGet, values(model.LabelPod), url.Values{"match[]": {memMetric}},
 			[]string{"coredns-1", "web-1"}, false},
-		{"nodes with overlapping match[] are de-duplicated", http.MethodPost, "/api/v1/label/node/values",
-			url.Values{"match[]": {`{namespace="default"}`, coresMetric, `{pod="coredns-1"}`}},
+		{"nodes with overlapping match[] are de-duplicated", http.MethodPost, values(model.LabelNode),
+			url.Values{"match[]": {sel("", model.LabelNamespace, "default"), coresMetric, sel("", model.LabelPod, "coredns-1")}},
 			[]string{"node-a", "node-b"}, false},
-		{"namespaces with match[] and time range", http.MethodGet, "/api/v1/label/namespace/values",
-			url.Values{"match[]": {`{node="node-b"}`}, "start": {unixString(t0)}, "end": {unixString(now)}},
+		{"namespaces with match[] and time range", http.MethodGet, values(model.LabelNamespace),
+			url.Values{"match[]": {sel("", model.LabelNode, "node-b")}, "start": {unixString(t0)}, "end": {unixString(now)}},
 			[]string{"default"}, false},
-		{"escaped label name", http.MethodGet, "/api/v1/label/U__n_6f_de/values", nil,
+		// The node label with its second character escaped (U__n_6f_de for "node").
+		{"escaped label name", http.MethodGet, values(fmt.Sprintf("U__%s_%x_%s", model.LabelNode[:1], model.LabelNode[1], model.LabelNode[2:])), nil,
 			[]string{"node-a", "node-b"}, false},
 		{"unknown label", http.MethodGet, "/api/v1/label/nope/values", nil,
 			[]string{}, false},
-		{"values with limit", http.MethodGet, "/api/v1/label/pod/values", url.Values{"limit": {"1"}},
+		{"values with limit", http.MethodGet, values(model.LabelPod), url.Values{"limit": {"1"}},
 			[]string{"coredns-1"}, true},
 	}
 	for _, tc := range tests {
@@ -813,7 +849,7 @@ func TestErrors(t *testing.T) {
 		{"query: bad lookback_delta", e, "GET", "/api/v1/query", url.Values{"query": {"1"}, "lookback_delta": {"x"}}, 400, "bad_data", `invalid parameter "lookback_delta"`},
 		{"query: type error", e, "GET", "/api/v1/query", url.Values{"query": {`rate(` + cpuMetric + `)`}}, 400, "bad_data", `invalid parameter "query"`},
 		{"query: too many samples", small, "GET", "/api/v1/query", url.Values{"query": {cpuMetric + "[10m]"}}, 422, "execution", "query processing would load too many samples into memory"},
-		{"query: duplicate labelset", e, "GET", "/api/v1/query", url.Values{"query": {`label_replace(` + coresMetric + `, "node", "x", "", "")`}}, 422, "execution", "vector cannot contain metrics with the same labelset"},
+		{"query: duplicate labelset", e, "GET", "/api/v1/query", url.Values{"query": {"label_replace(" + coresMetric + ", " + strconv.Quote(model.LabelNode) + `, "x", "", "")`}}, 422, "execution", "vector cannot contain metrics with the same labelset"},
 		{"query: timeout", e, "GET", "/api/v1/query", url.Values{"query": {cpuMetric}, "timeout": {"0.000000001"}}, 503, "timeout", "query timed out"},
 		{"query: storage error", broken, "GET", "/api/v1/query", url.Values{"query": {cpuMetric}}, 500, "internal", "disk on fire"},
 		{"query: querier error", failing, "GET", "/api/v1/query", url.Values{"query": {cpuMetric}}, 422, "execution", "querier unavailable"},
@@ -839,9 +875,9 @@ func TestErrors(t *testing.T) {
 
 		// /api/v1/series
 		{"series: no match[]", e, "GET", "/api/v1/series", nil, 400, "bad_data", "no match[] parameter provided"},
-		{"series: bad matcher", e, "GET", "/api/v1/series", url.Values{"match[]": {`{pod=~"(" }`}}, 400, "bad_data", `invalid parameter "match[]"`},
+		{"series: bad matcher", e, "GET", "/api/v1/series", url.Values{"match[]": {sel("", model.LabelPod+"=~", "(")}}, 400, "bad_data", `invalid parameter "match[]"`},
 		{"series: unparseable selector", e, "POST", "/api/v1/series", url.Values{"match[]": {"rate(x[1m])"}}, 400, "bad_data", `invalid parameter "match[]"`},
-		{"series: only empty matchers", e, "GET", "/api/v1/series", url.Values{"match[]": {`{pod=""}`}}, 400, "bad_data", "match[] must contain at least one non-empty matcher"},
+		{"series: only empty matchers", e, "GET", "/api/v1/series", url.Values{"match[]": {sel("", model.LabelPod, "")}}, 400, "bad_data", "match[] must contain at least one non-empty matcher"},
 		{"series: bad start", e, "GET", "/api/v1/series", url.Values{"match[]": {"up"}, "start": {"x"}}, 400, "bad_data", `invalid parameter "start": invalid time value for 'start'`},
 		{"series: end before start", e, "GET", "/api/v1/series", url.Values{"match[]": {"up"}, "start": {"10"}, "end": {"5"}}, 400, "bad_data", "end timestamp must not be before start time"},
 		{"series: bad limit", e, "GET", "/api/v1/series", url.Values{"match[]": {"up"}, "limit": {"1.5"}}, 400, "bad_data", `invalid parameter "limit"`},
@@ -853,10 +889,10 @@ func TestErrors(t *testing.T) {
 		{"labels: bad end", e, "POST", "/api/v1/labels", url.Values{"end": {"tomorrow"}}, 400, "bad_data", `invalid parameter "end"`},
 		{"labels: end before start", e, "GET", "/api/v1/labels", url.Values{"start": {now.Format(time.RFC3339)}, "end": {t0.Format(time.RFC3339)}}, 400, "bad_data", "end timestamp must not be before start time"},
 		{"labels: querier error", failing, "GET", "/api/v1/labels", nil, 422, "execution", "querier unavailable"},
-		{"values: bad matcher", e, "GET", "/api/v1/label/pod/values", url.Values{"match[]": {`{pod="a"`}}, 400, "bad_data", `invalid parameter "match[]"`},
-		{"values: bad start", e, "GET", "/api/v1/label/pod/values", url.Values{"start": {"-"}}, 400, "bad_data", `invalid parameter "start"`},
+		{"values: bad matcher", e, "GET", "/api/v1/label/" + model.LabelPod + "/values", url.Values{"match[]": {strings.TrimSuffix(sel("", model.LabelPod, "a"), "}")}}, 400, "bad_data", `invalid parameter "match[]"`},
+		{"values: bad start", e, "GET", "/api/v1/label/" + model.LabelPod + "/values", url.Values{"start": {"-"}}, 400, "bad_data", `invalid parameter "start"`},
 		{"values: invalid label name", e, "GET", "/api/v1/label/%FF/values", nil, 400, "bad_data", "invalid label name"},
-		{"values: storage error", broken, "GET", "/api/v1/label/pod/values", nil, 500, "internal", "disk on fire"},
+		{"values: storage error", broken, "GET", "/api/v1/label/" + model.LabelPod + "/values", nil, 500, "internal", "disk on fire"},
 
 		// Others.
 		{"exemplars: bad query", e, "GET", "/api/v1/query_exemplars", url.Values{"query": {"up{"}}, 400, "bad_data", `invalid parameter "query"`},
@@ -920,13 +956,15 @@ func TestExactJSON(t *testing.T) {
 		return string(b)
 	}
 	at := unixString(t0.Add(time.Minute))
+	// cores is coresMetric's labels of node n as JSON (__name__ sorts first).
+	cores := func(n string) string { return fmt.Sprintf(`{"__name__":%q,%q:%q}`, coresMetric, model.LabelNode, n) }
 	tests := []struct {
 		path   string
 		params url.Values
 		want   string
 	}{
-		{"/api/v1/query", url.Values{"query": {coresMetric + `{node="node-b"}`}, "time": {at}},
-			`{"status":"success","data":{"resultType":"vector","result":[{"metric":{"__name__":"machine_cpu_cores","node":"node-b"},"value":[1700000060,"4"]}]}}`},
+		{"/api/v1/query", url.Values{"query": {sel(coresMetric, model.LabelNode, "node-b")}, "time": {at}},
+			`{"status":"success","data":{"resultType":"vector","result":[{"metric":` + cores("node-b") + `,"value":[1700000060,"4"]}]}}`},
 		{"/api/v1/query", url.Values{"query": {"1/0"}, "time": {"1700000060.5"}},
 			`{"status":"success","data":{"resultType":"scalar","result":[1700000060.500,"+Inf"]}}`},
 		{"/api/v1/query", url.Values{"query": {"vector(0.25)"}, "time": {"1700000060.007"}},
@@ -934,11 +972,11 @@ func TestExactJSON(t *testing.T) {
 		{"/api/v1/query_range", url.Values{"query": {`max(` + coresMetric + `)`}, "start": {at}, "end": {unixString(t0.Add(2 * time.Minute))}, "step": {"30s"}},
 			`{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1700000060,"8"],[1700000090,"8"],[1700000120,"8"]]}]}}`},
 		{"/api/v1/series", url.Values{"match[]": {coresMetric}},
-			`{"status":"success","data":[{"__name__":"machine_cpu_cores","node":"node-a"},{"__name__":"machine_cpu_cores","node":"node-b"}]}`},
-		{"/api/v1/label/node/values", nil,
+			`{"status":"success","data":[` + cores("node-a") + `,` + cores("node-b") + `]}`},
+		{"/api/v1/label/" + model.LabelNode + "/values", nil,
 			`{"status":"success","data":["node-a","node-b"]}`},
 		{"/api/v1/series", url.Values{"match[]": {coresMetric}, "limit": {"1"}},
-			`{"status":"success","data":[{"__name__":"machine_cpu_cores","node":"node-a"}],"warnings":["results truncated due to limit"]}`},
+			`{"status":"success","data":[` + cores("node-a") + `],"warnings":["results truncated due to limit"]}`},
 		{"/api/v1/query", url.Values{"query": {"up("}},
 			`{"status":"error","errorType":"bad_data","error":"invalid parameter \"query\": 1:4: parse error: unclosed left parenthesis"}`},
 	}
@@ -954,7 +992,7 @@ func TestMetrics(t *testing.T) {
 	e.mustSucceed(t, http.MethodGet, "/api/v1/query", url.Values{"query": {"1"}})
 	e.mustSucceed(t, http.MethodPost, "/api/v1/query", url.Values{"query": {"2"}})
 	e.do(t, http.MethodGet, "/api/v1/query_range", nil)
-	e.mustSucceed(t, http.MethodGet, "/api/v1/label/pod/values", nil)
+	e.mustSucceed(t, http.MethodGet, "/api/v1/label/"+model.LabelPod+"/values", nil)
 
 	// A second API on the same registry shares the collectors.
 	if _, err := New(Options{Queryable: storageErrQueryable, Registerer: e.reg}); err != nil {
