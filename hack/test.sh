@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (Debian packages, Go modules,
 # the Kubernetes binaries, built once per version into a cache outside the
-# repository), then formatting, vet, and every test with the race detector:
+# repository), then formatting, vet, golangci-lint (hack/lint.sh), the series
+# contract's rename check (hack/contract-rename.sh), and every test with the race detector:
 # unit, fixture and fuzz-seed tests, and the end-to-end tests that run the
 # kubemon binary against the simulator and against a real cluster
 # (hack/cluster; as root).
@@ -23,9 +24,13 @@ if [ -n "$unformatted" ]; then
 fi
 echo "== go vet"
 go vet ./...
+echo "== golangci-lint (.golangci.yml: staticcheck, errcheck, depguard's dependency directions, ...)"
+hack/lint.sh
 # gotestsum runs go test and ends with a summary naming every skipped test
 # (with its reason) and every failure.
 gotestsum=("$(go env GOPATH)/bin/gotestsum" --format pkgname-and-test-fails --format-hide-empty-pkg)
+echo "== series contract: a renamed label key and series name reach every API and golden file"
+hack/contract-rename.sh
 echo "== go test -race (unit and package tests)"
 "${gotestsum[@]}" -- -race -count=1 -timeout 30m $(go list ./... | grep -v /test/e2e)
 # The end-to-end tests run alone: they start real servers and a cluster,

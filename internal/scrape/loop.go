@@ -190,18 +190,28 @@ func nextSlot(now time.Time, interval, offset time.Duration) time.Time {
 	return slot
 }
 
+// run scrapes l's node at its slot in every interval. A slot less than
+// half an interval after the previous scrape began is skipped: when a timer
+// fires late (a loaded machine) the next slot would otherwise follow within
+// milliseconds and read the same kubelet stats again.
 func (m *Manager) run(ctx context.Context, l *loop) {
 	defer close(l.done)
 	off := Offset(l.target.Node, m.o.Interval)
+	var last time.Time
 	for {
-		wait := nextSlot(m.o.Now(), m.o.Interval, off).Sub(m.o.Now())
-		timer := time.NewTimer(wait)
+		now := m.o.Now()
+		slot := nextSlot(now, m.o.Interval, off)
+		if !last.IsZero() && slot.Sub(last) < m.o.Interval/2 {
+			slot = slot.Add(m.o.Interval)
+		}
+		timer := time.NewTimer(slot.Sub(now))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return
 		case <-timer.C:
 		}
+		last = m.o.Now()
 		m.scrapeOnce(ctx, l)
 	}
 }

@@ -47,9 +47,9 @@ func TestDecodeResource(t *testing.T) {
 		t.Fatal(err)
 	}
 	zero := find(entries, ctr("n", "kubernetes-dashboard", "kubernetes-dashboard-metrics-server-77db45cdf4-fppzx", "metrics-server"))
-	real := find(entries, ctr("n", "kubernetes-dashboard", "kubernetes-dashboard-metrics-server-77db45cdf4-tpx4v", "metrics-server"))
-	if zero.Start != 0 || real.Start != 1650974202419 {
-		t.Errorf("start times %d %d", zero.Start, real.Start)
+	set := find(entries, ctr("n", "kubernetes-dashboard", "kubernetes-dashboard-metrics-server-77db45cdf4-tpx4v", "metrics-server"))
+	if zero.Start != 0 || set.Start != 1650974202419 {
+		t.Errorf("start times %d %d", zero.Start, set.Start)
 	}
 
 	for name, payload := range map[string]string{
