@@ -59,3 +59,22 @@ func TestReadme(t *testing.T) {
 		t.Error("README.md's metric list differs from the metric table: run go generate ./internal/model")
 	}
 }
+
+func TestParseSeriesName(t *testing.T) {
+	n := 0
+	for _, s := range AllSeries() {
+		l, m, ok := ParseSeriesName(s.Name)
+		if !ok || l != s.Level || m != s.Metric.ID {
+			t.Errorf("ParseSeriesName(%q) = %v %v %v, want %v %v", s.Name, l, m, ok, s.Level, s.Metric.ID)
+		}
+		n++
+	}
+	if n < 100 {
+		t.Fatalf("only %d series in the contract", n)
+	}
+	for _, bad := range []string{"", "container_", "kubemon_build_info", "container_cpu_usage_cores_x"} {
+		if _, _, ok := ParseSeriesName(bad); ok {
+			t.Errorf("ParseSeriesName(%q) ok", bad)
+		}
+	}
+}

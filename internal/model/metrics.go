@@ -215,3 +215,32 @@ func SeriesNames() []string {
 	}
 	return out
 }
+
+// seriesByName maps every series name kubemon writes to its level and metric.
+var seriesByName = func() map[string]struct {
+	l Level
+	m MetricID
+} {
+	out := map[string]struct {
+		l Level
+		m MetricID
+	}{}
+	for l := Level(0); l < NumLevels; l++ {
+		for i, m := range Metrics { // by index: IDs are set by init, after this runs
+			if m.Levels.Has(l) {
+				out[PromName(l, MetricID(i))] = struct {
+					l Level
+					m MetricID
+				}{l, MetricID(i)}
+			}
+		}
+	}
+	return out
+}()
+
+// ParseSeriesName returns the level and metric of a series name kubemon
+// writes (PromName's inverse); ok is false for any other name.
+func ParseSeriesName(name string) (l Level, m MetricID, ok bool) {
+	s, ok := seriesByName[name]
+	return s.l, s.m, ok
+}
