@@ -15,7 +15,8 @@ if [ "$(printf '%s\n%s\n' "$need_go" "$have" | sort -V | head -n1)" != "$need_go
   exit 1
 fi
 
-pkgs=(ca-certificates curl procps bc iproute2 util-linux mount containerd runc containernetworking-plugins iptables conntrack git)
+pkgs=(ca-certificates curl procps bc iproute2 util-linux mount containerd runc containernetworking-plugins iptables conntrack git
+  influxdb prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
