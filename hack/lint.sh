@@ -50,6 +50,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/sim internal/model"
   "internal/app internal/sim"
   "internal/config internal/testutil/golden"
+  "internal/sink internal/store"
 )
 pkgs=()
 for p in "${probes[@]}"; do

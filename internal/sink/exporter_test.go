@@ -1,0 +1,416 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+
+	"github.com/kubemon/kubemon/internal/store"
+)
+
+// fixture is a real store holding nSeries series with one sample every
+// step from start to end, the last one a staleness marker for series 0.
+type fixture struct {
+	st         *store.Store
+	start, end time.Time
+	step       time.Duration
+	want       map[string][]Sample // by series
+}
+
+func newFixture(t *testing.T, nSeries int, start, end time.Time, step time.Duration) *fixture {
+	t.Helper()
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &fixture{st: st, start: start, end: end, step: step, want: map[string][]Sample{}}
+	app := st.DB().Appender(context.Background())
+	last := start.Add(end.Sub(start) / step * step)
+	stale := 0
+	for ts := start; !ts.After(end); ts = ts.Add(step) {
+		for i := range nSeries {
+			ls := labels.FromStrings(labels.MetricName, "container_memory_working_set_bytes", "pod", fmt.Sprintf("p%03d", i), "namespace", "ns")
+			v := float64(i*1000) + float64(ts.Unix()%1000)
+			if i == 0 && ts.Equal(last) {
+				v = math.Float64frombits(value.StaleNaN)
+				stale++
+			}
+			if _, err := app.Append(0, ls, ts.UnixMilli(), v); err != nil {
+				t.Fatal(err)
+			}
+			f.want[ls.String()] = append(f.want[ls.String()], Sample{T: ts.UnixMilli(), V: v})
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if stale != 1 {
+		t.Fatalf("fixture wrote %d staleness markers, want 1", stale)
+	}
+	return f
+}
+
+// recorder is a Writer that keeps what it accepted; fail, when set, decides
+// per call whether to fail it.
+type recorder struct {
+	mu    sync.Mutex
+	got   map[string][]Sample
+	calls int
+	fail  func(call int, b []Series) error
+}
+
+func (r *recorder) Write(ctx context.Context, b []Series) error {
+	r.mu.Lock()
+	r.calls++
+	call := r.calls
+	fail := r.fail
+	r.mu.Unlock()
+	if fail != nil {
+		if err := fail(call, b); err != nil {
+			return err
+		}
+	}
+	n := 0
+	for _, s := range b {
+		n += len(s.Samples)
+	}
+	if n > 50 {
+		return fmt.Errorf("batch of %d samples exceeds the batch size", n)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.got == nil {
+		r.got = map[string][]Sample{}
+	}
+	for _, s := range b {
+		r.got[s.Labels.String()] = append(r.got[s.Labels.String()], s.Samples...)
+	}
+	return nil
+}
+
+// check compares what was delivered with the fixture, sample for sample:
+// every sample once, in time order, staleness markers included.
+func (f *fixture) check(t *testing.T, got map[string][]Sample, skip func(series string) bool) {
+	t.Helper()
+	n := 0
+	for k, want := range f.want {
+		if skip != nil && skip(k) {
+			if len(got[k]) != 0 {
+				t.Errorf("%s: %d samples delivered, want none", k, len(got[k]))
+			}
+			continue
+		}
+		g := got[k]
+		if len(g) != len(want) {
+			t.Errorf("%s: %d samples delivered, want %d", k, len(g), len(want))
+			continue
+		}
+		for i := range want {
+			if g[i].T != want[i].T || math.Float64bits(g[i].V) != math.Float64bits(want[i].V) {
+				t.Errorf("%s sample %d: %v, want %v", k, i, g[i], want[i])
+				break
+			}
+		}
+		n += len(g)
+	}
+	if n == 0 {
+		t.Fatal("nothing was compared")
+	}
+	for k := range got {
+		if _, ok := f.want[k]; !ok {
+			t.Errorf("unexpected series %s", k)
+		}
+	}
+}
+
+func startAt(t *testing.T, dir, name string, at time.Time) {
+	t.Helper()
+	p, err := openPosition(dir, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.save(position{To: at.UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func opts(dir string, w Writer, st *store.Store) Options {
+	return Options{Name: "test", Writer: w, Store: st.Queryable(), Dir: dir, Interval: 20 * time.Millisecond,
+		Settle: time.Millisecond, MaxWindow: 2 * time.Minute, BatchSize: 50, Shards: 3,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}
+}
+
+// runUntil runs e until cond holds (checked every 10 ms) or 20 s pass.
+func runUntil(t *testing.T, e *Exporter, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("condition not reached within 20 s (run: %v)", <-done)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func caughtUp(e *Exporter, to time.Time) func() bool {
+	return func() bool {
+		s := e.pos.get()
+		return s.Acked == nil && s.To >= to.UnixMilli()
+	}
+}
+
+// TestExporterDeliversEverythingOnce: 10 minutes of 40 series behind the
+// sink's position are delivered window by window, in batches of at most 50
+// samples over 3 shards, each sample once and in order.
+func TestExporterDeliversEverythingOnce(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, 40, now.Add(-10*time.Minute), now.Add(-time.Second), 15*time.Second)
+	dir := t.TempDir()
+	startAt(t, dir, "test", f.start.Add(-time.Second))
+	w := &recorder{}
+	reg := prometheus.NewRegistry()
+	o := opts(dir, w, f.st)
+	o.Registerer = reg
+	e, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, caughtUp(e, f.end))
+	f.check(t, w.got, nil)
+	total := 0
+	for _, s := range f.want {
+		total += len(s)
+	}
+	if sent := testutil.ToFloat64(e.m.sent); sent != float64(total) {
+		t.Errorf("samples_sent_total %v, want %d", sent, total)
+	}
+	if lag := testutil.ToFloat64(e.m.lag); !(lag < 5) {
+		t.Errorf("lag %v s after catching up", lag)
+	}
+}
+
+// TestExporterRetries: a sink that fails with retryable errors (every other
+// call, and a 429 with a Retry-After) still gets every sample exactly once.
+func TestExporterRetries(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, 20, now.Add(-3*time.Minute), now.Add(-time.Second), 10*time.Second)
+	dir := t.TempDir()
+	startAt(t, dir, "test", f.start.Add(-time.Second))
+	w := &recorder{fail: func(call int, _ []Series) error {
+		switch {
+		case call == 2:
+			return Retryable(errors.New("429 slow down"), 20*time.Millisecond)
+		case call%2 == 1:
+			return Retryable(errors.New("503 unavailable"), 0)
+		}
+		return nil
+	}}
+	e, err := NewExporter(opts(dir, w, f.st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, caughtUp(e, f.end))
+	f.check(t, w.got, nil)
+	if r := testutil.ToFloat64(e.m.retried); !(r > 0) {
+		t.Errorf("samples_retried_total %v, want > 0", r)
+	}
+	if fl := testutil.ToFloat64(e.m.failed); fl != 0 {
+		t.Errorf("samples_failed_total %v, want 0", fl)
+	}
+}
+
+// TestExporterRefusedBatch: batches the sink refuses for good are counted
+// and not retried; everything else arrives, and the position moves on.
+func TestExporterRefusedBatch(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, 20, now.Add(-3*time.Minute), now.Add(-time.Second), 10*time.Second)
+	dir := t.TempDir()
+	startAt(t, dir, "test", f.start.Add(-time.Second))
+	bad := `pod="p007"`
+	refused := 0
+	var mu sync.Mutex
+	w := &recorder{}
+	w.fail = func(_ int, b []Series) error {
+		for _, s := range b {
+			if strings.Contains(s.Labels.String(), bad) {
+				mu.Lock()
+				for _, s := range b {
+					refused += len(s.Samples)
+				}
+				mu.Unlock()
+				return errors.New("400 Bad Request: invalid sample")
+			}
+		}
+		return nil
+	}
+	e, err := NewExporter(opts(dir, w, f.st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, caughtUp(e, f.end))
+	// Whole batches holding the bad series were refused: every series that
+	// arrived arrived completely, and the bad one not at all.
+	got := map[string][]Sample{}
+	for k, v := range w.got {
+		if len(v) == len(f.want[k]) {
+			got[k] = v
+		}
+	}
+	f.check(t, got, func(k string) bool { return strings.Contains(k, bad) || len(got[k]) == 0 })
+	if fl := testutil.ToFloat64(e.m.failed); fl != float64(refused) || refused == 0 {
+		t.Errorf("samples_failed_total %v, want %d (> 0)", fl, refused)
+	}
+	if r := testutil.ToFloat64(e.m.retried); r != 0 {
+		t.Errorf("a refused batch was retried (%v samples)", r)
+	}
+}
+
+// TestExporterResumesMidWindow: kubemon stops while a window is half sent;
+// the next run on the same position file sends only the rest: every sample
+// exactly once over both runs.
+func TestExporterResumesMidWindow(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, 30, now.Add(-4*time.Minute), now.Add(-time.Second), 10*time.Second)
+	dir := t.TempDir()
+	startAt(t, dir, "test", f.start.Add(-time.Second))
+	w := &recorder{}
+	stop := make(chan struct{})
+	var once sync.Once
+	w.fail = func(call int, _ []Series) error {
+		if call > 5 {
+			once.Do(func() { close(stop) })
+			return Retryable(errors.New("connection refused"), 0)
+		}
+		return nil
+	}
+	o := opts(dir, w, f.st)
+	o.MaxWindow = 10 * time.Minute // one window, many batches
+	e, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return false
+		}
+	})
+	st := e.pos.get()
+	if st.Acked == nil || st.From == 0 {
+		t.Fatalf("the position file does not hold the half-sent window: %+v", st)
+	}
+	acked := 0
+	for _, a := range st.Acked {
+		acked += a
+	}
+	if acked == 0 {
+		t.Fatalf("no batch acknowledged in the position: %+v", st)
+	}
+
+	w.mu.Lock()
+	w.fail = nil
+	w.mu.Unlock()
+	e2, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e2, caughtUp(e2, f.end))
+	f.check(t, w.got, nil)
+}
+
+// TestExporterBudget: a sink further behind than MaxLag skips the oldest
+// data, counts the skipped samples and sends the rest.
+func TestExporterBudget(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, 10, now.Add(-10*time.Minute), now.Add(-time.Second), 30*time.Second)
+	dir := t.TempDir()
+	startAt(t, dir, "test", f.start.Add(-time.Second))
+	w := &recorder{}
+	o := opts(dir, w, f.st)
+	o.MaxLag = 4 * time.Minute
+	e, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, caughtUp(e, f.end))
+	delivered := 0
+	for _, s := range w.got {
+		delivered += len(s)
+		for _, x := range s {
+			if x.T < now.Add(-o.MaxLag-time.Minute).UnixMilli() {
+				t.Fatalf("a sample %v older than the budget was sent", time.UnixMilli(x.T))
+			}
+		}
+	}
+	total := 0
+	for _, s := range f.want {
+		total += len(s)
+	}
+	dropped := int(testutil.ToFloat64(e.m.dropped))
+	if dropped == 0 || delivered == 0 || dropped+delivered != total {
+		t.Errorf("dropped %d + delivered %d, want > 0 each and %d in all", dropped, delivered, total)
+	}
+}
+
+// TestExporterNewSinkStartsAtPresent: a sink without a position does not
+// send the history stored before it was configured.
+func TestExporterNewSinkStartsAtPresent(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, 5, now.Add(-5*time.Minute), now.Add(-time.Minute), 30*time.Second)
+	w := &recorder{}
+	e, err := NewExporter(opts(t.TempDir(), w, f.st))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, func() bool { return e.pos.get().To > 0 })
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.got) != 0 {
+		t.Errorf("a new sink sent %d series of old history", len(w.got))
+	}
+	if p := e.pos.get().To; p < f.end.UnixMilli() {
+		t.Errorf("a new sink starts at %v, before the newest stored sample %v", time.UnixMilli(p), f.end)
+	}
+}
+
+func TestPositionFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := openPosition(dir, "../x"); err == nil {
+		t.Error("a name with a path separator must be refused")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.position.json"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPosition(dir, "bad"); err == nil || !strings.Contains(err.Error(), "delete it") {
+		t.Errorf("corrupt position: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "odd.position.json"), []byte(`{"from":5,"to":1,"shards":1,"acked":[0]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openPosition(dir, "odd"); err == nil {
+		t.Error("inconsistent position accepted")
+	}
+}
