@@ -94,6 +94,9 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.IntVar(&c.Query.MaxConcurrency, "query.max-concurrency", c.Query.MaxConcurrency, "most PromQL queries run at once; more wait")
 	fs.DurationVar(&c.Query.Timeout, "query.timeout", c.Query.Timeout, "longest a PromQL query may run (waiting included)")
 	fs.IntVar(&c.Query.MaxSamples, "query.max-samples", c.Query.MaxSamples, "most samples a PromQL query may hold in memory at once")
+	fs.DurationVar(&c.Interval, "metric_resolution", c.Interval, "Heapster's name of --interval")
+	fs.Var(&sinkFlag{dst: &c.Sinks}, "sink", "a sink that gets every stored sample, in Heapster's form TYPE:URL?OPTIONS (repeatable; replaces the config file's sinks), "+
+		"e.g. influxdb:http://monitoring-influxdb:8086?db=k8s&user=root&pw=root&retention=7d&withfields=true or remotewrite:http://prometheus:9090/api/v1/write?label=cluster:prod")
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path
@@ -110,7 +113,8 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 // assumes every Value prints what it was set from, and a flag.Func prints
 // "" (--sim-mode with --config became ""). Replaying the raw arguments
 // holds for every kind of flag, present and future; it only asks that Set
-// replace rather than accumulate, as every flag here does.
+// replace rather than accumulate, or, for a repeatable flag (--sink), that
+// its Value have a reset method, called before the second pass.
 func parse(fs *flag.FlagSet, args []string, c *config.Config, path *string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -124,8 +128,38 @@ func parse(fs *flag.FlagSet, args []string, c *config.Config, path *string) erro
 	if err := c.Load(*path); err != nil {
 		return err
 	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if r, ok := f.Value.(interface{ reset() }); ok {
+			r.reset()
+		}
+	})
 	return fs.Parse(args)
 }
+
+// sinkFlag is the repeatable --sink: the sinks given on the command line
+// replace the config file's (the first use in a parse pass empties the
+// list, the next ones add to it).
+type sinkFlag struct {
+	dst *[]config.Sink
+	set bool
+}
+
+func (f *sinkFlag) String() string { return "" }
+
+func (f *sinkFlag) Set(s string) error {
+	sk, err := config.ParseSink(s)
+	if err != nil {
+		return err
+	}
+	if !f.set {
+		*f.dst, f.set = nil, true
+	}
+	*f.dst = append(*f.dst, sk)
+	return nil
+}
+
+// reset starts a new parse pass (see parse).
+func (f *sinkFlag) reset() { f.set = false }
 
 // stringList is a comma-separated list flag. Each use replaces the list;
 // items are trimmed of spaces ("a, b" is [a b]); "" is the empty list, so a
@@ -184,6 +218,8 @@ func parseServe(args []string, stderr io.Writer) (config.Config, error) {
 	fs.StringVar(&c.Discovery.NodesFile, "nodes-file", c.Discovery.NodesFile, "file holding a v1.NodeList")
 	fs.BoolVar(&c.Discovery.AllowEmpty, "allow-empty-discovery", c.Discovery.AllowEmpty, "start even with nothing to discover (outside a pod, with no --kubernetes, --kubeconfig, --nodes-url or --nodes-file): nothing is scraped")
 	fs.StringVar(&c.Discovery.KubeletScheme, "kubelet-scheme", c.Discovery.KubeletScheme, "scheme to reach kubelets: https or http")
+	fs.IntVar(&c.Discovery.KubeletPort, "kubelet-port", c.Discovery.KubeletPort, "kubelet port for every node instead of each Node's own (0: the Node's)")
+	fs.Func("source", "Heapster's --source, mapped onto kubemon's discovery and scrape flags, e.g. kubernetes.summary_api:https://kubernetes.default?kubeletHttps=true&kubeletPort=10250&useServiceAccount=true", c.ApplySource)
 	fs.BoolVar(&c.Scrape.InsecureSkipVerify, "kubelet-insecure-tls", c.Scrape.InsecureSkipVerify, "do not verify kubelets' serving certificates (insecure)")
 	fs.StringVar(&c.Scrape.CAFile, "kubelet-ca-file", c.Scrape.CAFile, "CA bundle that signed kubelets' serving certificates")
 	fs.StringVar(&c.Scrape.BearerTokenFile, "kubelet-token-file", c.Scrape.BearerTokenFile, "file holding the bearer token sent to kubelets")

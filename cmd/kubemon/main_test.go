@@ -436,3 +436,38 @@ func (w *watchWriter) String() string {
 	defer w.mu.Unlock()
 	return w.buf.String()
 }
+
+// TestParseSinksAndHeapsterFlags: repeatable --sink flags replace the config
+// file's sinks (given once, not twice, although flags are parsed twice);
+// without --sink the file's stay; --metric_resolution is --interval;
+// --source maps Heapster's source onto discovery and scrape settings.
+func TestParseSinksAndHeapsterFlags(t *testing.T) {
+	file := writeFile(t, "c.yaml", "sinks:\n  - {type: remotewrite, url: \"http://file/api/v1/write\"}\n")
+	c, err := parseServe([]string{"--config", file, "--sink", "influxdb:http://a:8086?db=k8s", "--sink", "remotewrite:http://b/api/v1/write?label=cluster:x",
+		"--metric_resolution", "30s", "--source", "kubernetes.summary_api:https://kubernetes.default?kubeletHttps=true&kubeletPort=10250"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sinks) != 2 || c.Sinks[0].URL != "http://a:8086" || c.Sinks[0].Database != "k8s" || c.Sinks[1].ExternalLabels["cluster"] != "x" {
+		t.Errorf("sinks %+v, want the two flags' only", c.Sinks)
+	}
+	if c.Interval != 30*time.Second {
+		t.Errorf("--metric_resolution 30s: interval %v", c.Interval)
+	}
+	if !c.Discovery.Kubernetes || c.Discovery.KubeletPort != 10250 || c.Scrape.Endpoint != "summary" {
+		t.Errorf("--source: %+v %+v", c.Discovery, c.Scrape)
+	}
+	c, err = parseServe([]string{"--config", file}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sinks) != 1 || c.Sinks[0].URL != "http://file/api/v1/write" {
+		t.Errorf("file's sinks %+v", c.Sinks)
+	}
+	if _, err := parseServe([]string{"--sink", "influxdb:http://a?nope=1"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), `option "nope" not supported`) {
+		t.Errorf("bad --sink: %v", err)
+	}
+	if _, err := parseServe([]string{"--source", "kubernetes.summary_api:https://x?insecure=true"}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "insecure=true not supported") {
+		t.Errorf("bad --source: %v", err)
+	}
+}

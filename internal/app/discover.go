@@ -104,6 +104,9 @@ func discoverKubernetes(ctx context.Context, cfg config.Config, log *slog.Logger
 	if err != nil {
 		return discovered{}, fmt.Errorf("discovery: %w", err)
 	}
+	if cfg.Discovery.APIServer != "" {
+		rc.Host = cfg.Discovery.APIServer
+	}
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
 		return discovered{}, fmt.Errorf("discovery: %w", err)
@@ -112,7 +115,7 @@ func discoverKubernetes(ctx context.Context, cfg config.Config, log *slog.Logger
 	for _, t := range cfg.Discovery.AddressTypes {
 		types = append(types, corev1.NodeAddressType(t))
 	}
-	io := discovery.InformerOptions{Scheme: cfg.Discovery.KubeletScheme, AddressTypes: types, Logger: log}
+	io := discovery.InformerOptions{Scheme: cfg.Discovery.KubeletScheme, AddressTypes: types, KubeletPort: cfg.Discovery.KubeletPort, Logger: log}
 	if cfg.Discovery.NodeProxy {
 		io.ProxyURL = rc.Host
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path"
 	"time"
@@ -45,6 +46,8 @@ type Config struct {
 	MetricsAPI  MetricsAPI `yaml:"metricsAPI"`
 	Query       Query      `yaml:"query"`
 	Log         Log        `yaml:"log"`
+	// Sinks get every stored sample (InfluxDB, Prometheus remote write).
+	Sinks []Sink `yaml:"sinks"`
 }
 
 // Auth modes of the HTTP API.
@@ -164,6 +167,12 @@ type Discovery struct {
 	NodesFile string `yaml:"nodesFile"`
 	// KubeletScheme is the scheme used to reach kubelets: https or http.
 	KubeletScheme string `yaml:"kubeletScheme"`
+	// KubeletPort, when set, is the kubelet port used for every node
+	// instead of the one each Node reports (Kubernetes discovery).
+	KubeletPort int `yaml:"kubeletPort"`
+	// APIServer, when set, is the apiserver's URL, overriding the
+	// in-cluster or kubeconfig address (credentials stay theirs).
+	APIServer string `yaml:"apiServer"`
 	// AllowEmpty lets `kubemon serve` start with nothing to discover
 	// (outside a pod, with none of the above set) and scrape nothing;
 	// without it that is an error at start.
@@ -273,6 +282,18 @@ func (c *Config) Validate() []error {
 	if c.Discovery.NodeProxy && !c.Discovery.Kubernetes && c.Discovery.Kubeconfig == "" {
 		bad("discovery.nodeProxy: needs Kubernetes discovery")
 	}
+	if c.Discovery.KubeletPort < 0 || c.Discovery.KubeletPort > 65535 {
+		bad("discovery.kubeletPort %d: want a port number (0: each node's own)", c.Discovery.KubeletPort)
+	}
+	if (c.Discovery.KubeletPort != 0 || c.Discovery.APIServer != "") && !c.Discovery.Kubernetes && c.Discovery.Kubeconfig == "" {
+		bad("discovery.kubeletPort and discovery.apiServer: need Kubernetes discovery")
+	}
+	if c.Discovery.APIServer != "" {
+		if u, err := url.Parse(c.Discovery.APIServer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("discovery.apiServer %q: want an https URL", c.Discovery.APIServer)
+		}
+	}
+	validateSinks(c.Sinks, bad)
 	for _, t := range c.Discovery.AddressTypes {
 		switch t {
 		case "InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS":

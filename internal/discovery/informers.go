@@ -29,6 +29,9 @@ type InformerOptions struct {
 	// AddressTypes is the order of preference of node addresses; default
 	// InternalIP, Hostname, ExternalIP.
 	AddressTypes []corev1.NodeAddressType
+	// KubeletPort, when not 0, is every kubelet's port instead of the one
+	// its Node reports.
+	KubeletPort int
 	// ProxyURL, when set, reaches every kubelet through the apiserver's node
 	// proxy at ProxyURL/api/v1/nodes/<name>/proxy instead of directly.
 	ProxyURL string
@@ -145,7 +148,7 @@ func (d *Informers) target(n *corev1.Node) (model.Target, error) {
 			Meta: NodeMeta(n),
 		}, nil
 	}
-	return Target(n, d.o.Scheme, d.o.AddressTypes)
+	return Target(n, d.o.Scheme, d.o.AddressTypes, d.o.KubeletPort)
 }
 
 // Pods returns the metadata of the pods bound to node: requests, limits,

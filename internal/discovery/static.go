@@ -54,8 +54,8 @@ func (s *Static) Set(t []model.Target) {
 
 // Target turns a Node into a scrape target: the first address of the
 // given types, in their order, and the kubelet port from
-// status.daemonEndpoints.
-func Target(n *corev1.Node, scheme string, types []corev1.NodeAddressType) (model.Target, error) {
+// status.daemonEndpoints (port, when not 0, overrides it).
+func Target(n *corev1.Node, scheme string, types []corev1.NodeAddressType, port int) (model.Target, error) {
 	addr := ""
 	for _, t := range types {
 		for _, a := range n.Status.Addresses {
@@ -67,7 +67,9 @@ func Target(n *corev1.Node, scheme string, types []corev1.NodeAddressType) (mode
 	if addr == "" {
 		return model.Target{}, fmt.Errorf("node %s has no address of types %v", n.Name, types)
 	}
-	port := int(n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	if port == 0 {
+		port = int(n.Status.DaemonEndpoints.KubeletEndpoint.Port)
+	}
 	if port == 0 {
 		port = DefaultKubeletPort
 	}
@@ -112,7 +114,7 @@ func FromNodeList(data []byte, scheme string) ([]model.Target, []error, error) {
 	var ts []model.Target
 	var errs []error
 	for i := range list.Items {
-		t, err := Target(&list.Items[i], scheme, AddressTypes)
+		t, err := Target(&list.Items[i], scheme, AddressTypes, 0)
 		if err != nil {
 			errs = append(errs, err)
 			continue
