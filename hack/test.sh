@@ -14,6 +14,8 @@ echo "== Kubernetes binaries (cached by version; the first build takes 20-30 min
 k8s_dir=$(hack/cluster/build.sh)
 echo "== helm (cached by version; the first build takes about 10 minutes)"
 helm_dir=$(hack/helm.sh)
+echo "== InfluxDB 1.8.10 for the 2.x write API tests (cached by version; the first build takes about 4 minutes)"
+export KUBEMON_INFLUXD18="$(hack/influxdb.sh)/influxd"
 export PATH="$PATH:$k8s_dir:$helm_dir"
 
 echo "== gofmt"
