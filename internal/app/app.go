@@ -182,6 +182,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
+	if err := startSinks(cfg, st.Queryable(), log, reg, goRun); err != nil {
+		return err
+	}
 	goRun("scrape", manager.Run)
 	goRun("pipeline", collector.Run)
 	srvErr := make(chan error, 1)
