@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/kubemon/kubemon/internal/config"
+	"github.com/kubemon/kubemon/internal/scrape"
 	"github.com/kubemon/kubemon/internal/sink"
 	"github.com/kubemon/kubemon/internal/sink/influxdb"
 	"github.com/kubemon/kubemon/internal/sink/remotewrite"
@@ -31,9 +32,11 @@ func startSinks(cfg config.Config, q storage.Queryable, log *slog.Logger, reg pr
 		e, err := sink.NewExporter(sink.Options{
 			Name: s.Name, Writer: w, Store: q, Dir: filepath.Join(cfg.DataDir, "sinks"),
 			Interval: cfg.Interval,
-			// A scrape's samples carry the time it began and are stored
-			// when it ends: at most the scrape timeout later.
-			Settle:    cfg.ScrapeTimeout() + 2*time.Second,
+			// Samples carry the kubelet's stats time, which may be as old
+			// as the clock-skew tolerance before the node's batch is
+			// shifted to its receive time, and are stored when the scrape
+			// ends: a range is complete that long after.
+			Settle:    scrape.DefaultClockSkewTolerance(cfg.Interval) + cfg.ScrapeTimeout() + 2*time.Second,
 			BatchSize: batch, Shards: shards, Timeout: s.Timeout, MaxLag: s.MaxLag,
 			Logger: log, Registerer: reg,
 		})
