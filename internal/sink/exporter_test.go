@@ -147,6 +147,17 @@ func startAt(t *testing.T, dir, name string, at time.Time) {
 	}
 }
 
+// behind is a fixture of n series with a sample every step over the last
+// span, and a position directory whose sink has delivered none of it.
+func behind(t *testing.T, n int, span, step time.Duration) (*fixture, string) {
+	t.Helper()
+	now := time.Now().Truncate(time.Second)
+	f := newFixture(t, n, now.Add(-span), now.Add(-time.Second), step)
+	dir := t.TempDir()
+	startAt(t, dir, "test", f.start.Add(-time.Second))
+	return f, dir
+}
+
 func opts(dir string, w Writer, st *store.Store) Options {
 	return Options{Name: "test", Writer: w, Store: st.Queryable(), Dir: dir, Interval: 20 * time.Millisecond,
 		Settle: time.Millisecond, MaxWindow: 2 * time.Minute, BatchSize: 50, Shards: 3,
@@ -184,10 +195,7 @@ func caughtUp(e *Exporter, to time.Time) func() bool {
 // sink's position are delivered window by window, in batches of at most 50
 // samples over 3 shards, each sample once and in order.
 func TestExporterDeliversEverythingOnce(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	f := newFixture(t, 40, now.Add(-10*time.Minute), now.Add(-time.Second), 15*time.Second)
-	dir := t.TempDir()
-	startAt(t, dir, "test", f.start.Add(-time.Second))
+	f, dir := behind(t, 40, 10*time.Minute, 15*time.Second)
 	w := &recorder{}
 	reg := prometheus.NewRegistry()
 	o := opts(dir, w, f.st)
@@ -213,10 +221,7 @@ func TestExporterDeliversEverythingOnce(t *testing.T) {
 // TestExporterRetries: a sink that fails with retryable errors (every other
 // call, and a 429 with a Retry-After) still gets every sample exactly once.
 func TestExporterRetries(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	f := newFixture(t, 20, now.Add(-3*time.Minute), now.Add(-time.Second), 10*time.Second)
-	dir := t.TempDir()
-	startAt(t, dir, "test", f.start.Add(-time.Second))
+	f, dir := behind(t, 20, 3*time.Minute, 10*time.Second)
 	w := &recorder{fail: func(call int, _ []Series) error {
 		switch {
 		case call == 2:
@@ -243,10 +248,7 @@ func TestExporterRetries(t *testing.T) {
 // TestExporterRefusedBatch: batches the sink refuses for good are counted
 // and not retried; everything else arrives, and the position moves on.
 func TestExporterRefusedBatch(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	f := newFixture(t, 20, now.Add(-3*time.Minute), now.Add(-time.Second), 10*time.Second)
-	dir := t.TempDir()
-	startAt(t, dir, "test", f.start.Add(-time.Second))
+	f, dir := behind(t, 20, 3*time.Minute, 10*time.Second)
 	bad := `pod="p007"`
 	refused := 0
 	var mu sync.Mutex
@@ -290,10 +292,7 @@ func TestExporterRefusedBatch(t *testing.T) {
 // the next run on the same position file sends only the rest: every sample
 // exactly once over both runs.
 func TestExporterResumesMidWindow(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	f := newFixture(t, 30, now.Add(-4*time.Minute), now.Add(-time.Second), 10*time.Second)
-	dir := t.TempDir()
-	startAt(t, dir, "test", f.start.Add(-time.Second))
+	f, dir := behind(t, 30, 4*time.Minute, 10*time.Second)
 	w := &recorder{}
 	stop := make(chan struct{})
 	var once sync.Once
@@ -344,10 +343,7 @@ func TestExporterResumesMidWindow(t *testing.T) {
 // TestExporterBudget: a sink further behind than MaxLag skips the oldest
 // data, counts the skipped samples and sends the rest.
 func TestExporterBudget(t *testing.T) {
-	now := time.Now().Truncate(time.Second)
-	f := newFixture(t, 10, now.Add(-10*time.Minute), now.Add(-time.Second), 30*time.Second)
-	dir := t.TempDir()
-	startAt(t, dir, "test", f.start.Add(-time.Second))
+	f, dir := behind(t, 10, 10*time.Minute, 30*time.Second)
 	w := &recorder{}
 	o := opts(dir, w, f.st)
 	o.MaxLag = 4 * time.Minute
@@ -360,7 +356,7 @@ func TestExporterBudget(t *testing.T) {
 	for _, s := range w.got {
 		delivered += len(s)
 		for _, x := range s {
-			if x.T < now.Add(-o.MaxLag-time.Minute).UnixMilli() {
+			if x.T < f.end.Add(-o.MaxLag-time.Minute).UnixMilli() {
 				t.Fatalf("a sample %v older than the budget was sent", time.UnixMilli(x.T))
 			}
 		}
