@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/testutil/daemon"
 )
 
 // Debian is the path of Debian's influxd (InfluxDB 1.6.7).
@@ -71,8 +73,7 @@ type Server struct {
 	logPath string
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *daemon.Process
 }
 
 // Option configures Start.
@@ -184,33 +185,20 @@ bind-address = "127.0.0.1:%d"
 
 // start runs influxd and waits up to 60 seconds for /ping.
 func (s *Server) start() error {
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	cmd := exec.Command(s.bin, "-config", s.conf)
+	cmd.Env = append(os.Environ(), "INFLUXDB_REPORTING_DISABLED=true")
+	proc, err := daemon.Start(cmd, s.logPath)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(s.bin, "-config", s.conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "INFLUXDB_REPORTING_DISABLED=true")
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return err
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = proc
 	s.mu.Unlock()
 	deadline := time.Now().Add(60 * time.Second)
 	client := &http.Client{Timeout: 2 * time.Second}
 	for {
-		select {
-		case <-done:
-			return fmt.Errorf("%s exited before answering /ping: %s", s.bin, cmd.ProcessState)
-		default:
+		if proc.Exited() {
+			return fmt.Errorf("%s exited before answering /ping: %s", s.bin, proc.State())
 		}
 		resp, err := client.Get(s.URL + "/ping")
 		if err == nil {
@@ -221,7 +209,7 @@ func (s *Server) start() error {
 			err = fmt.Errorf("answered %s", resp.Status)
 		}
 		if time.Now().After(deadline) {
-			s.kill(syscall.SIGKILL)
+			proc.Kill()
 			return fmt.Errorf("%s did not answer %s/ping within 60s (last: %w)", s.bin, s.URL, err)
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -232,23 +220,9 @@ func (s *Server) start() error {
 // it to exit; it reports whether it did.
 func (s *Server) kill(sig syscall.Signal) bool {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
+	proc := s.proc
 	s.mu.Unlock()
-	if cmd == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	default:
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-		return true
-	case <-time.After(5 * time.Second):
-		return false
-	}
+	return proc == nil || proc.Signal(sig, 5*time.Second)
 }
 
 // stop ends the server: SIGTERM, then SIGKILL after 5 seconds. The log's
@@ -282,14 +256,7 @@ func (s *Server) Restart() {
 	}
 }
 
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(s.logPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (s *Server) logTail() string { return daemon.LogTail(s.logPath, 40) }
 
 // Series is one series of a query's answer.
 type Series struct {

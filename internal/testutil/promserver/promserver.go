@@ -24,11 +24,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/kubemon/kubemon/internal/testutil/daemon"
 )
 
 // Binary is the Prometheus the helper runs.
@@ -72,8 +73,7 @@ type Server struct {
 	client  *http.Client
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	proc *daemon.Process
 }
 
 // Start runs Prometheus with default settings; see StartWith.
@@ -169,44 +169,31 @@ const readyLine = "Server is ready to receive web requests."
 func (s *Server) start(mayMove bool) bool {
 	s.t.Helper()
 	readyBefore := strings.Count(s.logTail(-1), readyLine)
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		s.t.Fatalf("promserver: %v", err)
-	}
 	cmd := exec.Command(Binary, append(slices.Clone(s.args), "--web.listen-address="+s.addr)...)
 	cmd.Dir = s.dir
-	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	proc, err := daemon.Start(cmd, s.logPath)
+	if err != nil {
 		s.t.Fatalf("promserver: starting %s: %v", Binary, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logf.Close()
-		close(done)
-	}()
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = proc
 	s.mu.Unlock()
 
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		select {
-		case <-done:
+		if proc.Exited() {
 			if mayMove && strings.Contains(s.logTail(4000), "address already in use") {
 				return false
 			}
-			s.t.Fatalf("promserver: Prometheus (pid %d) exited before it was ready (%v); its log:\n%s", cmd.Process.Pid, cmd.ProcessState, s.logTail(4000))
-		default:
+			s.t.Fatalf("promserver: Prometheus (pid %d) exited before it was ready (%v); its log:\n%s", proc.PID(), proc.State(), s.logTail(4000))
 		}
 		if strings.Count(s.logTail(-1), readyLine) > readyBefore && s.ready() {
 			return true
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			s.t.Fatalf("promserver: Prometheus (pid %d) not ready at %s after %v; its log:\n%s", cmd.Process.Pid, s.URL(), readyTimeout, s.logTail(4000))
+			s.t.Fatalf("promserver: Prometheus (pid %d) not ready at %s after %v; its log:\n%s", proc.PID(), s.URL(), readyTimeout, s.logTail(4000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -236,22 +223,10 @@ func (s *Server) auth(req *http.Request) {
 // nothing when the process has exited.
 func (s *Server) stop() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
+	proc := s.proc
 	s.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	select {
-	case <-done:
-		return
-	default:
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	if proc != nil {
+		proc.Stop(10 * time.Second)
 	}
 }
 
@@ -261,13 +236,11 @@ func (s *Server) stop() {
 func (s *Server) Kill() {
 	s.t.Helper()
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
+	proc := s.proc
 	s.mu.Unlock()
-	if cmd == nil {
-		return
+	if proc != nil {
+		proc.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // Restart starts Prometheus again (after Kill, or stopping it first with
@@ -283,7 +256,7 @@ func (s *Server) Restart() {
 func (s *Server) PID() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cmd.Process.Pid
+	return s.proc.PID()
 }
 
 // URL is the server's base URL, e.g. http://127.0.0.1:40123.
