@@ -121,6 +121,13 @@ func (s *cpuSampler) cumAt(x time.Time) (float64, bool) {
 	return 0, false
 }
 
+// first is the time of the first sample.
+func (s *cpuSampler) first() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.at[0]
+}
+
 // rate is the container's CPU usage in cores over [from, to].
 func (s *cpuSampler) rate(t *testing.T, from, to time.Time) float64 {
 	t.Helper()

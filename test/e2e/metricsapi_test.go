@@ -158,7 +158,13 @@ func TestKubectlTop(t *testing.T) {
 		t.Fatalf("kubectl top pods -A has no default/%s: %v", pod, rows)
 	}
 
-	rows, ts, window := c.top(t, "namespaces/default/pods/"+pod, "pod", pod, "--containers")
+	// The CPU check needs a window the cgroup sampler (started above)
+	// covers whole: wait for one when the pod was already running.
+	var window time.Duration
+	waitFor(t, 90*time.Second, "a kubectl top window inside the cgroup samples", func() bool {
+		rows, ts, window = c.top(t, "namespaces/default/pods/"+pod, "pod", pod, "--containers")
+		return ts.Add(-window).After(sampler.first())
+	})
 	if len(rows) != 1 || len(rows[0]) != 4 || rows[0][0] != pod || rows[0][1] != "burn" {
 		t.Fatalf("kubectl top pod --containers: %v", rows)
 	}
