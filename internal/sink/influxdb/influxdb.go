@@ -22,21 +22,19 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/influxdata/line-protocol/v2/lineprotocol"
+	"github.com/prometheus/common/config"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 
@@ -203,26 +201,19 @@ func New(o Options) (*Writer, error) {
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
 	}
-	tlsConf := &tls.Config{InsecureSkipVerify: o.InsecureSkipVerify}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("influxdb: CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("influxdb: CA file %s: no PEM certificate in it", o.CAFile)
-		}
-		tlsConf.RootCAs = pool
+	// The same HTTP client library as the remote-write sink (and
+	// Prometheus): TLS from CAFile and InsecureSkipVerify.
+	client, err := config.NewClientFromConfig(config.HTTPClientConfig{
+		FollowRedirects: true,
+		TLSConfig:       config.TLSConfig{CAFile: o.CAFile, InsecureSkipVerify: o.InsecureSkipVerify},
+	}, "influxdb", config.WithIdleConnTimeout(90*time.Second))
+	if err != nil {
+		return nil, fmt.Errorf("influxdb: HTTP client: %w", err)
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = tlsConf
-	tr.MaxIdleConnsPerHost = 16
-	tr.ResponseHeaderTimeout = o.Timeout
 	// Content-Encoding of the answers is not asked for: they are short.
 	w := &Writer{
 		o:         o,
-		client:    &http.Client{Transport: tr},
+		client:    client,
 		v2:        o.Bucket != "",
 		podLabels: map[podKey]podLabels{},
 	}
