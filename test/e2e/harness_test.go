@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/kubemon/kubemon/internal/model"
+	"github.com/kubemon/kubemon/internal/testutil/promsel"
 )
 
 var binary string
@@ -266,20 +267,7 @@ func match(kv ...string) string {
 	if len(kv) == 0 {
 		return ""
 	}
-	var b strings.Builder
-	b.WriteByte('{')
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k := kv[i]
-		if !strings.HasSuffix(k, "=~") && !strings.HasSuffix(k, "!=") && !strings.HasSuffix(k, "!~") {
-			k += "="
-		}
-		b.WriteString(k + strconv.Quote(kv[i+1]))
-	}
-	b.WriteByte('}')
-	return b.String()
+	return promsel.Matchers(kv...)
 }
 
 // by is the label list of a PromQL grouping or join: "k1, k2, ...".

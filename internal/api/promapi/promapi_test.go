@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/kubemon/kubemon/internal/model"
+	"github.com/kubemon/kubemon/internal/testutil/promsel"
 	"github.com/kubemon/kubemon/internal/version"
 )
 
@@ -69,22 +70,7 @@ func cpuLabels(ns, pod, container, node string) labels.Labels {
 
 // sel is the PromQL selector name{k1="v1",...} (name may be empty). A key
 // may end with its operator (=~, !=, !~); the default is =.
-func sel(name string, kv ...string) string {
-	var b strings.Builder
-	b.WriteString(name + "{")
-	for i := 0; i+1 < len(kv); i += 2 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		k := kv[i]
-		if !strings.HasSuffix(k, "=~") && !strings.HasSuffix(k, "!=") && !strings.HasSuffix(k, "!~") {
-			k += "="
-		}
-		b.WriteString(k + strconv.Quote(kv[i+1]))
-	}
-	b.WriteByte('}')
-	return b.String()
-}
+func sel(name string, kv ...string) string { return name + promsel.Matchers(kv...) }
 
 // sumBy is "sum by (label) (expr)".
 func sumBy(label, expr string) string { return "sum by (" + label + ") (" + expr + ")" }
