@@ -9,33 +9,18 @@
 set -euo pipefail
 
 HELM_VERSION=${HELM_VERSION:-v3.22.0}
-if [ -z "${KUBEMON_CACHE:-}" ]; then
-  if [ "$(id -u)" -eq 0 ]; then KUBEMON_CACHE=/var/cache/kubemon; else KUBEMON_CACHE=$HOME/.cache/kubemon; fi
-fi
-helm_dir=$KUBEMON_CACHE/helm-$HELM_VERSION
-if [ -x "$helm_dir/helm" ]; then
-  echo "$helm_dir"
-  exit 0
-fi
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-work=$KUBEMON_CACHE/build/helm-$HELM_VERSION
-mkdir -p "$work" "$helm_dir"
-log() { echo "helm.sh: $*" >&2; }
-
-(
-  cd "$work"
-  [ -f go.mod ] || go mod init hbuild >/dev/null 2>&1
-  log "building helm $HELM_VERSION (slow the first time)"
-  go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >/dev/null 2>&1 || go get "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  # As helm's Makefile does: the Kubernetes version that `helm template` and
-  # `helm lint` assume without a cluster follows the client-go helm is built
-  # with (v0.37.x -> 1.37) instead of the compiled-in 1.20.
+# As helm's Makefile does: the Kubernetes version that `helm template` and
+# `helm lint` assume without a cluster follows the client-go helm is built
+# with (v0.37.x -> 1.37) instead of the compiled-in 1.20.
+helm_ldflags() {
+  local k8s_minor ld pkg
   k8s_minor=$(go list -m -f '{{.Version}}' k8s.io/client-go | cut -d. -f2)
-  ld="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+  ld="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
     ld="$ld -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$k8s_minor"
   done
-  CGO_ENABLED=0 go build -trimpath -ldflags "$ld" -o "$helm_dir/helm.tmp" helm.sh/helm/v3/cmd/helm
-  mv "$helm_dir/helm.tmp" "$helm_dir/helm"
-)
-echo "$helm_dir"
+  echo "$ld"
+}
+cached_go_build helm "$HELM_VERSION" helm.sh/helm/v3/cmd/helm helm_ldflags

@@ -12,9 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 GOLANGCI_LINT_VERSION=${GOLANGCI_LINT_VERSION:-v2.15.0}
-if [ -z "${KUBEMON_CACHE:-}" ]; then
-  if [ "$(id -u)" -eq 0 ]; then KUBEMON_CACHE=/var/cache/kubemon; else KUBEMON_CACHE=$HOME/.cache/kubemon; fi
-fi
+. hack/lib.sh
 bin_dir=$KUBEMON_CACHE/golangci-lint-$GOLANGCI_LINT_VERSION
 lint=$bin_dir/golangci-lint
 if ! "$lint" version 2>/dev/null | grep -q "${GOLANGCI_LINT_VERSION#v}"; then

@@ -10,9 +10,7 @@ set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.36.3}
 ETCD_VERSION=${ETCD_VERSION:-v3.6.16}
-if [ -z "${KUBEMON_CACHE:-}" ]; then
-  if [ "$(id -u)" -eq 0 ]; then KUBEMON_CACHE=/var/cache/kubemon; else KUBEMON_CACHE=$HOME/.cache/kubemon; fi
-fi
+. "$(cd "$(dirname "$0")/.." && pwd)/lib.sh"
 k8s_dir=$KUBEMON_CACHE/k8s-$K8S_VERSION
 etcd_dir=$KUBEMON_CACHE/etcd-$ETCD_VERSION
 bins=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
