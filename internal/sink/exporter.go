@@ -147,7 +147,10 @@ func (e *Exporter) Run(ctx context.Context) error {
 		st = e.pos.get()
 		e.updateLag(now, st)
 		if st.Acked == nil && e.o.MaxLag > 0 && upTo-st.To > e.o.MaxLag.Milliseconds() {
-			if err := e.skip(ctx, log, st.To, upTo-e.o.MaxLag.Milliseconds()); err != nil {
+			// Skip to an interval inside the budget, so the next
+			// iteration is within it and sends.
+			inside := min(e.o.Interval, e.o.MaxLag/2).Milliseconds()
+			if err := e.skip(ctx, log, st.To, upTo-e.o.MaxLag.Milliseconds()+inside); err != nil {
 				return err
 			}
 			continue
@@ -221,24 +224,40 @@ func (e *Exporter) read(ctx context.Context, from, to int64, f func(labels.Label
 		return err
 	}
 	defer q.Close()
-	ss := q.Select(ctx, true, &storage.SelectHints{Start: from + 1, End: to}, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	hints := &storage.SelectHints{Start: from + 1, End: to}
+	// Info series first (writers such as InfluxDB's take pod labels from
+	// them for the other series of the window), then the rest; each part
+	// sorted, so a window's order is the same on every read.
+	info := q.Select(ctx, true, hints, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+_info"))
+	rest := q.Select(ctx, true, hints, labels.MustNewMatcher(labels.MatchNotRegexp, labels.MetricName, ".+_info"))
 	var it chunkenc.Iterator
 	var buf []Sample
+	for _, ss := range []storage.SeriesSet{info, rest} {
+		if err := e.each(ss, from, to, &it, &buf, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (e *Exporter) each(ss storage.SeriesSet, from, to int64, it *chunkenc.Iterator, bufp *[]Sample, f func(labels.Labels, []Sample)) error {
+	buf := *bufp
+	defer func() { *bufp = buf }()
 	for ss.Next() {
 		s := ss.At()
-		it = s.Iterator(it)
+		*it = s.Iterator(*it)
 		buf = buf[:0]
-		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
+		for vt := (*it).Next(); vt != chunkenc.ValNone; vt = (*it).Next() {
 			if vt != chunkenc.ValFloat {
 				continue // kubemon stores floats only
 			}
-			t, v := it.At()
+			t, v := (*it).At()
 			if t <= from || t > to {
 				continue
 			}
 			buf = append(buf, Sample{T: t, V: v})
 		}
-		if err := it.Err(); err != nil {
+		if err := (*it).Err(); err != nil {
 			return err
 		}
 		if len(buf) > 0 {
@@ -398,6 +417,7 @@ func (e *Exporter) send(ctx context.Context, log *slog.Logger, b []Series) bool 
 		if attempt == 0 || attempt%10 == 0 {
 			log.Warn("sink write failed; retrying", "samples", n, "attempt", attempt+1, "in", wait, "err", err)
 		}
+		e.updateLag(e.o.Now(), e.pos.get())
 		select {
 		case <-ctx.Done():
 			return false
