@@ -147,13 +147,13 @@ func (e *Exporter) Run(ctx context.Context) error {
 		st = e.pos.get()
 		e.updateLag(now, st)
 		if st.Acked == nil && e.o.MaxLag > 0 && upTo-st.To > e.o.MaxLag.Milliseconds() {
-			// Skip to an interval inside the budget, so the next
-			// iteration is within it and sends.
-			inside := min(e.o.Interval, e.o.MaxLag/2).Milliseconds()
-			if err := e.skip(ctx, log, st.To, upTo-e.o.MaxLag.Milliseconds()+inside); err != nil {
+			// Skip the oldest data, then send from there in this same
+			// iteration: checking the budget again first would skip
+			// again whenever counting took a moment, and never send.
+			if err := e.skip(ctx, log, st.To, upTo-e.o.MaxLag.Milliseconds()); err != nil {
 				return err
 			}
-			continue
+			st = e.pos.get()
 		}
 		if st.Acked != nil || upTo > st.To {
 			w := st
@@ -212,52 +212,49 @@ func (e *Exporter) skip(ctx context.Context, log *slog.Logger, from, to int64) e
 
 func (e *Exporter) count(ctx context.Context, from, to int64) (int, error) {
 	n := 0
-	err := e.read(ctx, from, to, func(_ labels.Labels, s []Sample) { n += len(s) })
-	return n, err
+	for _, m := range phases {
+		if err := e.read(ctx, from, to, m, func(_ labels.Labels, s []Sample) { n += len(s) }); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
-// read calls f with every series holding samples in (from, to], in a stable
-// order (sorted by labels).
-func (e *Exporter) read(ctx context.Context, from, to int64, f func(labels.Labels, []Sample)) error {
+// phases are the parts of a window, sent one after the other: the info
+// series first (writers such as InfluxDB's take a pod's labels from its info
+// series for the pod's other series), and the rest once every info batch is
+// delivered, so the order holds over any number of shards.
+var phases = []*labels.Matcher{
+	labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+_info"),
+	labels.MustNewMatcher(labels.MatchNotRegexp, labels.MetricName, ".+_info"),
+}
+
+// read calls f with every series matching m that holds samples in
+// (from, to], in a stable order (sorted by labels).
+func (e *Exporter) read(ctx context.Context, from, to int64, m *labels.Matcher, f func(labels.Labels, []Sample)) error {
 	q, err := e.o.Store.Querier(from+1, to)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
-	hints := &storage.SelectHints{Start: from + 1, End: to}
-	// Info series first (writers such as InfluxDB's take pod labels from
-	// them for the other series of the window), then the rest; each part
-	// sorted, so a window's order is the same on every read.
-	info := q.Select(ctx, true, hints, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+_info"))
-	rest := q.Select(ctx, true, hints, labels.MustNewMatcher(labels.MatchNotRegexp, labels.MetricName, ".+_info"))
+	ss := q.Select(ctx, true, &storage.SelectHints{Start: from + 1, End: to}, m)
 	var it chunkenc.Iterator
 	var buf []Sample
-	for _, ss := range []storage.SeriesSet{info, rest} {
-		if err := e.each(ss, from, to, &it, &buf, f); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (e *Exporter) each(ss storage.SeriesSet, from, to int64, it *chunkenc.Iterator, bufp *[]Sample, f func(labels.Labels, []Sample)) error {
-	buf := *bufp
-	defer func() { *bufp = buf }()
 	for ss.Next() {
 		s := ss.At()
-		*it = s.Iterator(*it)
+		it = s.Iterator(it)
 		buf = buf[:0]
-		for vt := (*it).Next(); vt != chunkenc.ValNone; vt = (*it).Next() {
+		for vt := it.Next(); vt != chunkenc.ValNone; vt = it.Next() {
 			if vt != chunkenc.ValFloat {
 				continue // kubemon stores floats only
 			}
-			t, v := (*it).At()
+			t, v := it.At()
 			if t <= from || t > to {
 				continue
 			}
 			buf = append(buf, Sample{T: t, V: v})
 		}
-		if err := (*it).Err(); err != nil {
+		if err := it.Err(); err != nil {
 			return err
 		}
 		if len(buf) > 0 {
@@ -267,10 +264,11 @@ func (e *Exporter) each(ss storage.SeriesSet, from, to int64, it *chunkenc.Itera
 	return ss.Err()
 }
 
-// exportWindow sends the samples in (w.From, w.To], skipping the batches
-// already acknowledged (w.Acked, per shard), and saves the position after
-// every batch. A window is read in the same order each time, so after a
-// restart the same batches are formed and only the rest is sent.
+// exportWindow sends the samples in (w.From, w.To], phase by phase,
+// skipping the batches already acknowledged (w.Acked, per shard), and saves
+// the position after every batch. A window is read in the same order each
+// time, so after a restart the same batches are formed and only the rest is
+// sent.
 func (e *Exporter) exportWindow(ctx context.Context, log *slog.Logger, w position) error {
 	if w.Shards != e.o.Shards || w.BatchSize != e.o.BatchSize || len(w.Acked) != w.Shards {
 		// The sharding changed since the position was saved: the batches
@@ -282,41 +280,67 @@ func (e *Exporter) exportWindow(ctx context.Context, log *slog.Logger, w positio
 	if err := e.pos.save(w); err != nil {
 		return err
 	}
-	delivered := slices.Clone(w.Acked) // batches to skip, per shard
+	ws := &windowSend{e: e, log: log, w: w, delivered: slices.Clone(w.Acked), formed: make([]int, e.o.Shards)}
+	total := 0
+	for _, m := range phases {
+		n, err := ws.phase(ctx, m)
+		total += n
+		if err != nil {
+			return err
+		}
+	}
+	if secs := float64(w.To-w.From) / 1000; secs > 0 {
+		e.rate = float64(total) / secs
+	}
+	return e.pos.save(position{To: w.To})
+}
+
+// windowSend is one window being sent.
+type windowSend struct {
+	e         *Exporter
+	log       *slog.Logger
+	delivered []int // batches acknowledged before this run, per shard: not sent again
+	formed    []int // batches formed so far in this window, per shard
+
+	mu      sync.Mutex // guards w.Acked and the position file
+	w       position
+	saveErr error
+}
+
+// phase reads the window's series matching m and sends them over the
+// shards; it returns once every batch formed was delivered (or refused for
+// good), with the number of samples read.
+func (ws *windowSend) phase(ctx context.Context, m *labels.Matcher) (int, error) {
+	e := ws.e
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	type shard struct {
 		batch   []Series
 		samples int
-		formed  int // batches formed so far in this window
 		ch      chan []Series
 	}
 	shards := make([]*shard, e.o.Shards)
 	var wg sync.WaitGroup
-	var mu sync.Mutex // guards w.Acked and the position file
-	var saveErr error
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	for i := range shards {
 		sh := &shard{ch: make(chan []Series, 1)}
 		shards[i] = sh
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
+		wg.Go(func() {
 			for b := range sh.ch {
-				if !e.send(ctx, log, b) {
+				if !e.send(ctx, ws.log, b) {
 					cancel()
 					for range sh.ch { // drain, so the reader never blocks
 					}
 					return
 				}
-				mu.Lock()
-				w.Acked[i]++
-				if err := e.pos.save(w); err != nil && saveErr == nil {
-					saveErr = err
+				ws.mu.Lock()
+				ws.w.Acked[i]++
+				if err := e.pos.save(ws.w); err != nil && ws.saveErr == nil {
+					ws.saveErr = err
 					cancel()
 				}
-				mu.Unlock()
+				ws.mu.Unlock()
 			}
-		}(i)
+		})
 	}
 	flush := func(i int) {
 		sh := shards[i]
@@ -325,8 +349,8 @@ func (e *Exporter) exportWindow(ctx context.Context, log *slog.Logger, w positio
 		}
 		b := sh.batch
 		sh.batch, sh.samples = nil, 0
-		sh.formed++
-		if sh.formed <= delivered[i] {
+		ws.formed[i]++
+		if ws.formed[i] <= ws.delivered[i] {
 			return // delivered before a restart
 		}
 		select {
@@ -335,7 +359,7 @@ func (e *Exporter) exportWindow(ctx context.Context, log *slog.Logger, w positio
 		}
 	}
 	total := 0
-	err := e.read(ctx, w.From, w.To, func(ls labels.Labels, samples []Sample) {
+	err := e.read(ctx, ws.w.From, ws.w.To, m, func(ls labels.Labels, samples []Sample) {
 		total += len(samples)
 		i := int(ls.Hash() % uint64(len(shards)))
 		sh := shards[i]
@@ -359,18 +383,12 @@ func (e *Exporter) exportWindow(ctx context.Context, log *slog.Logger, w positio
 	}
 	wg.Wait()
 	if err != nil && ctx.Err() == nil {
-		return &readError{err}
+		return total, &readError{err}
 	}
-	if saveErr != nil {
-		return saveErr
+	if ws.saveErr != nil {
+		return total, ws.saveErr
 	}
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	if secs := float64(w.To-w.From) / 1000; secs > 0 {
-		e.rate = float64(total) / secs
-	}
-	return e.pos.save(position{To: w.To})
+	return total, ctx.Err()
 }
 
 // readError is a failure to read the store: retried, never fatal.

@@ -170,16 +170,24 @@ func runUntil(t *testing.T, e *Exporter, cond func() bool) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.Run(ctx) }()
+	stopped := func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return within 10 s of its context ending")
+			return nil
+		}
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("condition not reached within 20 s (run: %v)", <-done)
+			t.Fatalf("condition not reached within 20 s (run: %v)", stopped())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stopped(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -347,6 +355,9 @@ func TestExporterBudget(t *testing.T) {
 	w := &recorder{}
 	o := opts(dir, w, f.st)
 	o.MaxLag = 4 * time.Minute
+	// The clock moves on while the skipped samples are counted, as on a
+	// busy machine: the sink must still send after skipping.
+	o.Now = ticking(time.Now(), 10*time.Millisecond)
 	e, err := NewExporter(o)
 	if err != nil {
 		t.Fatal(err)
@@ -368,6 +379,135 @@ func TestExporterBudget(t *testing.T) {
 	dropped := int(testutil.ToFloat64(e.m.dropped))
 	if dropped == 0 || delivered == 0 || dropped+delivered != total {
 		t.Errorf("dropped %d + delivered %d, want > 0 each and %d in all", dropped, delivered, total)
+	}
+}
+
+// ticking is a clock that starts at start and moves by step each time it
+// is read.
+func ticking(start time.Time, step time.Duration) func() time.Time {
+	var mu sync.Mutex
+	now := start
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(step)
+		return now
+	}
+}
+
+// TestExporterInfoSeriesFirst: in every window the info series reach the
+// sink before any other series, over several shards and however slowly the
+// info batches are written (InfluxDB's writer takes the pods' labels from
+// them).
+func TestExporterInfoSeriesFirst(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	app := st.DB().Appender(context.Background())
+	start := now.Add(-3 * time.Minute)
+	infos, others := 0, 0
+	for ts := start; ts.Before(now); ts = ts.Add(15 * time.Second) {
+		for i := range 20 {
+			pod := fmt.Sprintf("p%02d", i)
+			// Sorted by name, the container series come before the
+			// pod info series.
+			for _, ls := range []labels.Labels{
+				labels.FromStrings(labels.MetricName, "container_cpu_usage_cores", "namespace", "ns", "pod", pod, "container", "c"),
+				labels.FromStrings(labels.MetricName, "pod_info", "namespace", "ns", "pod", pod, "labels", "app:x"),
+			} {
+				if _, err := app.Append(0, ls, ts.UnixMilli(), 1); err != nil {
+					t.Fatal(err)
+				}
+			}
+			infos++
+			others++
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	startAt(t, dir, "test", start.Add(-time.Second))
+
+	type write struct{ info, other int }
+	var mu sync.Mutex
+	var log []write // per window, in the order the writes completed
+	w := &recorder{fail: func(_ int, b []Series) error {
+		var c write
+		for _, s := range b {
+			if strings.HasSuffix(s.Labels.Get(labels.MetricName), "_info") {
+				c.info += len(s.Samples)
+			} else {
+				c.other += len(s.Samples)
+			}
+		}
+		if c.info > 0 {
+			time.Sleep(20 * time.Millisecond) // a slow write
+		}
+		mu.Lock()
+		log = append(log, c)
+		mu.Unlock()
+		return nil
+	}}
+	o := opts(dir, w, st)
+	o.MaxWindow = 10 * time.Minute // one window
+	o.BatchSize = 7
+	e, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, caughtUp(e, now.Add(-15*time.Second)))
+	gotInfo, gotOther := 0, 0
+	for i, c := range log {
+		gotInfo += c.info
+		gotOther += c.other
+		if c.info > 0 && gotOther > c.other {
+			t.Fatalf("write %d carries info samples after %d samples of other series were written", i, gotOther-c.other)
+		}
+	}
+	if gotInfo != infos || gotOther != others {
+		t.Fatalf("%d info and %d other samples written, want %d and %d", gotInfo, gotOther, infos, others)
+	}
+}
+
+// TestExporterLagWhileRetrying: while a sink is down, its lag and pending
+// gauges keep growing (they are not only updated between windows).
+func TestExporterLagWhileRetrying(t *testing.T) {
+	f, dir := behind(t, 5, time.Minute, 15*time.Second)
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	w := &recorder{fail: func(int, []Series) error { return Retryable(errors.New("connection refused"), 0) }}
+	o := opts(dir, w, f.st)
+	o.Now = clock
+	e, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := func() int { w.mu.Lock(); defer w.mu.Unlock(); return w.calls }
+	var before float64
+	advanced := 0
+	runUntil(t, e, func() bool {
+		switch {
+		case advanced == 0 && calls() >= 3:
+			before = testutil.ToFloat64(e.m.lag)
+			mu.Lock()
+			now = now.Add(10 * time.Minute) // the outage goes on
+			mu.Unlock()
+			advanced = calls()
+		case advanced > 0 && calls() >= advanced+3:
+			return true
+		}
+		return false
+	})
+	if !(before < 5*60) {
+		t.Fatalf("lag %v s before the clock moved, want under 5 minutes", before)
+	}
+	if lag := testutil.ToFloat64(e.m.lag); !(lag >= before+10*60) {
+		t.Errorf("lag %v s 10 minutes into the outage, want at least %v s", lag, before+10*60)
 	}
 }
 
