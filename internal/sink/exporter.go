@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 )
 
@@ -146,6 +147,14 @@ func (e *Exporter) Run(ctx context.Context) error {
 		upTo := now.Add(-e.o.Settle).UnixMilli()
 		st = e.pos.get()
 		e.updateLag(now, st)
+		if st.Acked == nil {
+			if oldest, ok := e.oldestBlock(); ok && oldest-1 > st.To && oldest <= upTo {
+				if err := e.expired(ctx, log, st.To, oldest-1); err != nil {
+					return err
+				}
+				st = e.pos.get()
+			}
+		}
 		if st.Acked == nil && e.o.MaxLag > 0 && upTo-st.To > e.o.MaxLag.Milliseconds() {
 			// Skip the oldest data, then send from there in this same
 			// iteration: checking the budget again first would skip
@@ -207,6 +216,38 @@ func (e *Exporter) skip(ctx context.Context, log *slog.Logger, from, to int64) e
 	e.m.dropped.Add(float64(n))
 	log.Warn("sink is behind more than its budget (maxLag): oldest data skipped",
 		"from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC(), "samples", n, "maxLag", e.o.MaxLag)
+	return e.pos.save(position{To: to})
+}
+
+// oldestBlock returns the start of the store's oldest block (Unix ms),
+// when the store is a TSDB with blocks. Retention deletes whole blocks,
+// oldest first, so data before it that the sink has not delivered is gone.
+func (e *Exporter) oldestBlock() (int64, bool) {
+	db, ok := e.o.Store.(interface{ BlockMetas() []tsdb.BlockMeta })
+	if !ok {
+		return 0, false
+	}
+	bs := db.BlockMetas()
+	if len(bs) == 0 {
+		return 0, false
+	}
+	return bs[0].MinTime, true
+}
+
+// expired moves the position from "from" to "to": the store's retention
+// (retention or retentionSize) removed that data before the sink delivered
+// it. The samples lost are estimated from the window that follows and
+// counted as dropped.
+func (e *Exporter) expired(ctx context.Context, log *slog.Logger, from, to int64) error {
+	win := e.o.MaxWindow.Milliseconds()
+	n, err := e.count(ctx, to, to+win)
+	if err != nil && ctx.Err() == nil {
+		log.Warn("counting the samples after the expired range", "err", err)
+	}
+	lost := int(float64(n) / float64(win) * float64(to-from))
+	e.m.dropped.Add(float64(lost))
+	log.Warn("the store removed data before the sink delivered it (retention or retentionSize): it is lost for this sink",
+		"from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC(), "estimatedSamples", lost)
 	return e.pos.save(position{To: to})
 }
 
@@ -463,7 +504,7 @@ func newExporterMetrics(name string) *exporterMetrics {
 		sent:           counter("samples_sent_total", "Samples the sink accepted."),
 		failed:         counter("samples_failed_total", "Samples in batches the sink refused for good (4xx other than 429); not retried."),
 		retried:        counter("samples_retried_total", "Samples sent again after a retryable failure (timeout, 429, 5xx)."),
-		dropped:        counter("samples_dropped_total", "Samples skipped because the sink fell further behind than its budget (maxLag)."),
+		dropped:        counter("samples_dropped_total", "Samples never sent: skipped because the sink fell further behind than its budget (maxLag), or removed by the store's retention before delivery (estimated from the data that follows)."),
 		pendingSamples: gauge("pending_samples", "Estimated samples stored but not yet delivered (lag beyond the settle time × recent samples per second)."),
 		pendingBytes:   gauge("pending_bytes", "Estimated raw size of the pending samples, in bytes (16 per sample)."),
 		lag:            gauge("lag_seconds", "Age of the sink's position: how far behind the present its delivered data ends, in seconds (at least the settle time)."),

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/kubemon/kubemon/internal/store"
 )
@@ -379,6 +380,90 @@ func TestExporterBudget(t *testing.T) {
 	dropped := int(testutil.ToFloat64(e.m.dropped))
 	if dropped == 0 || delivered == 0 || dropped+delivered != total {
 		t.Errorf("dropped %d + delivered %d, want > 0 each and %d in all", dropped, delivered, total)
+	}
+}
+
+// TestExporterStoreRetention: while the sink was down, the store's
+// retention deleted its oldest blocks; the sink moves past the deleted
+// range, counts its samples as dropped (an estimate) and delivers the rest,
+// every sample once.
+func TestExporterStoreRetention(t *testing.T) {
+	now := time.Now().Truncate(time.Second)
+	dataDir := t.TempDir()
+	st, err := store.Open(store.Options{Dir: dataDir, Retention: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	start := now.Add(-10 * time.Hour)
+	step := 30 * time.Second
+	const n = 20
+	total := 0
+	app := st.DB().Appender(context.Background())
+	for ts := start; ts.Before(now); ts = ts.Add(step) {
+		for i := range n {
+			ls := labels.FromStrings(labels.MetricName, "container_memory_working_set_bytes", "pod", fmt.Sprintf("p%02d", i))
+			if _, err := app.Append(0, ls, ts.UnixMilli(), float64(i)); err != nil {
+				t.Fatal(err)
+			}
+			total++
+		}
+	}
+	if err := app.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Compaction cuts the head into blocks; the retention then deletes
+	// those older than an hour before the newest.
+	if err := st.DB().Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	metas := st.DB().BlockMetas()
+	if len(metas) == 0 || metas[0].MinTime <= start.UnixMilli() {
+		t.Fatalf("retention deleted no block (%d blocks)", len(metas))
+	}
+	kept := 0
+	q, err := st.Queryable().Querier(0, now.UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := q.Select(context.Background(), false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+"))
+	for ss.Next() {
+		it := ss.At().Iterator(nil)
+		for it.Next() != chunkenc.ValNone {
+			kept++
+		}
+	}
+	q.Close()
+	lost := total - kept
+	if kept == 0 || lost == 0 {
+		t.Fatalf("%d samples kept and %d deleted, want some of each", kept, lost)
+	}
+
+	dir := t.TempDir()
+	startAt(t, dir, "test", start.Add(-time.Second))
+	w := &recorder{}
+	o := opts(dir, w, st)
+	o.BatchSize = 50
+	e, err := NewExporter(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntil(t, e, caughtUp(e, now.Add(-step)))
+	delivered := 0
+	for k, s := range w.got {
+		delivered += len(s)
+		for i := 1; i < len(s); i++ {
+			if s[i].T <= s[i-1].T {
+				t.Fatalf("%s: sample %d at %v not after the one before", k, i, time.UnixMilli(s[i].T))
+			}
+		}
+	}
+	if delivered != kept {
+		t.Errorf("%d samples delivered, want the %d the store kept", delivered, kept)
+	}
+	dropped := testutil.ToFloat64(e.m.dropped)
+	if !(math.Abs(dropped-float64(lost)) <= 0.05*float64(lost)) {
+		t.Errorf("samples_dropped_total %v, want the %d the retention deleted (±5 %%)", dropped, lost)
 	}
 }
 
