@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,8 +105,8 @@ type Exporter struct {
 	pos *positionFile
 	m   *exporterMetrics
 	// rate is the recent number of samples per second of stored data, for
-	// the pending estimate.
-	rate float64
+	// the pending estimate (float64 bits).
+	rate atomic.Uint64
 }
 
 // NewExporter returns an Exporter; Run drives it.
@@ -117,7 +119,8 @@ func NewExporter(o Options) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Exporter{o: o, pos: pos, m: newExporterMetrics(o.Name)}
+	e := &Exporter{o: o, pos: pos}
+	e.m = newExporterMetrics(o.Name, e)
 	if o.Registerer != nil {
 		if err := e.m.register(o.Registerer); err != nil {
 			return nil, fmt.Errorf("sink %s: %w", o.Name, err)
@@ -146,7 +149,6 @@ func (e *Exporter) Run(ctx context.Context) error {
 		now := e.o.Now()
 		upTo := now.Add(-e.o.Settle).UnixMilli()
 		st = e.pos.get()
-		e.updateLag(now, st)
 		if st.Acked == nil {
 			if oldest, ok := e.oldestBlock(); ok && oldest-1 > st.To && oldest <= upTo {
 				if err := e.expired(ctx, log, st.To, oldest-1); err != nil {
@@ -180,7 +182,6 @@ func (e *Exporter) Run(ctx context.Context) error {
 			case err != nil:
 				return err
 			default:
-				e.m.position.Set(float64(w.To) / 1000)
 				if w.To < upTo {
 					continue // catching up
 				}
@@ -194,12 +195,30 @@ func (e *Exporter) Run(ctx context.Context) error {
 	}
 }
 
-func (e *Exporter) updateLag(now time.Time, st position) {
-	lag := max(0, now.Sub(time.UnixMilli(st.To)).Seconds())
-	e.m.lag.Set(lag)
-	pending := e.rate * max(0, lag-e.o.Settle.Seconds())
-	e.m.pendingSamples.Set(pending)
-	e.m.pendingBytes.Set(pending * bytesPerSample)
+// delivered is the time (Unix ms) up to which every stored sample was
+// delivered or refused for good: the position, or the start of the window
+// being sent; 0 before the first position.
+func (e *Exporter) delivered() int64 {
+	st := e.pos.get()
+	if st.Acked != nil {
+		return st.From
+	}
+	return st.To
+}
+
+// lag is how far behind the present the delivered data ends, in seconds.
+func (e *Exporter) lag() float64 {
+	d := e.delivered()
+	if d == 0 {
+		return 0
+	}
+	return max(0, e.o.Now().Sub(time.UnixMilli(d)).Seconds())
+}
+
+// pending estimates the samples stored but not yet delivered: the lag
+// beyond the settle time × the recent samples per second.
+func (e *Exporter) pending() float64 {
+	return math.Float64frombits(e.rate.Load()) * max(0, e.lag()-e.o.Settle.Seconds())
 }
 
 // bytesPerSample is a raw sample's size (an int64 time and a float64),
@@ -331,7 +350,7 @@ func (e *Exporter) exportWindow(ctx context.Context, log *slog.Logger, w positio
 		}
 	}
 	if secs := float64(w.To-w.From) / 1000; secs > 0 {
-		e.rate = float64(total) / secs
+		e.rate.Store(math.Float64bits(float64(total) / secs))
 	}
 	return e.pos.save(position{To: w.To})
 }
@@ -392,7 +411,11 @@ func (ws *windowSend) phase(ctx context.Context, m *labels.Matcher) (int, error)
 		sh.batch, sh.samples = nil, 0
 		ws.formed[i]++
 		if ws.formed[i] <= ws.delivered[i] {
-			return // delivered before a restart
+			// Delivered before a restart: not sent again, only shown.
+			if o, ok := e.o.Writer.(Observer); ok {
+				o.Observe(b)
+			}
+			return
 		}
 		select {
 		case sh.ch <- b:
@@ -476,7 +499,6 @@ func (e *Exporter) send(ctx context.Context, log *slog.Logger, b []Series) bool 
 		if attempt == 0 || attempt%10 == 0 {
 			log.Warn("sink write failed; retrying", "samples", n, "attempt", attempt+1, "in", wait, "err", err)
 		}
-		e.updateLag(e.o.Now(), e.pos.get())
 		select {
 		case <-ctx.Done():
 			return false
@@ -487,28 +509,30 @@ func (e *Exporter) send(ctx context.Context, log *slog.Logger, b []Series) bool 
 
 type exporterMetrics struct {
 	sent, failed, retried, dropped prometheus.Counter
-	pendingSamples, pendingBytes   prometheus.Gauge
-	lag, position                  prometheus.Gauge
+	pendingSamples, pendingBytes   prometheus.GaugeFunc
+	lag, position                  prometheus.GaugeFunc
 	latency                        prometheus.Histogram
 }
 
-func newExporterMetrics(name string) *exporterMetrics {
+// newExporterMetrics returns e's metrics; the gauges are computed from e's
+// position when they are collected, so they move while a batch is retried.
+func newExporterMetrics(name string, e *Exporter) *exporterMetrics {
 	cl := prometheus.Labels{"sink": name}
 	counter := func(n, help string) prometheus.Counter {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "kubemon", Subsystem: "sink", Name: n, Help: help, ConstLabels: cl})
 	}
-	gauge := func(n, help string) prometheus.Gauge {
-		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kubemon", Subsystem: "sink", Name: n, Help: help, ConstLabels: cl})
+	gauge := func(n, help string, f func() float64) prometheus.GaugeFunc {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "kubemon", Subsystem: "sink", Name: n, Help: help, ConstLabels: cl}, f)
 	}
 	return &exporterMetrics{
 		sent:           counter("samples_sent_total", "Samples the sink accepted."),
 		failed:         counter("samples_failed_total", "Samples in batches the sink refused for good (4xx other than 429); not retried."),
 		retried:        counter("samples_retried_total", "Samples sent again after a retryable failure (timeout, 429, 5xx)."),
 		dropped:        counter("samples_dropped_total", "Samples never sent: skipped because the sink fell further behind than its budget (maxLag), or removed by the store's retention before delivery (estimated from the data that follows)."),
-		pendingSamples: gauge("pending_samples", "Estimated samples stored but not yet delivered (lag beyond the settle time × recent samples per second)."),
-		pendingBytes:   gauge("pending_bytes", "Estimated raw size of the pending samples, in bytes (16 per sample)."),
-		lag:            gauge("lag_seconds", "Age of the sink's position: how far behind the present its delivered data ends, in seconds (at least the settle time)."),
-		position:       gauge("position_timestamp_seconds", "Unix time up to which every stored sample was delivered or refused."),
+		pendingSamples: gauge("pending_samples", "Estimated samples stored but not yet delivered (lag beyond the settle time × recent samples per second).", e.pending),
+		pendingBytes:   gauge("pending_bytes", "Estimated raw size of the pending samples, in bytes (16 per sample).", func() float64 { return e.pending() * bytesPerSample }),
+		lag:            gauge("lag_seconds", "Age of the sink's position: how far behind the present its delivered data ends, in seconds (at least the settle time).", e.lag),
+		position:       gauge("position_timestamp_seconds", "Unix time up to which every stored sample was delivered or refused.", func() float64 { return float64(e.delivered()) / 1000 }),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "kubemon", Subsystem: "sink", Name: "request_duration_seconds",
 			Help: "Duration of one write to the sink, in seconds.", ConstLabels: cl, Buckets: prometheus.ExponentialBuckets(0.005, 3, 10)}),
 	}

@@ -338,15 +338,45 @@ func TestExporterResumesMidWindow(t *testing.T) {
 		t.Fatalf("no batch acknowledged in the position: %+v", st)
 	}
 
+	// What the first run delivered of the half-sent window.
 	w.mu.Lock()
 	w.fail = nil
+	sentBefore := 0
+	for _, ss := range w.got {
+		for _, x := range ss {
+			if x.T > st.From && x.T <= st.To {
+				sentBefore++
+			}
+		}
+	}
 	w.mu.Unlock()
+	obs := &observer{recorder: w}
+	o.Writer = obs
 	e2, err := NewExporter(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	runUntil(t, e2, caughtUp(e2, f.end))
 	f.check(t, w.got, nil)
+	// The batches delivered before the restart were shown to the writer
+	// (sink.Observer), not written again.
+	if !(sentBefore > 0 && obs.observed == sentBefore) {
+		t.Errorf("the second run observed %d samples, want the %d (> 0) the first run delivered of its window", obs.observed, sentBefore)
+	}
+}
+
+// observer is a recorder that is also a sink.Observer.
+type observer struct {
+	*recorder
+	observed int // samples
+}
+
+func (o *observer) Observe(b []Series) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for _, s := range b {
+		o.observed += len(s.Samples)
+	}
 }
 
 // TestExporterBudget: a sink further behind than MaxLag skips the oldest

@@ -44,6 +44,15 @@ type Writer interface {
 	Write(ctx context.Context, batch []Series) error
 }
 
+// Observer is implemented by Writers that learn from what they are given
+// (InfluxDB's takes a pod's labels from the pod's info series). When kubemon
+// resumes a window it was sending before it stopped, the batches the sink
+// already accepted are not written again but given to Observe, in the order
+// they were formed, so the Writer knows what it would have learnt from them.
+type Observer interface {
+	Observe(batch []Series)
+}
+
 // RetryableError marks a failed Write that may be retried. After, when
 // positive, is the delay the server asked for (Retry-After).
 type RetryableError struct {

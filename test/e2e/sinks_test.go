@@ -417,7 +417,7 @@ func TestSinkOutage(t *testing.T) {
 	// the receivers went down, so nothing is in flight.
 	sent := map[string]float64{}
 	for _, s := range sinks {
-		lagHonest(t, p1, s, interval) // minutes behind now
+		lagHonest(t, p1, s) // minutes behind now
 		m := sinkMetrics(t, p1, s)
 		if m[sinkFailed] != 0 || m[sinkDropped] != 0 || !(m[sinkRetried] > 0) || !(m[sinkSent] > 0) {
 			t.Errorf("first kubemon, sink %s: %s %v, %s %v (want 0 and 0), %s %v, %s %v (want > 0: it delivered, then retried)",
@@ -864,7 +864,7 @@ func TestSinkRefusedAndHanging(t *testing.T) {
 		t.Errorf("sink %s: position %v then %v, %s %v, %s %v: want the position stuck, nothing sent and nothing failed",
 			hangingSink, a[sinkPosition], b[sinkPosition], sinkSent, b[sinkSent], sinkFailed, b[sinkFailed])
 	}
-	lagHonest(t, p, hangingSink, interval) // the lag grows while the sink hangs
+	lagHonest(t, p, hangingSink) // the lag grows while the sink hangs
 	hang.mu.Lock()
 	hungSince, hung := hang.first, hang.requests
 	hang.mu.Unlock()
@@ -887,7 +887,7 @@ func TestSinkRefusedAndHanging(t *testing.T) {
 	if age := positionAge(t, p, refusedSink); age > settle+interval+5*time.Second {
 		t.Errorf("sink %s: position %v old, want at most the settle time (%v) and an interval: refusals must not hold it back", refusedSink, age, settle)
 	}
-	lagHonest(t, p, refusedSink, interval)
+	lagHonest(t, p, refusedSink)
 	ref.mu.Lock()
 	writes, bodies, points := ref.writes, len(ref.bodies), len(ref.points)
 	twice := 0

@@ -354,6 +354,10 @@ func (w *Writer) learnLabels(batch []sink.Series) {
 	}
 }
 
+// Observe learns the pods' labels from a batch delivered before a restart
+// (sink.Observer).
+func (w *Writer) Observe(batch []sink.Series) { w.learnLabels(batch) }
+
 func (w *Writer) labelsOf(ls labels.Labels) string {
 	w.labelsMu.Lock()
 	defer w.labelsMu.Unlock()

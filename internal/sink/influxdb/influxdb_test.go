@@ -332,6 +332,28 @@ func TestLabelsFromInfoAcrossBatches(t *testing.T) {
 	}
 }
 
+// TestLabelsFromObservedBatch: after a restart mid-window the exporter
+// shows the writer the batches delivered before (sink.Observer): the pods'
+// labels come from their info series there, and nothing is sent for them.
+func TestLabelsFromObservedBatch(t *testing.T) {
+	r := newRecorder(t)
+	w := newWriter(t, Options{URL: r.srv.URL, Database: "k8s"})
+	var _ sink.Observer = w
+	info := series(model.PromName(model.LevelPod, model.Info), append(slices.Clone(podIDLabels), model.LabelKubeLabels, "app:seen"), sink.Sample{T: t0, V: 1})
+	usage := series(model.PromName(model.LevelContainer, model.MemoryWorkingSet), ctrLabels, sink.Sample{T: t0, V: 100})
+	w.Observe([]sink.Series{info, usage})
+	if got := r.lines(); len(got) != 0 {
+		t.Fatalf("Observe sent %q", got)
+	}
+	if err := w.Write(context.Background(), []sink.Series{series(model.PromName(model.LevelContainer, model.MemoryWorkingSet), ctrLabels, sink.Sample{T: t0 + 1000, V: 100})}); err != nil {
+		t.Fatal(err)
+	}
+	got := r.lines()
+	if len(got) != 1 || !strings.Contains(got[0], ",labels=app:seen,") {
+		t.Errorf("after Observe: %q, want one point tagged labels=app:seen", got)
+	}
+}
+
 func TestSkipped(t *testing.T) {
 	r := newRecorder(t)
 	w := newWriter(t, Options{URL: r.srv.URL, Database: "k8s"})
