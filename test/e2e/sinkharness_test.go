@@ -159,6 +159,26 @@ func lagHonest(t *testing.T, p *proc, s string) {
 	}
 }
 
+// sinkStart is the position a new sink s started from (Unix ms), from
+// kubemon's log line saying so.
+func sinkStart(t *testing.T, p *proc, s string) int64 {
+	t.Helper()
+	for _, l := range strings.Split(p.Logs(), "\n") {
+		if !strings.Contains(l, "sink starts at the present") || !strings.Contains(l, " sink="+s+" ") {
+			continue
+		}
+		_, v, ok := strings.Cut(l, " from=")
+		v, _, _ = strings.Cut(v, " ")
+		ts, err := time.Parse(time.RFC3339Nano, v)
+		if !ok || err != nil {
+			t.Fatalf("sink %s: no start time in %q (%v)", s, l, err)
+		}
+		return ts.UnixMilli()
+	}
+	t.Fatalf("kubemon did not log where sink %s started", s)
+	return 0
+}
+
 // quietSink reads sink s's metrics twice, 300 ms apart, until both reads agree
 // on the samples sent and the position (no window was being sent between
 // them), and returns them.
