@@ -85,7 +85,7 @@ func TestSinkInfluxDBHeapsterSchema(t *testing.T) {
 			len(nodeCPU), len(pods), len(ctrCPU), len(namespaces), nodes, nodes*podsPerNode, 2*nodes*podsPerNode)
 	}
 
-		nodeRate := name(model.LevelNode, model.CPUUsageRate)
+	nodeRate := name(model.LevelNode, model.CPUUsageRate)
 	waitFor(t, 60*time.Second, "CPU rates of every node", func() bool { return len(p.query(t, nodeRate)) == nodes })
 	now := time.Now().UnixMilli()
 	var firstAll int64 // when every node had its first rate
