@@ -31,6 +31,7 @@ import (
 	"github.com/kubemon/kubemon/internal/pipeline"
 	"github.com/kubemon/kubemon/internal/scrape"
 	"github.com/kubemon/kubemon/internal/store"
+	"github.com/kubemon/kubemon/internal/ui"
 	"github.com/kubemon/kubemon/internal/version"
 )
 
@@ -156,7 +157,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("GET /{$}", index)
+	webUI, err := ui.New()
+	if err != nil {
+		return err
+	}
+	webUI.Register(mux)
 	if cfg.Pprof {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
@@ -207,8 +212,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	return err
 }
 
-// publicPaths answer without credentials: the probes.
-var publicPaths = []string{"/healthz", "/livez", "/readyz"}
+// publicPaths answer without credentials: the probes and the UI's page
+// (which holds no cluster data; its assets are under ui.AssetPrefix).
+var publicPaths = []string{"/healthz", "/livez", "/readyz", "/"}
 
 // authMode resolves cfg.Auth for an API listening on addr: auto means no
 // authentication on loopback, else the Kubernetes API's (which must then
@@ -238,7 +244,7 @@ func authMode(cfg config.Config, addr net.Addr, haveKube bool) (string, error) {
 // (SubjectAccessReview) as the same request under the kubemon.io/v1alpha1
 // aggregated API: one role grants both paths; the probes stay open.
 func protect(cs kubernetes.Interface, h http.Handler, log *slog.Logger, reg prometheus.Registerer) (http.Handler, error) {
-	f, err := kubeauth.New(kubeauth.Options{Client: cs, Public: publicPaths, ResourcePrefix: metricsapi.HTTPAPIPrefix, Logger: log.With("component", "auth"), Registerer: reg})
+	f, err := kubeauth.New(kubeauth.Options{Client: cs, Public: publicPaths, PublicPrefixes: []string{ui.AssetPrefix}, ResourcePrefix: metricsapi.HTTPAPIPrefix, Logger: log.With("component", "auth"), Registerer: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -271,17 +277,3 @@ func startMetricsAPI(cfg config.Config, q storage.Queryable, found discovered, h
 	goRun("metrics API", srv.Run)
 	return srv, nil
 }
-
-func index(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	fmt.Fprint(w, indexHTML)
-}
-
-var indexHTML = `<!doctype html><html><head><meta charset="utf-8"><title>kubemon</title></head><body>
-<h1>kubemon</h1>
-<ul>
-<li><a href="api/v1/model/metrics/">Heapster model API: cluster metrics</a>, <a href="api/v1/model/nodes/">nodes</a>, <a href="api/v1/model/namespaces/">namespaces</a></li>
-<li><a href="api/v1/query?query=sum(` + model.PromName(model.LevelNode, model.CPUUsageRate) + `)">Prometheus query API</a> (point Grafana's Prometheus data source here)</li>
-<li><a href="api/v1/label/__name__/values">series names</a></li>
-<li><a href="metrics">kubemon's own metrics</a>, <a href="healthz">healthz</a>, <a href="readyz">readyz</a></li>
-</ul></body></html>`

@@ -24,8 +24,9 @@
 //     error reaching the API server is answered 403 naming the user, the
 //     verb and the path.
 //   - Public paths (Options.Public, matched exactly against the URL path;
-//     kubemon gives /healthz, /readyz and /livez) are served without
-//     credentials.
+//     kubemon gives /healthz, /readyz, /livez and the UI's page /) and
+//     public prefixes (Options.PublicPrefixes; the UI's assets, /ui/) are
+//     served without credentials.
 //
 // The authenticated user is put in the request's context with
 // k8s.io/apiserver/pkg/endpoints/request.WithUser; handlers read it with
@@ -60,6 +61,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -92,8 +94,11 @@ type Options struct {
 	// Required.
 	Client kubernetes.Interface
 	// Public are the URL paths served without credentials, matched
-	// exactly (no prefixes).
+	// exactly.
 	Public []string
+	// PublicPrefixes are path prefixes served without credentials (the
+	// web UI's assets, which hold no cluster data).
+	PublicPrefixes []string
 	// ResourcePrefix, when set, authorizes a request on the resource
 	// attributes the Kubernetes API server derives for ResourcePrefix +
 	// the request's path (an aggregated API group's prefix such as
@@ -118,13 +123,14 @@ type Options struct {
 
 // Filter authenticates and authorizes requests; Handler applies it.
 type Filter struct {
-	authn   authenticator.Request
-	authz   authorizer.Authorizer
-	public  map[string]bool
-	prefix  string
-	infos   *request.RequestInfoFactory
-	log     *slog.Logger
-	refused *prometheus.CounterVec
+	authn          authenticator.Request
+	authz          authorizer.Authorizer
+	public         map[string]bool
+	publicPrefixes []string
+	prefix         string
+	infos          *request.RequestInfoFactory
+	log            *slog.Logger
+	refused        *prometheus.CounterVec
 }
 
 // New builds a filter delegating to the Kubernetes API server o.Client
@@ -183,6 +189,12 @@ func newFilter(authn authenticator.Request, authz authorizer.Authorizer, o Optio
 	for _, p := range o.Public {
 		f.public[p] = true
 	}
+	for _, p := range o.PublicPrefixes {
+		if !strings.HasPrefix(p, "/") || !strings.HasSuffix(p, "/") {
+			return nil, fmt.Errorf("kubeauth: public prefix %q: want a path starting and ending with /", p)
+		}
+		f.publicPrefixes = append(f.publicPrefixes, p)
+	}
 	if f.log == nil {
 		f.log = slog.New(slog.DiscardHandler)
 	}
@@ -208,12 +220,25 @@ func newFilter(authn authenticator.Request, authz authorizer.Authorizer, o Optio
 	return f, nil
 }
 
+func (f *Filter) isPublic(p string) bool {
+	if f.public[p] {
+		return true
+	}
+	for _, pre := range f.publicPrefixes {
+		// A cleaned path only: "/ui/../api/v1/query" is not public.
+		if strings.HasPrefix(p, pre) && path.Clean(p) == p {
+			return true
+		}
+	}
+	return false
+}
+
 // Handler serves next behind the filter: public paths as they are, other
 // requests only once authenticated and authorized, with the user in the
 // request's context and without the Authorization header.
 func (f *Filter) Handler(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if f.public[r.URL.Path] {
+		if f.isPublic(r.URL.Path) {
 			next.ServeHTTP(w, withoutAuthorization(r.Context(), r))
 			return
 		}

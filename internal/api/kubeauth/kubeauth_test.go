@@ -151,9 +151,10 @@ func TestFilter(t *testing.T) {
 	reg := prometheus.NewPedanticRegistry()
 	authz := &fakeAuthz{}
 	f, err := newFilter(fakeAuthn, authz, Options{
-		Public:     publicPaths,
-		Logger:     slog.New(slog.NewJSONHandler(logs, nil)),
-		Registerer: reg,
+		Public:         publicPaths,
+		PublicPrefixes: []string{"/ui/"},
+		Logger:         slog.New(slog.NewJSONHandler(logs, nil)),
+		Registerer:     reg,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +178,9 @@ func TestFilter(t *testing.T) {
 			body: `forbidden: User "alice" cannot get path "/metrics": no RBAC policy matched`, verb: "get"},
 		{name: "authorizer error", method: "GET", path: "/error", token: "good", code: 403,
 			body: `forbidden: User "alice" cannot get path "/error": the authorization check failed`, verb: "get"},
+		{name: "public prefix", method: "GET", path: "/ui/app.js", code: 200, body: "ok"},
+		{name: "public prefix, cleaned paths only", method: "GET", path: "/ui/../api/v1/query", code: 401},
+		{name: "public prefix needs its slash", method: "GET", path: "/uiapp.js", code: 401},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -227,7 +231,7 @@ func TestFilter(t *testing.T) {
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP kubemon_http_requests_refused_total HTTP API requests refused by Kubernetes-delegated authentication (code 401) or authorization (code 403).
 # TYPE kubemon_http_requests_refused_total counter
-kubemon_http_requests_refused_total{code="401"} 4
+kubemon_http_requests_refused_total{code="401"} 6
 kubemon_http_requests_refused_total{code="403"} 3
 `), "kubemon_http_requests_refused_total"); err != nil {
 		t.Error(err)
@@ -247,8 +251,8 @@ kubemon_http_requests_refused_total{code="403"} 3
 			t.Errorf("unexpected log record %v", r)
 		}
 	}
-	if len(unauth) != 4 || len(forbidden) != 3 {
-		t.Fatalf("logged %d unauthenticated and %d forbidden requests, want 4 and 3", len(unauth), len(forbidden))
+	if len(unauth) != 6 || len(forbidden) != 3 {
+		t.Fatalf("logged %d unauthenticated and %d forbidden requests, want 6 and 3", len(unauth), len(forbidden))
 	}
 	if r := unauth[2]; r["status"] != 401.0 || r["method"] != "GET" || r["path"] != "/api/v1/query" ||
 		r["err"] != "invalid bearer token" || r["remote"] != "192.0.2.1:1234" {
