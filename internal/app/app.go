@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"time"
 
@@ -132,7 +133,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 
 	prom, err := promapi.New(promapi.Options{Queryable: st.Queryable(), Logger: log, Registerer: reg,
 		MaxConcurrency: cfg.Query.MaxConcurrency, QueryTimeout: cfg.Query.Timeout, MaxSamples: cfg.Query.MaxSamples,
-		ActiveQueryDir: cfg.DataDir}) // queries.active beside the TSDB, as Prometheus keeps it
+		ActiveQueryDir: cfg.DataDir, // queries.active beside the TSDB, as Prometheus keeps it
+		Targets:        func() []promapi.Target { return apiTargets(manager.Targets(), cfg) },
+		Runtime: promapi.RuntimeInfo{StartTime: time.Now(), Retention: cfg.Retention, RetentionSize: int64(cfg.RetentionSize),
+			ScrapeInterval: cfg.Interval},
+	})
 	if err != nil {
 		return err
 	}
@@ -210,6 +215,24 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		err = nil
 	}
 	return err
+}
+
+// apiTargets are the nodes' scrape states as /api/v1/targets lists them.
+func apiTargets(ts []scrape.TargetStatus, cfg config.Config) []promapi.Target {
+	out := make([]promapi.Target, 0, len(ts))
+	for _, t := range ts {
+		instance := t.Target.URL
+		if u, err := url.Parse(t.Target.URL); err == nil && u.Host != "" {
+			instance = u.Host
+		}
+		out = append(out, promapi.Target{
+			Labels:    map[string]string{"job": "kubelet", "instance": instance, model.LabelNode: t.Target.Node},
+			ScrapeURL: t.Target.URL, Health: t.Health, LastError: t.LastError,
+			LastScrape: t.LastScrape, LastScrapeDuration: t.LastDuration,
+			ScrapeInterval: cfg.Interval, ScrapeTimeout: cfg.ScrapeTimeout(),
+		})
+	}
+	return out
 }
 
 // publicPaths answer without credentials: the probes and the UI's page

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -129,6 +130,17 @@ func TestManager(t *testing.T) {
 	aCalls := len(f.calls["a"])
 	f.mu.Unlock()
 	time.Sleep(300 * time.Millisecond)
+	// The state of each node's last scrape, as /api/v1/targets shows it.
+	var health []string
+	for _, st := range m.Targets() {
+		health = append(health, st.Target.Node+"="+st.Health+":"+st.LastError)
+		if st.Health != HealthUnknown && (st.LastScrape.IsZero() || st.LastDuration <= 0) {
+			t.Errorf("%s: last scrape %v, %v", st.Target.Node, st.LastScrape, st.LastDuration)
+		}
+	}
+	if want := []string{"b=up:", "failing=down:boom", "slow=unknown:"}; !slices.Equal(health, want) {
+		t.Errorf("Targets() = %q, want %q (the slow node's scrape never ended)", health, want)
+	}
 	cancel()
 	<-done
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"hash/fnv"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +69,50 @@ type loop struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	clock  clockState // only the loop's goroutine touches it
+
+	mu   sync.Mutex // guards last
+	last TargetStatus
+}
+
+// TargetStatus is a node's scrape state, as Prometheus's /api/v1/targets
+// shows a target's.
+type TargetStatus struct {
+	Target model.Target
+	// Health is "up" when the last scrape succeeded, "down" when it
+	// failed, "unknown" before the first.
+	Health string
+	// LastError is the last scrape's error; empty when it succeeded.
+	LastError string
+	// LastScrape is when the last scrape began; zero before the first.
+	LastScrape time.Time
+	// LastDuration is how long the last scrape took.
+	LastDuration time.Duration
+}
+
+// Health values of TargetStatus.
+const (
+	HealthUp      = "up"
+	HealthDown    = "down"
+	HealthUnknown = "unknown"
+)
+
+// Targets returns the scrape state of every node scraped, sorted by node.
+func (m *Manager) Targets() []TargetStatus {
+	m.mu.Lock()
+	out := make([]TargetStatus, 0, len(m.loops))
+	for _, l := range m.loops {
+		l.mu.Lock()
+		st := l.last
+		l.mu.Unlock()
+		st.Target = l.target
+		if st.Health == "" {
+			st.Health = HealthUnknown
+		}
+		out = append(out, st)
+	}
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b TargetStatus) int { return strings.Compare(a.Target.Node, b.Target.Node) })
+	return out
 }
 
 // NewManager returns a Manager; Run starts it.
@@ -226,10 +272,15 @@ func (m *Manager) scrapeOnce(ctx context.Context, l *loop) {
 	if ctx.Err() != nil {
 		return // the loop was stopped; the result belongs to nobody
 	}
+	st := TargetStatus{Health: HealthUp, LastScrape: start, LastDuration: time.Since(start)}
 	if err != nil {
 		m.failures.WithLabelValues(t.Node).Inc()
 		m.o.Logger.Warn("scrape failed", "node", t.Node, "err", err)
+		st.Health, st.LastError = HealthDown, err.Error()
 	}
+	l.mu.Lock()
+	l.last = st
+	l.mu.Unlock()
 	if err == nil && stats != nil {
 		m.checkClock(l, stats, received)
 	}

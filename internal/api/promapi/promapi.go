@@ -87,6 +87,11 @@ type Options struct {
 	// Now returns the current time, used as the default evaluation time of
 	// instant queries. Default time.Now.
 	Now func() time.Time
+	// Targets, when set, gives /api/v1/targets the scrape state of every
+	// node; without it the endpoint lists none.
+	Targets func() []Target
+	// Runtime is what /api/v1/status/runtimeinfo reports.
+	Runtime RuntimeInfo
 }
 
 // API serves the Prometheus HTTP API v1 subset. Create it with New.
@@ -99,6 +104,8 @@ type API struct {
 	queryTimeout  time.Duration
 	maxPoints     int
 	now           func() time.Time
+	targets       func() []Target
+	runtime       RuntimeInfo
 
 	// tracker bounds concurrent queries; it counts the queries waiting.
 	tracker *countingTracker
@@ -155,6 +162,8 @@ func New(o Options) (*API, error) {
 		queryTimeout:  o.QueryTimeout,
 		maxPoints:     o.MaxPoints,
 		now:           o.Now,
+		targets:       o.Targets,
+		runtime:       o.Runtime,
 	}
 
 	if o.Registerer != nil {
@@ -315,6 +324,8 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle("/api/v1/label/{name}/values", a.handler("label_values", a.labelValues))
 	mux.Handle("/api/v1/metadata", a.handler("metadata", a.metadata))
 	mux.Handle("/api/v1/status/buildinfo", a.handler("buildinfo", a.buildInfo))
+	mux.Handle("/api/v1/status/runtimeinfo", a.handler("runtimeinfo", a.runtimeInfo))
+	mux.Handle("/api/v1/targets", a.handler("targets", a.targetList))
 }
 
 // errorType is the "errorType" of an error response.
