@@ -1,0 +1,168 @@
+/**
+ * Calls to kubemon's Prometheus-compatible API: every URL is relative to the
+ * page (so the UI works under kubectl proxy's /apis/kubemon.io/v1alpha1/ or
+ * any other prefix), every call carries the saved bearer token if there is
+ * one, and failures become typed errors the app can show:
+ *
+ *   AuthError       401: the caller needs credentials (the app shows the token panel)
+ *   ForbiddenError  403: authenticated but not allowed (the server's message is shown)
+ *   ApiError        any other failure (PromQL errors, 5xx, network)
+ *
+ * An aborted call (the page or range changed) rejects with the DOMException
+ * "AbortError", which the app ignores.
+ */
+
+const TOKEN_KEY = "kubemon.token";
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, errorType = "", url = "" } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.errorType = errorType;
+    this.url = url;
+  }
+}
+export class AuthError extends ApiError {
+  constructor(message, opts) {
+    super(message, opts);
+    this.name = "AuthError";
+  }
+}
+export class ForbiddenError extends ApiError {
+  constructor(message, opts) {
+    super(message, opts);
+    this.name = "ForbiddenError";
+  }
+}
+
+/** isAbort tells an aborted fetch from a failure. */
+export function isAbort(err) {
+  return err && (err.name === "AbortError" || err.name === "TimeoutError");
+}
+
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token.trim());
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage disabled: the token lasts for this call only */
+  }
+}
+
+/** Count of calls in flight, for the header's activity indicator. */
+let inflight = 0;
+const listeners = new Set();
+export function onActivity(fn) {
+  listeners.add(fn);
+}
+function activity(delta) {
+  inflight += delta;
+  for (const fn of listeners) fn(inflight);
+}
+
+/**
+ * get fetches a relative API URL and returns the parsed "data" of a
+ * Prometheus envelope. optional404: answer null instead of failing when the
+ * endpoint does not exist (yet).
+ */
+export async function get(url, { signal, optional404 = false } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = getToken();
+  if (token) headers.Authorization = "Bearer " + token;
+  let res;
+  activity(1);
+  try {
+    try {
+      res = await fetch(url, { headers, signal, credentials: "same-origin", cache: "no-store" });
+    } catch (err) {
+      if (isAbort(err)) throw err;
+      throw new ApiError(`kubemon did not answer (${err.message})`, { url });
+    }
+    if (optional404 && res.status === 404) return null;
+    let body = null;
+    const text = await res.text();
+    try {
+      body = text ? JSON.parse(text) : null;
+    } catch {
+      body = null;
+    }
+    const message = (body && body.error) || text.trim() || res.statusText || `HTTP ${res.status}`;
+    if (res.status === 401) throw new AuthError(message, { status: 401, url });
+    if (res.status === 403) throw new ForbiddenError(message, { status: 403, url });
+    if (!res.ok || !body || body.status !== "success") {
+      throw new ApiError(message, { status: res.status, errorType: (body && body.errorType) || "", url });
+    }
+    return body.data;
+  } finally {
+    activity(-1);
+  }
+}
+
+function qs(params) {
+  const sp = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null) sp.set(k, String(v));
+  return sp.toString();
+}
+
+/**
+ * query runs an instant query; returns the result array of a vector, or
+ * [{metric: {}, value}] for a scalar.
+ */
+export async function query(q, { time, signal } = {}) {
+  const data = await get("api/v1/query?" + qs({ query: q, time }), { signal });
+  if (data.resultType === "scalar" || data.resultType === "string") return [{ metric: {}, value: data.result }];
+  return data.result;
+}
+
+/** queryRange runs a range query; returns the matrix (array of {metric, values}). */
+export async function queryRange(q, start, end, step, { signal } = {}) {
+  const data = await get("api/v1/query_range?" + qs({ query: q, start, end, step }), { signal });
+  return data.result;
+}
+
+/** labelValues lists a label's values, optionally restricted by series selectors. */
+export async function labelValues(name, { match, start, end, signal } = {}) {
+  const sp = new URLSearchParams();
+  for (const m of match || []) sp.append("match[]", m);
+  if (start !== undefined) sp.set("start", String(start));
+  if (end !== undefined) sp.set("end", String(end));
+  const s = sp.toString();
+  return get(`api/v1/label/${encodeURIComponent(name)}/values${s ? "?" + s : ""}`, { signal });
+}
+
+/** targets returns the scrape targets (Prometheus's format), or null before the endpoint exists. */
+export async function targets({ signal } = {}) {
+  return get("api/v1/targets", { signal, optional404: true });
+}
+
+/**
+ * runtimeInfo returns {retention, scrapeInterval} in seconds, with the
+ * defaults (15d, 15s) when the endpoint does not answer them.
+ */
+export async function runtimeInfo({ signal, parse } = {}) {
+  const out = { retention: 15 * 86400, scrapeInterval: 15, raw: null };
+  const data = await get("api/v1/status/runtimeinfo", { signal, optional404: true });
+  if (data) {
+    out.raw = data;
+    const r = parse(data.storageRetention || "");
+    if (r > 0) out.retention = r;
+    const i = parse(data.scrapeInterval || "");
+    if (i > 0) out.scrapeInterval = i;
+  }
+  return out;
+}
+
+/** serverTime returns the server's clock (unix seconds), to query "now" as the server sees it. */
+export async function serverTime({ signal } = {}) {
+  const r = await query("time()", { signal });
+  return Number(r[0].value[1]);
+}

@@ -1,0 +1,99 @@
+/**
+ * Container (#/container/NS/POD/CONTAINER): tiles (CPU and memory against
+ * request and limit, memory usage and RSS, filesystem, restarts, uptime)
+ * and charts of CPU, memory (working set, usage, RSS) and filesystem with
+ * request and limit lines and restart / OOM-kill markers.
+ */
+
+import { h } from "../dom.js";
+import * as f from "../format.js";
+import { m } from "../promql.js";
+import { a, chartsGrid, first, instants, links, notice, pageHead, statOf, tile, tileStat, tiles, usageTiles } from "../components.js";
+import { eventMarkers } from "./pod.js";
+
+export async function render(ctx) {
+  const [ns, pod, container] = ctx.segments.slice(1);
+  ctx.title = `Container ${container}`;
+  const L = { namespace: ns, pod, container };
+  const P = "container";
+  const Q = {
+    cpu: m(`${P}_cpu_usage_cores`, L),
+    cpu_request: m(`${P}_cpu_request_cores`, L),
+    cpu_limit: m(`${P}_cpu_limit_cores`, L),
+    cpu_of_request: `${m(`${P}_cpu_usage_cores`, L)} / ${m(`${P}_cpu_request_cores`, L)}`,
+    memory: m(`${P}_memory_working_set_bytes`, L),
+    memory_request: m(`${P}_memory_request_bytes`, L),
+    memory_limit: m(`${P}_memory_limit_bytes`, L),
+    memory_of_request: `${m(`${P}_memory_working_set_bytes`, L)} / ${m(`${P}_memory_request_bytes`, L)}`,
+    memory_usage: m(`${P}_memory_usage_bytes`, L),
+    rss: m(`${P}_memory_rss_bytes`, L),
+    fs: m(`${P}_filesystem_usage_bytes`, L),
+    restarts: m(`${P}_restart_count`, L),
+    uptime: m(`${P}_uptime_seconds`, L),
+  };
+  const markers = eventMarkers(L);
+  const CHARTS = [
+    {
+      name: "cpu",
+      title: "CPU",
+      unit: "cores",
+      series: [
+        { label: "usage", query: Q.cpu, style: "area" },
+        { label: "request", query: Q.cpu_request, style: "request" },
+        { label: "limit", query: Q.cpu_limit, style: "limit" },
+      ],
+      markers,
+    },
+    {
+      name: "memory",
+      title: "Memory",
+      unit: "bytes",
+      series: [
+        { label: "working set", query: Q.memory, style: "area" },
+        { label: "usage", query: Q.memory_usage, style: "line" },
+        { label: "rss", query: Q.rss, style: "line" },
+        { label: "request", query: Q.memory_request, style: "request" },
+        { label: "limit", query: Q.memory_limit, style: "limit" },
+      ],
+      markers,
+    },
+    {
+      name: "filesystem",
+      title: "Filesystem",
+      unit: "bytes",
+      series: [{ label: "used", query: Q.fs, style: "area" }],
+      markers,
+    },
+  ];
+  const [r, charts] = await Promise.all([instants(ctx, Q), ctx.loadCharts(CHARTS)]);
+  const s = (n, k, fmt) => tileStat(n, r[k], fmt);
+  const nodeName = (r.cpu.result[0] || r.memory.result[0] || r.uptime.result[0])?.metric.node || "";
+  const gone = first(r.cpu) === null && first(r.memory) === null && first(r.uptime) === null;
+  return h(
+    "div",
+    { class: "page" },
+    pageHead({
+      kind: "Container",
+      title: container,
+      facts: [
+        ["Pod", a(links.pod(ns, pod), pod)],
+        ["Namespace", a(links.namespace(ns), ns)],
+        nodeName ? ["Node", a(links.node(nodeName), nodeName)] : null,
+        ["Uptime", statOf(s("uptime", "uptime", f.duration))],
+      ],
+    }),
+    gone ? notice("warn", "No current data for this container.", " It may have been deleted; the charts show what the range holds.") : null,
+    tiles(
+      ...usageTiles(r),
+      tile({
+        title: "Memory usage",
+        main: s("memory-usage", "memory_usage", f.bytes),
+        subs: [["RSS", s("memory-rss", "rss", f.bytes)]],
+        hint: "usage includes the page cache",
+      }),
+      tile({ title: "Filesystem used", main: s("filesystem-usage", "fs", f.bytes), hint: "root filesystem and logs" }),
+      tile({ title: "Restarts", main: s("restarts", "restarts", f.count), tone: Number(first(r.restarts)) > 0 ? "warn" : null }),
+    ),
+    chartsGrid(charts.map((x) => ctx.chart(x))),
+  );
+}

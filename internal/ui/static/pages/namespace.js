@@ -1,0 +1,74 @@
+/**
+ * Namespace (#/namespace/NS): tiles (pods, workloads, CPU and memory
+ * against requests and limits, network, filesystem, restarts), charts of
+ * CPU, memory, network and filesystem with request and limit lines, the
+ * namespace's workloads and its pods.
+ */
+
+import { h } from "../dom.js";
+import * as f from "../format.js";
+import { m } from "../promql.js";
+import * as router from "../router.js";
+import {
+  card,
+  chartsGrid,
+  instants,
+  loadPods,
+  loadWorkloads,
+  pageHead,
+  podsTable,
+  tile,
+  tileStat,
+  tiles,
+  usageCharts,
+  usageQueries,
+  usageTiles,
+  workloadsTable,
+} from "../components.js";
+
+export async function render(ctx) {
+  const [ns] = ctx.segments.slice(1);
+  ctx.title = `Namespace ${ns}`;
+  const L = { namespace: ns };
+  const Q = {
+    ...usageQueries("namespace", L),
+    pods: `count(${m("pod_info", L)})`,
+    workloads: `count(count by (workload_kind, workload) (${m("pod_info", L, ['workload!=""'])}))`,
+    rx: m("namespace_network_receive_bytes_per_second", L),
+    tx: m("namespace_network_transmit_bytes_per_second", L),
+    fs: m("namespace_filesystem_usage_bytes", L),
+    ephemeral: m("namespace_ephemeral_storage_usage_bytes", L),
+  };
+  const [r, charts, workloads, pods] = await Promise.all([
+    instants(ctx, Q),
+    ctx.loadCharts(usageCharts("namespace", L)),
+    loadWorkloads(ctx, ns),
+    loadPods(ctx, L),
+  ]);
+  const s = (n, k, fmt) => tileStat(n, r[k], fmt);
+  const q = ctx.params.get("q") || "";
+  const wt = workloadsTable(workloads, { hide: ["namespace"], sortParam: "wsort", filter: q });
+  const pt = podsTable(pods, { hide: ["namespace"], filter: q });
+  ctx.search = (text) => {
+    wt.setFilter(text);
+    pt.setFilter(text);
+  };
+  return h(
+    "div",
+    { class: "page" },
+    pageHead({
+      kind: "Namespace",
+      title: ns,
+      actions: h("a", { class: "btn", href: router.link("/rightsizing", { ns }) }, "Right-size this namespace"),
+    }),
+    tiles(
+      tile({ title: "Pods", main: s("pods", "pods", f.count), subs: [["Workloads", s("workloads", "workloads", f.count)], ["Restarts", s("restarts", "restarts", f.count)]] }),
+      ...usageTiles(r),
+      tile({ title: "Network received", main: s("network-receive", "rx", f.byteRate), subs: [["Transmitted", s("network-transmit", "tx", f.byteRate)]] }),
+      tile({ title: "Filesystem used", main: s("filesystem-usage", "fs", f.bytes), subs: [["Ephemeral storage", s("ephemeral-storage-usage", "ephemeral", f.bytes)]] }),
+    ),
+    chartsGrid(charts.map((c) => ctx.chart(c))),
+    card("Workloads", wt.el),
+    card("Pods", pt.el),
+  );
+}

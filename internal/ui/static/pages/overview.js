@@ -1,0 +1,383 @@
+/**
+ * Overview (#/): the cluster at a glance. Stat tiles (nodes, pods,
+ * namespaces, CPU and memory usage against allocatable and capacity,
+ * requests and reservation, network, filesystem, restarts, failing
+ * scrapes), the cluster's CPU, memory, network and filesystem over the
+ * range, the top 10 pods by CPU and by memory, the busiest nodes and the
+ * nodes whose last scrape failed (api/v1/targets). The search box finds
+ * nodes, namespaces and pods by name.
+ */
+
+import { h } from "../dom.js";
+import * as f from "../format.js";
+import * as api from "../api.js";
+import { table } from "../table.js";
+import * as router from "../router.js";
+import { a, card, chartsGrid, first, index, instants, links, notice, pageHead, tile, tileStat, tiles } from "../components.js";
+
+const Q = {
+  nodes: "count(node_cpu_capacity_cores)",
+  pods: "count(pod_info)",
+  namespaces: "count(count by (namespace) (namespace_info or namespace_cpu_usage_cores))",
+  cpu: "cluster_cpu_usage_cores",
+  cpu_allocatable: "cluster_cpu_allocatable_cores",
+  cpu_capacity: "cluster_cpu_capacity_cores",
+  cpu_utilization: "cluster_cpu_utilization_ratio",
+  cpu_request: "cluster_cpu_request_cores",
+  cpu_reservation: "cluster_cpu_reservation_ratio",
+  cpu_limit: "cluster_cpu_limit_cores",
+  memory: "cluster_memory_working_set_bytes",
+  memory_allocatable: "cluster_memory_allocatable_bytes",
+  memory_capacity: "cluster_memory_capacity_bytes",
+  memory_utilization: "cluster_memory_utilization_ratio",
+  memory_request: "cluster_memory_request_bytes",
+  memory_reservation: "cluster_memory_reservation_ratio",
+  memory_limit: "cluster_memory_limit_bytes",
+  rx: "cluster_network_receive_bytes_per_second",
+  tx: "cluster_network_transmit_bytes_per_second",
+  fs: "cluster_filesystem_usage_bytes",
+  fs_capacity: "cluster_filesystem_capacity_bytes",
+  fs_ratio: "cluster_filesystem_usage_bytes / cluster_filesystem_capacity_bytes",
+  restarts: "cluster_restart_count",
+  top_cpu: "topk(10, pod_cpu_usage_cores)",
+  top_memory: "topk(10, pod_memory_working_set_bytes)",
+  node_cpu: "node_cpu_utilization_ratio",
+  node_memory: "node_memory_utilization_ratio",
+  node_reservation: "node_cpu_reservation_ratio",
+};
+
+export const SEARCH_QUERIES = {
+  nodes: "count by (node) (node_cpu_capacity_cores)",
+  namespaces: "count by (namespace) (namespace_info or namespace_cpu_usage_cores)",
+  pods: "count by (namespace, pod) (pod_info)",
+};
+
+const CHARTS = [
+  {
+    name: "cpu",
+    title: "CPU",
+    unit: "cores",
+    series: [
+      { label: "usage", query: "cluster_cpu_usage_cores", style: "area" },
+      { label: "requests", query: "cluster_cpu_request_cores", style: "request" },
+      { label: "allocatable", query: "cluster_cpu_allocatable_cores", style: "allocatable" },
+      { label: "capacity", query: "cluster_cpu_capacity_cores", style: "capacity" },
+    ],
+  },
+  {
+    name: "memory",
+    title: "Memory",
+    unit: "bytes",
+    series: [
+      { label: "working set", query: "cluster_memory_working_set_bytes", style: "area" },
+      { label: "requests", query: "cluster_memory_request_bytes", style: "request" },
+      { label: "allocatable", query: "cluster_memory_allocatable_bytes", style: "allocatable" },
+      { label: "capacity", query: "cluster_memory_capacity_bytes", style: "capacity" },
+    ],
+  },
+  {
+    name: "network",
+    title: "Network",
+    unit: "bytes/s",
+    series: [
+      { label: "receive", query: "cluster_network_receive_bytes_per_second", style: "line" },
+      { label: "transmit", query: "cluster_network_transmit_bytes_per_second", style: "line" },
+    ],
+  },
+  {
+    name: "filesystem",
+    title: "Filesystem",
+    unit: "bytes",
+    series: [
+      { label: "used", query: "cluster_filesystem_usage_bytes", style: "area" },
+      { label: "capacity", query: "cluster_filesystem_capacity_bytes", style: "capacity" },
+    ],
+  },
+];
+
+export async function render(ctx) {
+  ctx.title = "Overview";
+  const q0 = ctx.params.get("q") || "";
+  const [r, charts, targets, search] = await Promise.all([
+    instants(ctx, Q),
+    ctx.loadCharts(CHARTS),
+    api.targets({ signal: ctx.signal }),
+    q0 ? loadSearch(ctx) : Promise.resolve(null),
+  ]);
+
+  // Search: nodes, namespaces and pods by name, with links.
+  let names = search;
+  const results = h("div", { class: "search-results", dataset: { testid: "search-results" } });
+  const showSearch = async (text) => {
+    const t = text.trim().toLowerCase();
+    if (!t) {
+      results.replaceChildren();
+      results.hidden = true;
+      return;
+    }
+    results.hidden = false;
+    if (!names) {
+      results.replaceChildren(h("p", { class: "muted" }, "Searching…"));
+      try {
+        names = await loadSearch({ ...ctx, signal: undefined });
+      } catch (err) {
+        results.replaceChildren(notice("error", "Search failed", " " + err.message));
+        return;
+      }
+    }
+    results.replaceChildren(searchView(names, t));
+  };
+  ctx.search = showSearch;
+  if (q0 && names) {
+    results.replaceChildren(searchView(names, q0.trim().toLowerCase()));
+  } else results.hidden = true;
+
+  const s = (name, key, fmt) => tileStat(name, r[key], fmt);
+  const ratio = (key) => first(r[key]);
+
+  // Failing scrapes from api/v1/targets (null before the endpoint exists).
+  let failing = null;
+  let targetCount = 0;
+  if (targets) {
+    const active = targets.activeTargets || [];
+    targetCount = active.length;
+    failing = active.filter((t) => t.health !== "up");
+  }
+
+  const tileRow = tiles(
+    tile({
+      title: "Nodes",
+      main: s("nodes", "nodes", f.count),
+      subs: [
+        [
+          "Failing scrapes",
+          {
+            name: "failing-scrapes",
+            query: "api/v1/targets",
+            raw: failing ? String(failing.length) : null,
+            fmt: (v) => `${v} of ${targetCount}`,
+          },
+        ],
+      ],
+      tone: failing && failing.length ? "warn" : null,
+    }),
+    tile({ title: "Pods", main: s("pods", "pods", f.count), subs: [["Namespaces", s("namespaces", "namespaces", f.count)], ["Restarts", s("cluster-restarts", "restarts", f.count)]] }),
+    tile({
+      title: "CPU usage",
+      main: s("cluster-cpu-usage", "cpu", f.cores),
+      bar: ratio("cpu_utilization"),
+      barLabel: "CPU usage of allocatable",
+      subs: [
+        ["of allocatable", s("cluster-cpu-utilization", "cpu_utilization", f.percent)],
+        ["Allocatable", s("cluster-cpu-allocatable", "cpu_allocatable", f.cores)],
+        ["Capacity", s("cluster-cpu-capacity", "cpu_capacity", f.cores)],
+      ],
+    }),
+    tile({
+      title: "Memory working set",
+      main: s("cluster-memory-working-set", "memory", f.bytes),
+      bar: ratio("memory_utilization"),
+      barLabel: "Memory working set of allocatable",
+      subs: [
+        ["of allocatable", s("cluster-memory-utilization", "memory_utilization", f.percent)],
+        ["Allocatable", s("cluster-memory-allocatable", "memory_allocatable", f.bytes)],
+        ["Capacity", s("cluster-memory-capacity", "memory_capacity", f.bytes)],
+      ],
+    }),
+    tile({
+      title: "CPU requested",
+      main: s("cluster-cpu-request", "cpu_request", f.cores),
+      bar: ratio("cpu_reservation"),
+      barLabel: "CPU requests of allocatable",
+      subs: [
+        ["Reservation", s("cluster-cpu-reservation", "cpu_reservation", f.percent)],
+        ["Limits", s("cluster-cpu-limit", "cpu_limit", f.cores)],
+      ],
+    }),
+    tile({
+      title: "Memory requested",
+      main: s("cluster-memory-request", "memory_request", f.bytes),
+      bar: ratio("memory_reservation"),
+      barLabel: "Memory requests of allocatable",
+      subs: [
+        ["Reservation", s("cluster-memory-reservation", "memory_reservation", f.percent)],
+        ["Limits", s("cluster-memory-limit", "memory_limit", f.bytes)],
+      ],
+    }),
+    tile({
+      title: "Network received",
+      main: s("cluster-network-receive", "rx", f.byteRate),
+      subs: [["Transmitted", s("cluster-network-transmit", "tx", f.byteRate)]],
+    }),
+    tile({
+      title: "Filesystem used",
+      main: s("cluster-filesystem-usage", "fs", f.bytes),
+      bar: ratio("fs_ratio"),
+      barLabel: "Filesystem used of capacity",
+      subs: [
+        ["of capacity", s("cluster-filesystem-utilization", "fs_ratio", f.percent)],
+        ["Capacity", s("cluster-filesystem-capacity", "fs_capacity", f.bytes)],
+      ],
+    }),
+  );
+
+  const chartCards = charts.map((c) => ctx.chart(c));
+
+  const topTable = (name, result, unitFmt, label, query) =>
+    table({
+      name,
+      columns: [
+        { id: "pod", label: "Pod", get: (x) => x.pod, link: (x) => links.pod(x.namespace, x.pod) },
+        { id: "namespace", label: "Namespace", get: (x) => x.namespace, link: (x) => links.namespace(x.namespace) },
+        { id: "node", label: "Node", get: (x) => x.node, link: (x) => links.node(x.node) },
+        { id: "value", label, num: true, fmt: unitFmt, get: (x) => x.value, query },
+      ],
+      rows: result.map((x) => ({ ...x.metric, value: x.value[1] })),
+      key: (x) => `${x.namespace}/${x.pod}`,
+      sort: "value:desc",
+      noun: "pods",
+      empty: "no pods match",
+      none: "no pods",
+    });
+  const topCpu = topTable("top-pods-cpu", r.top_cpu.result, f.cores, "CPU", Q.top_cpu);
+  const topMem = topTable("top-pods-memory", r.top_memory.result, f.bytes, "Memory", Q.top_memory);
+
+  const mem = index(r.node_memory, (l) => l.node);
+  const res = index(r.node_reservation, (l) => l.node);
+  const nodeRows = r.node_cpu.result
+    .map((x) => ({ node: x.metric.node, cpu: x.value[1], memory: mem.get(x.metric.node) ?? null, reservation: res.get(x.metric.node) ?? null }))
+    .sort((x, y) => Number(y.cpu) - Number(x.cpu) || x.node.localeCompare(y.node))
+    .slice(0, 10);
+  const topNodes = table({
+    name: "top-nodes",
+    columns: [
+      { id: "node", label: "Node", get: (x) => x.node, link: (x) => links.node(x.node) },
+      { id: "cpu_utilization", label: "CPU used", num: true, fmt: f.percent, get: (x) => x.cpu, query: Q.node_cpu },
+      { id: "memory_utilization", label: "Memory used", num: true, fmt: f.percent, get: (x) => x.memory, query: Q.node_memory },
+      { id: "cpu_reservation", label: "CPU requested", num: true, fmt: f.percent, get: (x) => x.reservation, query: Q.node_reservation },
+    ],
+    rows: nodeRows,
+    key: (x) => x.node,
+    sort: "cpu_utilization:desc",
+    noun: "nodes",
+    empty: "no nodes match",
+    none: "no nodes",
+  });
+
+  let scrapes;
+  if (!failing) {
+    scrapes = notice("info", "n/a", " This kubemon does not serve api/v1/targets yet.");
+  } else {
+    scrapes = table({
+      name: "failing-scrapes",
+      columns: [
+        { id: "node", label: "Node", get: (t) => t.labels?.node || t.scrapeUrl, link: (t) => (t.labels?.node ? links.node(t.labels.node) : null) },
+        { id: "health", label: "Health", get: (t) => t.health, render: (t, c) => h("span", { class: "pill pill-" + (t.health === "down" ? "bad" : "unknown") }, c) },
+        { id: "error", label: "Last error", get: (t) => t.lastError || "", cls: () => "wrap mono small" },
+        {
+          id: "last_scrape",
+          label: "Last scrape",
+          num: true,
+          get: (t) => scrapeTime(t),
+          fmt: (v) => (Number(v) > 0 ? `${f.duration(Date.now() / 1000 - Number(v))} ago` : "never"),
+        },
+        { id: "duration", label: "Duration", num: true, get: (t) => (scrapeTime(t) ? (t.lastScrapeDuration ?? null) : null), fmt: f.seconds },
+      ],
+      rows: failing,
+      key: (t) => t.labels?.node || t.scrapeUrl,
+      sort: "node:asc",
+      noun: "failing targets",
+      empty: "no failing scrapes match",
+      none: `all ${targetCount} scrapes are up`,
+    });
+  }
+
+  // The search box filters the tables too.
+  const filterables = [topCpu, topMem, topNodes, failing ? scrapes : null].filter(Boolean);
+  ctx.search = (text) => {
+    showSearch(text);
+    for (const t of filterables) t.setFilter(text);
+  };
+  for (const t of filterables) t.setFilter(q0);
+
+  return h(
+    "div",
+    { class: "page" },
+    pageHead({
+      kind: "Cluster",
+      title: "Overview",
+      facts: [
+        ["Retention", durationOrDefault(ctx.info.retention)],
+        ["Scrape interval", `${ctx.info.scrapeInterval}s`],
+      ],
+    }),
+    results,
+    tileRow,
+    chartsGrid(chartCards),
+    h(
+      "div",
+      { class: "cols" },
+      card("Top pods by CPU", topCpu.el),
+      card("Top pods by memory (working set)", topMem.el),
+      card("Busiest nodes", topNodes.el, { extra: h("a", { href: router.link("/nodes"), class: "card-link" }, "All nodes →") }),
+      card("Failing scrapes", failing ? scrapes.el : scrapes, {
+        extra: failing ? h("span", { class: "muted small" }, `${targetCount - failing.length} of ${targetCount} up`) : null,
+      }),
+    ),
+  );
+}
+
+/** scrapeTime is a target's last scrape as unix seconds (a string), null when never scraped. */
+function scrapeTime(t) {
+  const ms = t.lastScrape ? Date.parse(t.lastScrape) : NaN;
+  return ms > 0 ? String(ms / 1000) : null;
+}
+
+function durationOrDefault(secs) {
+  return f.durationText(secs);
+}
+
+async function loadSearch(ctx) {
+  const r = await instants(ctx, SEARCH_QUERIES);
+  return {
+    nodes: r.nodes.result.map((x) => x.metric.node).sort(),
+    namespaces: r.namespaces.result.map((x) => x.metric.namespace).sort(),
+    pods: r.pods.result.map((x) => [x.metric.namespace, x.metric.pod]).sort((p, q) => p[1].localeCompare(q[1])),
+  };
+}
+
+function searchView(names, t) {
+  const LIMIT = 8;
+  const nodes = names.nodes.filter((n) => n.toLowerCase().includes(t));
+  const nss = names.namespaces.filter((n) => n.toLowerCase().includes(t));
+  const pods = names.pods.filter(([ns, p]) => p.toLowerCase().includes(t) || `${ns}/${p}`.toLowerCase().includes(t));
+  let firstMarked = false;
+  const mark = (el) => {
+    if (!firstMarked) {
+      el.dataset.searchFirst = "";
+      firstMarked = true;
+    }
+    return el;
+  };
+  const group = (title, items, total, render) =>
+    h(
+      "div",
+      { class: "search-group" },
+      h("h3", null, title, h("span", { class: "muted" }, ` ${total}`)),
+      items.length ? h("ul", null, items.slice(0, LIMIT).map((x) => h("li", null, mark(render(x))))) : h("p", { class: "muted small" }, "none"),
+      total > LIMIT ? h("p", { class: "muted small" }, `and ${total - LIMIT} more`) : null,
+    );
+  const total = nodes.length + nss.length + pods.length;
+  return h(
+    "section",
+    { class: "card search-card", "aria-label": "Search results" },
+    h("header", { class: "card-head" }, h("h2", null, `Search: “${t}”`), h("span", { class: "muted small" }, total ? `${total} found · Enter opens the first` : "nothing found")),
+    h(
+      "div",
+      { class: "search-groups" },
+      group("Nodes", nodes, nodes.length, (n) => a(links.node(n), n)),
+      group("Namespaces", nss, nss.length, (n) => a(links.namespace(n), n)),
+      group("Pods", pods, pods.length, ([ns, p]) => h("span", null, a(links.pod(ns, p), p), h("span", { class: "muted small" }, ` ${ns}`))),
+    ),
+  );
+}

@@ -1,0 +1,37 @@
+/**
+ * Pods (#/pods?ns=NS&node=NODE): every pod (of a namespace and/or node)
+ * with CPU and memory against requests and limits, restarts and uptime.
+ * Sortable; the search box filters by name.
+ */
+
+import { h } from "../dom.js";
+import { card, instants, loadPods, pageHead, podsTable, selectFilter } from "../components.js";
+
+export async function render(ctx) {
+  const ns = ctx.params.get("ns") || "";
+  const node = ctx.params.get("node") || "";
+  ctx.title = "Pods";
+  const L = { namespace: ns, node };
+  const [data, names] = await Promise.all([
+    loadPods(ctx, L),
+    instants(ctx, { ns: "count by (namespace) (pod_info)", node: "count by (node) (pod_info)" }),
+  ]);
+  const hide = [];
+  if (ns) hide.push("namespace");
+  if (node) hide.push("node");
+  const t = podsTable(data, { filter: ctx.params.get("q") || "", hide });
+  ctx.search = (text) => t.setFilter(text);
+  const where = [ns && `namespace ${ns}`, node && `node ${node}`].filter(Boolean).join(", ");
+  return h(
+    "div",
+    { class: "page" },
+    pageHead({ kind: "Cluster", title: "Pods" }),
+    h(
+      "div",
+      { class: "filters" },
+      selectFilter({ label: "Namespace", param: "ns", options: names.ns.result.map((x) => x.metric.namespace), value: ns, all: "All namespaces" }),
+      selectFilter({ label: "Node", param: "node", options: names.node.result.map((x) => x.metric.node), value: node, all: "All nodes" }),
+    ),
+    card(where ? `Pods in ${where}` : "Pods", t.el),
+  );
+}
