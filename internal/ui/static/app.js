@@ -12,7 +12,9 @@
  *
  * The time range: ?range=1h (a preset, live: it ends at the server's "now")
  * or ?from=UNIX&to=UNIX (absolute, set by dragging on a chart). Instant
- * queries (tiles, tables) are evaluated at the range's end.
+ * queries (tiles, tables) are evaluated at the range's end, or one scrape
+ * interval + 5 s before the present when the range ends later (the newest
+ * moment whose samples have all been stored).
  */
 
 import * as api from "./api.js";
@@ -255,7 +257,14 @@ function computeRange(params) {
   }
   const span = end - start;
   const step = estimateStep(span, chartWidth(), state.info.scrapeInterval);
-  return { start, end, step, span, live };
+  // Instant queries (tiles, tables) are evaluated at the range's end, but
+  // never later than the settled present: samples carry the kubelet's stats
+  // time and are stored when the scrape ends, so the last seconds may still
+  // fill in; one scrape interval (+5 s) back, every node's sample is there
+  // and the numbers shown are the numbers the API gives for that time.
+  const settled = Math.floor(serverNow() - Math.ceil(state.info.scrapeInterval) - 5);
+  const time = Math.min(end, settled);
+  return { start, end, step, span, live, time };
 }
 
 /* ---------- loading a page ---------- */
@@ -300,10 +309,10 @@ async function load({ soft = false } = {}) {
       params: route.params,
       segments: route.segments,
       range,
-      time: range.end,
+      time: range.time,
       info: state.info,
       signal,
-      query: (q) => api.query(q, { time: range.end, signal }),
+      query: (q) => api.query(q, { time: range.time, signal }),
       loadCharts: (specs) => loadCharts(specs, range, signal),
       chart: (loaded) => {
         const c = chartCard(loaded, { onZoom: zoomTo });
@@ -322,10 +331,14 @@ async function load({ soft = false } = {}) {
       const content = await matched.page.render(ctx);
       if (seq !== state.loadSeq) return;
       document.title = (ctx.title ? ctx.title + " · " : "") + "kubemon";
+      // Every PromQL stat was evaluated at ctx.time.
+      for (const el of content.querySelectorAll("[data-testid^='stat-'][data-query], [data-testid^='stat-'][data-empty-query]")) {
+        el.dataset.time = String(range.time);
+      }
       swap(content, mounts, cleanups, ctx.search, samePath);
     }
     els.updated.textContent = "Updated " + clock(Date.now() / 1000);
-    els.updated.title = `Data up to ${new Date(range.end * 1000).toLocaleString()}`;
+    els.updated.title = `Charts up to ${new Date(range.end * 1000).toLocaleString()}; numbers at ${new Date(range.time * 1000).toLocaleString()}`;
     setState("ready");
   } catch (err) {
     if (seq !== state.loadSeq || api.isAbort(err)) return;

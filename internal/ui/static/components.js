@@ -4,9 +4,12 @@
  * Pods, Node, Namespace and Workload pages).
  *
  * Stat tiles are test hooks: each value is an element with
- * data-testid="stat-<name>", data-query="<PromQL instant query>" and
- * data-value="<the value exactly as the API returned it>" (left out when the
- * query returned nothing), with the formatted text inside.
+ * data-testid="stat-<name>", data-query="<PromQL instant query>",
+ * data-time="<the evaluation time, unix seconds>" (set by the app) and
+ * data-value="<the value exactly as the API returned it>", with the
+ * formatted text inside. When the query returned nothing the element shows
+ * "–" and has data-empty-query instead of data-query and no data-value.
+ * Numbers the page computed (not one query's answer) have neither.
  */
 
 import { h } from "./dom.js";
@@ -47,7 +50,8 @@ export function stat(name, query, raw, fmt, attrs = {}) {
     "span",
     {
       class: ["stat-value", attrs.class],
-      dataset: { testid: "stat-" + name, query, value: absent ? null : raw },
+      // A query that returned nothing keeps it as data-empty-query (there is no number to compare).
+      dataset: { testid: "stat-" + name, query: absent ? null : query, emptyQuery: absent ? query : null, value: absent ? null : raw },
       title: attrs.title || null,
     },
     absent ? f.DASH : fmt(raw),

@@ -153,7 +153,7 @@ export async function render(ctx) {
           "Failing scrapes",
           {
             name: "failing-scrapes",
-            query: "api/v1/targets",
+            query: null, // counted from api/v1/targets, not a PromQL answer
             raw: failing ? String(failing.length) : null,
             fmt: (v) => `${v} of ${targetCount}`,
           },
