@@ -49,6 +49,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/app internal/sim"
   "internal/config internal/testutil/golden"
   "internal/sink internal/store"
+  "internal/ui internal/model"
 )
 pkgs=()
 for p in "${probes[@]}"; do

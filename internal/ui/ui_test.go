@@ -15,7 +15,7 @@ func serve(t *testing.T, h *Handler, path, etag string) *httptest.ResponseRecord
 	t.Helper()
 	mux := http.NewServeMux()
 	h.Register(mux)
-	req := httptest.NewRequest("GET", path, nil)
+	req := httptest.NewRequest(http.MethodGet, path, nil)
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
