@@ -213,7 +213,8 @@ function updateShell(route, nav) {
   const refresh = params.get("refresh") || "";
   els.refresh.value = REFRESH.some(([v]) => v === refresh) ? refresh : "";
   if (document.activeElement !== els.search) els.search.value = params.get("q") || "";
-  els.search.placeholder = nav === "overview" ? "Search nodes, namespaces, pods…" : "Filter this table…";
+  els.search.placeholder = nav === "overview" ? "Search by name…" : "Filter this table…";
+  els.search.title = nav === "overview" ? "Find nodes, namespaces and pods by name (press / to focus)" : "Filter the rows of this page's tables (press / to focus)";
   document.body.classList.remove("nav-open");
   els.menu.setAttribute("aria-expanded", "false");
 }

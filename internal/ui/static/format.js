@@ -147,7 +147,7 @@ export function axisValues(unit, splits) {
   switch (unit) {
     case "cores":
       if (max < 1) return splits.map((s) => (s === 0 ? "0" : fixed(s, 0.001) + "m"));
-      return splits.map((s) => fixed(s, 1));
+      return splits.map((s) => (s === 0 ? "0" : fixed(s, 1) + (s === 1 ? " core" : " cores")));
     case "bytes":
     case "bytes/s": {
       let i = 0;

@@ -359,13 +359,13 @@ function searchView(names, t) {
     }
     return el;
   };
-  const group = (title, items, total, render) =>
+  const group = (title, items, total, render, listPath) =>
     h(
       "div",
       { class: "search-group" },
       h("h3", null, title, h("span", { class: "muted" }, ` ${total}`)),
       items.length ? h("ul", null, items.slice(0, LIMIT).map((x) => h("li", null, mark(render(x))))) : h("p", { class: "muted small" }, "none"),
-      total > LIMIT ? h("p", { class: "muted small" }, `and ${total - LIMIT} more`) : null,
+      total > LIMIT ? h("p", { class: "small" }, h("a", { href: router.link(listPath, { q: t }) }, `all ${total} ${title.toLowerCase()} →`)) : null,
     );
   const total = nodes.length + nss.length + pods.length;
   return h(
@@ -375,9 +375,9 @@ function searchView(names, t) {
     h(
       "div",
       { class: "search-groups" },
-      group("Nodes", nodes, nodes.length, (n) => a(links.node(n), n)),
-      group("Namespaces", nss, nss.length, (n) => a(links.namespace(n), n)),
-      group("Pods", pods, pods.length, ([ns, p]) => h("span", null, a(links.pod(ns, p), p), h("span", { class: "muted small" }, ` ${ns}`))),
+      group("Nodes", nodes, nodes.length, (n) => a(links.node(n), n), "/nodes"),
+      group("Namespaces", nss, nss.length, (n) => a(links.namespace(n), n), "/namespaces"),
+      group("Pods", pods, pods.length, ([ns, p]) => h("span", null, a(links.pod(ns, p), p), h("span", { class: "muted small" }, ` ${ns}`)), "/pods"),
     ),
   );
 }
