@@ -70,11 +70,12 @@ export function tileStat(name, entry, fmt) {
 
 /**
  * tile renders a stat tile: title, main value, optional sub-values
- * ([label, stat]) and an optional bar (a ratio 0-1, e.g. usage/allocatable).
+ * ([label, stat]) and an optional bar (a ratio 0-1, e.g. usage/allocatable)
+ * coloured by levels ([warn, critical] thresholds).
  */
-export function tile({ title, main, subs = [], bar = null, barLabel = "", hint = null, tone = null }) {
+export function tile({ title, main, subs = [], bar = null, barLabel = "", hint = null, tone = null, levels = [0.75, 0.9] }) {
   const ratio = bar === null || bar === undefined ? NaN : Number(bar);
-  const level = ratio >= 0.9 ? "crit" : ratio >= 0.75 ? "warn" : "ok";
+  const level = ratio >= levels[1] ? "crit" : ratio >= levels[0] ? "warn" : "ok";
   return h(
     "div",
     { class: ["tile", tone ? "tone-" + tone : null] },
@@ -376,6 +377,7 @@ export function usageTiles(r) {
       main: s("cpu-usage", "cpu", f.cores),
       bar: first(r.cpu_of_request),
       barLabel: "CPU usage of request",
+      levels: [1, 2], // above its request a container competes for CPU; only the limit throttles it
       subs: [
         ["of request", s("cpu-usage-of-request", "cpu_of_request", f.percent)],
         ["Request", s("cpu-request", "cpu_request", f.cores)],
@@ -387,6 +389,7 @@ export function usageTiles(r) {
       main: s("memory-working-set", "memory", f.bytes),
       bar: first(r.memory_of_request),
       barLabel: "Memory working set of request",
+      levels: [0.9, 1], // above its request a pod is among the first evicted under memory pressure
       subs: [
         ["of request", s("memory-usage-of-request", "memory_of_request", f.percent)],
         ["Request", s("memory-request", "memory_request", f.bytes)],

@@ -51,7 +51,8 @@ export function href(p, params) {
     const entries = params instanceof URLSearchParams ? params.entries() : Object.entries(params);
     for (const [k, v] of entries) if (v !== null && v !== undefined && v !== "") sp.set(k, String(v));
   }
-  const qs = sp.toString();
+  // ":", "/" and "," are left readable (sort=cpu:desc); URLSearchParams reads them back as they are.
+  const qs = sp.toString().replace(/%3A/gi, ":").replace(/%2F/gi, "/").replace(/%2C/gi, ",");
   return "#" + p + (qs ? "?" + qs : "");
 }
 

@@ -57,6 +57,8 @@ export function table(opts) {
     return parts.join(" ").toLowerCase();
   };
 
+  const ind = (sorted) => h("span", { class: "sort-ind", "aria-hidden": "true" }, sorted ? (sort.dir === "asc" ? "▲" : "▼") : "");
+
   const renderHead = () => {
     const tr = h("tr");
     for (const c of columns) {
@@ -78,8 +80,10 @@ export function table(opts) {
             },
           },
         },
+        // The arrow sits on the side away from the alignment, so labels line up with their cells.
+        c.num ? ind(sorted) : null,
         c.label,
-        h("span", { class: "sort-ind", "aria-hidden": "true" }, sorted ? (sort.dir === "asc" ? "▲" : "▼") : ""),
+        c.num ? null : ind(sorted),
       );
       tr.appendChild(
         h("th", { scope: "col", class: c.num ? "num" : null, "aria-sort": ariaSort, dataset: { col: c.id, query: c.query } }, btn),
