@@ -155,11 +155,6 @@ export function a(link, text) {
   return h("a", { href: link.href, dataset: { testid: link.testid } }, text);
 }
 
-/** kindAbbrev shortens workload kinds for narrow cells. */
-export function workloadText(kind, name) {
-  return kind ? `${name}` : f.DASH;
-}
-
 /**
  * loadPods fetches the pods table's data. infoMatch selects pod_info
  * (node, namespace, workload, workload_kind); metricMatch the pod_* series

@@ -119,7 +119,7 @@ export async function render(ctx) {
     if (!names) {
       results.replaceChildren(h("p", { class: "muted" }, "Searching…"));
       try {
-        names = await loadSearch({ ...ctx, signal: undefined });
+        names = await loadSearch(ctx); // aborted with the page
       } catch (err) {
         results.replaceChildren(notice("error", "Search failed", " " + err.message));
         return;
@@ -307,7 +307,7 @@ export async function render(ctx) {
       kind: "Cluster",
       title: "Overview",
       facts: [
-        ["Retention", durationOrDefault(ctx.info.retention)],
+        ["Retention", f.durationText(ctx.info.retention)],
         ["Scrape interval", `${ctx.info.scrapeInterval}s`],
       ],
     }),
@@ -331,10 +331,6 @@ export async function render(ctx) {
 function scrapeTime(t) {
   const ms = t.lastScrape ? Date.parse(t.lastScrape) : NaN;
   return ms > 0 ? String(ms / 1000) : null;
-}
-
-function durationOrDefault(secs) {
-  return f.durationText(secs);
 }
 
 async function loadSearch(ctx) {
