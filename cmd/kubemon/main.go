@@ -36,6 +36,7 @@ Usage:
   kubemon serve   [flags]   run the monitor
   kubemon demo    [flags]   run the monitor against an in-process simulated cluster
   kubemon sim     [flags]   run a simulated cluster (hollow kubelets) on its own
+  kubemon backfill [flags]  write days of the simulated cluster's history into a data directory, as TSDB blocks
   kubemon version           print the version
 
 Run "kubemon <command> -h" for a command's flags.
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return demo(ctx, args[1:], stdout, stderr)
 	case "sim":
 		return simulate(ctx, args[1:], stdout, stderr)
+	case "backfill":
+		return backfillCmd(ctx, args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.String())
 		return nil
