@@ -19,7 +19,7 @@ func TestLabelsFollowContract(t *testing.T) {
 		if s.Level != model.LevelPod {
 			e.Pod = nil
 		}
-		l := seriesLabels(e, s.Metric.ID)
+		l := SeriesLabels(e, s.Metric.ID)
 		var keys []string
 		l.Range(func(l labels.Label) {
 			if l.Name != labels.MetricName && l.Name != model.LabelKubeLabelPrefix+"app" {

@@ -207,7 +207,7 @@ func appendOne(app storage.Appender, ref storage.SeriesRef, e *model.Entry, m mo
 			return got, err
 		}
 	}
-	return app.Append(0, seriesLabels(e, m), t, v)
+	return app.Append(0, SeriesLabels(e, m), t, v)
 }
 
 // endSeries appends a staleness marker to every series of a vanished
@@ -233,7 +233,7 @@ func (s *Store) endSeries(app storage.Appender, e *model.Entry) {
 // that joins on pod_info and namespace_info never see two series for one
 // object.
 func (s *Store) checkInfo(app storage.Appender, cached *objectRefs, e *model.Entry) {
-	h := infoHash(e)
+	h := InfoHash(e)
 	if h == cached.info {
 		return
 	}
@@ -253,7 +253,10 @@ func infoLabels(e *model.Entry) (kind, name string, l map[string]string) {
 	return "", "", e.Labels
 }
 
-func infoHash(e *model.Entry) uint64 {
+// InfoHash identifies the labels of entry e's info series (its Kubernetes
+// labels and, for a pod, its workload): when it changes, the old info series
+// ends with a staleness marker. Never 0.
+func InfoHash(e *model.Entry) uint64 {
 	kind, name, l := infoLabels(e)
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s\x00%s", kind, name)
@@ -272,10 +275,11 @@ func sortedKeys(l map[string]string) []string {
 	return keys
 }
 
-// seriesLabels are the labels of metric m of entry e: the object's
-// (Labels), and for an info series the object's Kubernetes labels and a
-// pod's workload.
-func seriesLabels(e *model.Entry, m model.MetricID) labels.Labels {
+// SeriesLabels are the labels of metric m of entry e as the store writes
+// them: the object's (Labels), and for an info series the object's
+// Kubernetes labels and a pod's workload. Writers of the same series
+// elsewhere (the backfill) use it too.
+func SeriesLabels(e *model.Entry, m model.MetricID) labels.Labels {
 	l := Labels(e.Object, m)
 	if m != model.Info {
 		return l
