@@ -200,8 +200,8 @@ func TestBackfillRealistic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	got := instant(t, st, "sum(increase(node_cpu_usage_seconds_total[6h]))", stop.Add(-time.Millisecond))
-	want := instant(t, st, "sum(sum_over_time(node_cpu_usage_cores[6h])) * "+strconv.Itoa(int(iv.Seconds())), stop.Add(-time.Millisecond))
+	got := instant(t, st, "sum(increase("+model.PromName(model.LevelNode, model.CPUUsage)+"[6h]))", stop.Add(-time.Millisecond))
+	want := instant(t, st, "sum(sum_over_time("+model.PromName(model.LevelNode, model.CPUUsageRate)+"[6h])) * "+strconv.Itoa(int(iv.Seconds())), stop.Add(-time.Millisecond))
 	if !(math.Abs(got-want) <= 0.03*want) {
 		t.Errorf("the nodes' CPU over 6 h: %v core-seconds from the counters, %v from the rates", got, want)
 	}

@@ -25,6 +25,9 @@ import (
 	"github.com/kubemon/kubemon/internal/store"
 )
 
+// clusterCPU is the cluster's CPU rate series, spelled through the model.
+var clusterCPU = model.PromName(model.LevelCluster, model.CPUUsageRate)
+
 // TestMatchesLive runs kubemon as `kubemon demo` does (internal/app, the
 // simulator's kubelets over HTTP, the scrape loops on the wall clock) for
 // a few seconds, then backfills the same seconds of the same cluster into
@@ -150,8 +153,8 @@ func TestDemoContinues(t *testing.T) {
 		}
 	}()
 	at := stop.Add(-time.Millisecond)
-	if got, want := instant(t, st, "count_over_time(cluster_cpu_usage_cores[3h])", at), float64(3*time.Hour/iv); got != want {
-		t.Errorf("count_over_time(cluster_cpu_usage_cores[3h]) = %v, want %v (3 h / %s)", got, want, iv)
+	if got, want := instant(t, st, "count_over_time("+clusterCPU+"[3h])", at), float64(3*time.Hour/iv); got != want {
+		t.Errorf("count_over_time(%s[3h]) = %v, want %v (3 h / %s)", clusterCPU, got, want, iv)
 	}
 
 	// Live: kubemon's chain from the end of the history on, 4 h of it, so
@@ -197,10 +200,10 @@ func TestDemoContinues(t *testing.T) {
 	// end but the first live cycle's (it has no earlier scrape to rate
 	// against, as after any restart of kubemon).
 	want := float64(liveEnd.Sub(start)/iv - 1)
-	if got := instant(t, st, "count_over_time(cluster_cpu_usage_cores[10h])", liveEnd); got != want {
-		t.Errorf("count_over_time(cluster_cpu_usage_cores[10h]) = %v after the live data, want %v", got, want)
+	if got := instant(t, st, "count_over_time("+clusterCPU+"[10h])", liveEnd); got != want {
+		t.Errorf("count_over_time(%s[10h]) = %v after the live data, want %v", clusterCPU, got, want)
 	}
-	if got := instant(t, st, "count(count_over_time(node_cpu_usage_cores[10h]) == "+strconv.Itoa(int(want))+")", liveEnd); got != 2 {
+	if got := instant(t, st, "count(count_over_time("+model.PromName(model.LevelNode, model.CPUUsageRate)+"[10h]) == "+strconv.Itoa(int(want))+")", liveEnd); got != 2 {
 		t.Errorf("%v nodes with one CPU rate per interval over the history and the live data, want 2", got)
 	}
 }
