@@ -45,7 +45,7 @@ type viewport struct {
 }
 
 // newBrowser starts Chromium for t; it is stopped when t ends.
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	path := chromium
 	if _, err := os.Stat(path); err != nil {
@@ -133,7 +133,7 @@ func (b *browser) takeRequests() []string {
 }
 
 // do runs actions, failing t on an error.
-func (b *browser) do(t *testing.T, what string, actions ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(t testing.TB, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, time.Minute)
 	defer cancel()
@@ -143,7 +143,7 @@ func (b *browser) do(t *testing.T, what string, actions ...chromedp.Action[chrom
 }
 
 // eval evaluates a JavaScript expression and decodes its JSON value.
-func eval[T any](t *testing.T, b *browser, expr string) T {
+func eval[T any](t testing.TB, b *browser, expr string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
@@ -155,14 +155,14 @@ func eval[T any](t *testing.T, b *browser, expr string) T {
 }
 
 // size sets the window's size.
-func (b *browser) size(t *testing.T, v viewport) {
+func (b *browser) size(t testing.TB, v viewport) {
 	t.Helper()
 	b.do(t, "setting the viewport to "+v.name, chromedp.EmulateViewport(v.width, v.height))
 }
 
 // open loads url afresh (a full page load) and waits until the page says
 // its data is loaded.
-func (b *browser) open(t *testing.T, url string) {
+func (b *browser) open(t testing.TB, url string) {
 	t.Helper()
 	b.do(t, "opening "+url, navigateFresh(url)...)
 	b.waitReady(t, url)
@@ -177,7 +177,7 @@ func navigateFresh(url string) []chromedp.Action[chromedp.Void] {
 // waitReady waits until the page's body says its data is loaded
 // (data-state="ready"); a page that says "error" fails t with the text it
 // shows.
-func (b *browser) waitReady(t *testing.T, what string) {
+func (b *browser) waitReady(t testing.TB, what string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -198,7 +198,7 @@ func (b *browser) waitReady(t *testing.T, what string) {
 
 // navigate follows a link by clicking it, as a user does, and waits until
 // the new view is ready.
-func (b *browser) click(t *testing.T, selector string) string {
+func (b *browser) click(t testing.TB, selector string) string {
 	t.Helper()
 	if n := eval[int](t, b, fmt.Sprintf(`document.querySelectorAll(%q).length`, selector)); n == 0 {
 		t.Fatalf("no %s on %s", selector, eval[string](t, b, `location.href`))
@@ -215,7 +215,7 @@ func (b *browser) click(t *testing.T, selector string) string {
 
 // screenshot saves a PNG of the whole page in the artefacts directory and
 // returns its path.
-func (b *browser) screenshot(t *testing.T, name string) string {
+func (b *browser) screenshot(t testing.TB, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
@@ -233,7 +233,7 @@ func (b *browser) screenshot(t *testing.T, name string) string {
 // artifactDir is where tests keep what a person may want to look at
 // afterwards: $KUBEMON_ARTIFACTS/<sub>, by default _output/<sub> in the
 // repository.
-func artifactDir(t *testing.T, sub string) string {
+func artifactDir(t testing.TB, sub string) string {
 	t.Helper()
 	base := os.Getenv("KUBEMON_ARTIFACTS")
 	if base == "" {
@@ -251,13 +251,13 @@ func artifactDir(t *testing.T, sub string) string {
 
 // evalJSON evaluates an expression that returns JSON text (a
 // JSON.stringify) and returns the text.
-func evalJSON(t *testing.T, b *browser, expr string) []byte {
+func evalJSON(t testing.TB, b *browser, expr string) []byte {
 	t.Helper()
 	return []byte(eval[string](t, b, expr))
 }
 
 // jsonOf decodes v, a JSON document the page produced.
-func jsonOf[T any](t *testing.T, raw []byte) T {
+func jsonOf[T any](t testing.TB, raw []byte) T {
 	t.Helper()
 	var v T
 	if err := json.Unmarshal(raw, &v); err != nil {

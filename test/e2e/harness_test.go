@@ -58,7 +58,7 @@ type proc struct {
 var addrRE = regexp.MustCompile(`UI and APIs:\s+(http://\S+)/`)
 
 // startDemo runs `kubemon demo` with args and waits until it prints its address.
-func startDemo(t *testing.T, args ...string) *proc {
+func startDemo(t testing.TB, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(binary, append([]string{"demo", "--listen", "127.0.0.1:0"}, args...)...)}
 	stdout, err := p.cmd.StdoutPipe()
@@ -105,7 +105,7 @@ func (p *proc) Logs() string {
 	return p.logs.String()
 }
 
-func (p *proc) stop(t *testing.T) {
+func (p *proc) stop(t testing.TB) {
 	if p.cmd.ProcessState != nil {
 		return
 	}
@@ -130,7 +130,7 @@ func (p *proc) kill() {
 }
 
 // waitFor polls f every 200 ms until it returns true or the timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, f func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !f() {
@@ -141,7 +141,7 @@ func waitFor(t *testing.T, timeout time.Duration, what string, f func() bool) {
 	}
 }
 
-func (p *proc) get(t *testing.T, path string) (int, []byte) {
+func (p *proc) get(t testing.TB, path string) (int, []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -158,7 +158,7 @@ func (p *proc) get(t *testing.T, path string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-func (p *proc) post(t *testing.T, path string) {
+func (p *proc) post(t testing.TB, path string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, p.base+path, nil)
 	if p.token != "" {
@@ -174,7 +174,7 @@ func (p *proc) post(t *testing.T, path string) {
 	}
 }
 
-func (p *proc) getJSON(t *testing.T, path string, into any) {
+func (p *proc) getJSON(t testing.TB, path string, into any) {
 	t.Helper()
 	code, b := p.get(t, path)
 	if code != http.StatusOK {
@@ -191,7 +191,7 @@ type sample struct {
 	Value  [2]any            `json:"value"`
 }
 
-func (s sample) v(t *testing.T) float64 {
+func (s sample) v(t testing.TB) float64 {
 	f, err := strconv.ParseFloat(s.Value[1].(string), 64)
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func (s sample) v(t *testing.T) float64 {
 }
 
 // query runs an instant PromQL query.
-func (p *proc) query(t *testing.T, q string) []sample {
+func (p *proc) query(t testing.TB, q string) []sample {
 	t.Helper()
 	var r struct {
 		Status string `json:"status"`
@@ -217,7 +217,7 @@ func (p *proc) query(t *testing.T, q string) []sample {
 }
 
 // scalar runs a query whose answer is one sample.
-func (p *proc) scalar(t *testing.T, q string) float64 {
+func (p *proc) scalar(t testing.TB, q string) float64 {
 	t.Helper()
 	r := p.query(t, q)
 	if len(r) != 1 {
@@ -238,7 +238,7 @@ type truth struct {
 	} `json:"containers"`
 }
 
-func (p *proc) metric(t *testing.T, name string) float64 {
+func (p *proc) metric(t testing.TB, name string) float64 {
 	t.Helper()
 	_, b := p.get(t, "/metrics")
 	for _, line := range strings.Split(string(b), "\n") {

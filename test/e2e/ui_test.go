@@ -33,7 +33,7 @@ type uiObjects struct {
 
 // pickObjects chooses a pod with a workload, and its node, namespace and
 // first container, from what kubemon stores.
-func pickObjects(t *testing.T, p *proc) uiObjects {
+func pickObjects(t testing.TB, p *proc) uiObjects {
 	t.Helper()
 	var o uiObjects
 	info := p.query(t, sel(model.LevelPod, model.Info)+`{`+model.LabelWorkload+`!=""}`)
@@ -97,7 +97,7 @@ type shownChart struct {
 // answers: every stat tile's number with its query's value, every chart's
 // series point for point with the same range query; and checks that the
 // charts and tables page names are there and not empty.
-func checkShown(t *testing.T, b *browser, p *proc, pg uiPage, settle time.Duration) (stats, charts, points int) {
+func checkShown(t testing.TB, b *browser, p *proc, pg uiPage, settle time.Duration) (stats, charts, points int) {
 	t.Helper()
 	shown := jsonOf[[]shownStat](t, evalJSON(t, b, `JSON.stringify([...document.querySelectorAll('[data-testid^="stat-"]')].map(e => ({
 		id: e.dataset.testid, query: e.dataset.query || "", value: e.dataset.value || "", time: e.dataset.time || ""})))`))
@@ -227,7 +227,7 @@ var keyLabels = [][]string{
 // (its header's data-query) with that query's answer for the row's
 // object, evaluated settle before now: the simulator is in constant mode,
 // so the values hold still (1 % tolerance). It returns the cells compared.
-func checkTables(t *testing.T, b *browser, p *proc, pg uiPage, settle time.Duration) int {
+func checkTables(t testing.TB, b *browser, p *proc, pg uiPage, settle time.Duration) int {
 	t.Helper()
 	tables := jsonOf[[]shownTable](t, evalJSON(t, b, `JSON.stringify([...document.querySelectorAll('[data-testid^="table-"]')].map(tb => ({
 		id: tb.dataset.testid,
@@ -276,7 +276,7 @@ func checkTables(t *testing.T, b *browser, p *proc, pg uiPage, settle time.Durat
 
 // matrixAt runs a range query and returns each series' points as
 // [unix seconds, value].
-func matrixAt(t *testing.T, p *proc, q string, start, end, step float64) [][][2]float64 {
+func matrixAt(t testing.TB, p *proc, q string, start, end, step float64) [][][2]float64 {
 	t.Helper()
 	v := url.Values{"query": {q}, "start": {strconv.FormatFloat(start, 'f', -1, 64)},
 		"end": {strconv.FormatFloat(end, 'f', -1, 64)}, "step": {strconv.FormatFloat(step, 'f', -1, 64)}}
@@ -321,7 +321,7 @@ func keys[V any](m map[string]V) []string {
 // waitCycles waits until kubemon is ready and has stored n cycles of the
 // cluster's CPU rate: the pages show values a scrape interval back, and
 // charts need a history.
-func waitCycles(t *testing.T, p *proc, n int) {
+func waitCycles(t testing.TB, p *proc, n int) {
 	t.Helper()
 	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
 	cluster := name(model.LevelCluster, model.CPUUsageRate)
