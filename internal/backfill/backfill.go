@@ -87,9 +87,10 @@ type Options struct {
 	// wildcards (store.Options.Drop, --metrics-drop).
 	Drop []string
 
-	// Workers is how many blocks are built at once; each uses about one
-	// core and holds one block's TSDB head in memory (about 1.7 KB a series
-	// plus its samples). Default: GOMAXPROCS.
+	// Workers is how many parts of the range are built at once, each a run
+	// of consecutive blocks built one after the other; each worker uses
+	// about one core and holds one block's TSDB head in memory (a couple
+	// of KB a series, plus its samples). Default: GOMAXPROCS.
 	Workers int
 	// ProgressEvery is the spacing of the progress log lines; default 10 s.
 	ProgressEvery time.Duration
@@ -265,12 +266,8 @@ func Run(ctx context.Context, o Options) (err error) {
 	defer os.RemoveAll(staging)
 
 	blocks := plan(start, end)
-	cyclesPerBlock := func(b block) int64 { return (b.maxt-b.mint)/o.Interval.Milliseconds() + 3 }
-	var totalCycles int64
-	for _, b := range blocks {
-		totalCycles += cyclesPerBlock(b)
-	}
 	workers := min(o.Workers, len(blocks))
+	totalCycles := int64(o.Duration/o.Interval) + 2*int64(workers)
 	log.Info("backfill starting", "dir", o.Dir, "start", start.UTC().Format(time.RFC3339), "end", end.UTC().Format(time.RFC3339),
 		"interval", o.Interval, "blocks", len(blocks), "nodes", o.Nodes, "podsPerNode", o.PodsPerNode,
 		"containersPerPod", o.ContainersPerPod, "mode", string(o.Mode), "seed", o.Seed, "workers", workers)
@@ -298,50 +295,28 @@ func Run(ctx context.Context, o Options) (err error) {
 		}()
 	}
 
-	jobs := make(chan block)
 	var (
 		mu       sync.Mutex
 		firstErr error
 		written  []string
 	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
 	var wg sync.WaitGroup
-	for range workers {
+	for _, run := range split(blocks, workers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for b := range jobs {
-				id, err := buildBlock(ctx, &o, start, b, staging, &p)
-				if err != nil {
-					fail(err)
-					continue
-				}
-				p.blocks.Add(1)
-				if id != "" {
-					mu.Lock()
-					written = append(written, id)
-					mu.Unlock()
-				}
-				log.Debug("block written", "block", id, "mint", msTime(b.mint), "maxt", msTime(b.maxt))
+			ids, err := buildRun(ctx, &o, start, run, staging, &p, slog.New(slog.DiscardHandler))
+			mu.Lock()
+			written = append(written, ids...)
+			if err != nil && firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+			if err != nil {
+				cancel()
 			}
 		}()
 	}
-feed:
-	for _, b := range blocks {
-		select {
-		case jobs <- b:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(jobs)
 	wg.Wait()
 	close(stopLog)
 	logWG.Wait()
@@ -397,24 +372,21 @@ func logProgress(log *slog.Logger, p *progress, began time.Time, blocks int, tot
 		"elapsed", elapsed.Round(time.Second), "eta", eta, "heapMiB", ms.HeapInuse>>20)
 }
 
-// buildBlock runs the pipeline over block b's range, from two intervals
-// before it (so that its first samples have rates, and objects that vanish
-// at its start get their staleness markers, as live), and writes the
-// samples inside the range as one block in dir.
-func buildBlock(ctx context.Context, o *Options, epoch time.Time, b block, dir string, p *progress) (string, error) {
-	w, err := newBlockWriter(dir, b.mint, b.maxt, dropTable(o.Drop))
-	if err != nil {
-		return "", err
-	}
-	defer w.close()
-	w.first = b.mint == epoch.UnixMilli()
+// buildRun runs the pipeline over a run of consecutive blocks, from two
+// intervals before the first (so that its first samples have rates, and
+// objects that vanish at its start get their staleness markers, as live),
+// and writes each block into dir once the pipeline is past its end. It
+// returns the blocks' directory names.
+func buildRun(ctx context.Context, o *Options, epoch time.Time, run []block, dir string, p *progress, log *slog.Logger) ([]string, error) {
 	// The simulator anchors its nodes' boot times at its creation: every
-	// block's simulator is created at the range's start, so all blocks
-	// show one cluster whose nodes were up before the range began.
+	// run's simulator is created at the history's start, so all runs show
+	// one cluster whose nodes were up before the history began.
 	src, err := newSource(o, epoch)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
+	w := newWriter(run, dir, dropTable(o.Drop), run[0].mint == epoch.UnixMilli())
+	defer w.close()
 	var emitErr error
 	src.emit = func(ctx context.Context, batch *model.Batch) {
 		before := w.samples
@@ -423,28 +395,47 @@ func buildBlock(ctx context.Context, o *Options, epoch time.Time, b block, dir s
 		}
 		p.samples.Add(w.samples - before)
 	}
+	var ids []string
 	iv := o.Interval
-	first := time.UnixMilli(b.mint).Truncate(iv).Add(-iv) // its scrapes: [mint-2·iv, mint-iv)
-	for e := first; e.Add(-iv).UnixMilli() < b.maxt; e = e.Add(iv) {
+	// Cycle e scrapes every node in [e-iv, e) and rolls up at e.
+	last := run[len(run)-1].maxt
+	for e := time.UnixMilli(run[0].mint).Truncate(iv).Add(-iv); e.Add(-iv).UnixMilli() < last; e = e.Add(iv) {
 		n, err := src.cycle(ctx, e)
 		p.scrapes.Add(int64(n))
 		p.cycles.Add(1)
 		if err != nil {
-			return "", err
+			return ids, err
 		}
 		if emitErr != nil {
-			return "", emitErr
+			return ids, emitErr
+		}
+		if w.rejected > 0 {
+			return ids, fmt.Errorf("backfill: the head refused %d samples (out of order or duplicate) by %s", w.rejected, e.UTC().Format(time.RFC3339))
+		}
+		done, series, err := w.done(ctx, e.UnixMilli(), dir, log)
+		ids = append(ids, done...)
+		p.blocks.Add(int64(len(done)))
+		p.series.Add(int64(series))
+		if err != nil {
+			return ids, err
 		}
 	}
-	if w.rejected > 0 {
-		return "", fmt.Errorf("backfill: block [%s, %s): the head refused %d samples (out of order or duplicate)", msTime(b.mint), msTime(b.maxt), w.rejected)
+	done, series, err := w.done(ctx, math.MaxInt64, dir, log)
+	p.blocks.Add(int64(len(done)))
+	p.series.Add(int64(series))
+	return append(ids, done...), err
+}
+
+// split cuts blocks into n runs of consecutive blocks, as even as can be.
+func split(blocks []block, n int) [][]block {
+	var runs [][]block
+	for i := range n {
+		lo, hi := i*len(blocks)/n, (i+1)*len(blocks)/n
+		if hi > lo {
+			runs = append(runs, blocks[lo:hi])
+		}
 	}
-	id, err := w.flush(ctx, dir, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return "", err
-	}
-	p.series.Add(int64(w.head.NumSeries()))
-	return id, nil
+	return runs
 }
 
 // lockDir takes the TSDB's lock on dir, so that no kubemon opens the

@@ -23,44 +23,61 @@ import (
 	"github.com/kubemon/kubemon/internal/store"
 )
 
-// blockWriter writes the pipeline's batches for one block's time range into
-// a TSDB head of its own (no WAL) and persists it as one block, as the
-// store's head compaction would.
+// writer writes the pipeline's batches for a run of consecutive blocks,
+// each into a TSDB head of its own (no WAL) that is persisted as one block
+// once the pipeline has moved past its end, as the store's head compaction
+// would.
 //
 // It appends exactly what store.Store.Append appends for the same batches:
 // every present value of a metric the entry's level carries, by the same
 // labels (store.Labels; an info series also carries the pod's workload and
 // Kubernetes labels), a staleness marker on every series an object had when
 // it is Gone, and a staleness marker on an info series whose labels changed.
-// Samples outside [mint, maxt) are not written, but the objects and series
-// they would have made are remembered, so that a staleness marker that falls
-// inside the range ends a series whose samples lie in the block before, as
-// the live store's would.
-type blockWriter struct {
-	head       *tsdb.Head
-	chunkDir   string
-	mint, maxt int64 // Unix ms; the block's range, half-open
-	drop       *[model.NumLevels][model.NumMetrics]bool
-	objects    map[model.Object]*objectSeries
-	samples    int64 // written, staleness markers included
-	rejected   int64 // refused by the head (out of order, duplicate): none expected
-	// first: the block is the history's first, so a series it has not
-	// written has no sample anywhere to end; its staleness markers are
-	// left out.
-	first bool
+// Samples outside the run's blocks are not written, but the objects and
+// series they would have made are remembered, so that a staleness marker
+// that falls inside a block ends a series whose samples lie in the block
+// before, as the live store's would.
+type writer struct {
+	blocks  []block // the run, in time order
+	next    int     // index in blocks of the first block without a head yet
+	heads   []*blockHead
+	tmp     string // where heads keep their chunks
+	drop    *[model.NumLevels][model.NumMetrics]bool
+	objects map[model.Object]*objectSeries
+	// atStart: the run begins at the history's start, so a series it
+	// has not written has no sample anywhere to end; its staleness
+	// markers are left out.
+	atStart  bool
+	samples  int64 // written, staleness markers included
+	rejected int64 // refused by a head (out of order, duplicate): none expected
 }
 
-// objectSeries is what the writer knows of one object's series: the head
-// reference of each (0 until written into this block), which metrics it has
-// had since the pipeline first saw it, and its info series' labels.
+// objectSeries is what the writer knows of one object's series: which
+// metrics it has had since the pipeline first saw it, which of those it
+// wrote, its info series' labels, and the references of its series in the
+// head it was last written to (a cache: a series is found by its labels
+// too).
 type objectSeries struct {
-	refs       [model.NumMetrics]storage.SeriesRef
-	had        [model.NumMetrics]bool
-	info       uint64 // hash of the info labels behind had[Info]; 0: none
-	infoLabels labels.Labels
+	had, written [model.NumMetrics]bool
+	info         uint64 // hash of the info labels behind had[Info]; 0: none
+	infoLabels   labels.Labels
+	head         *blockHead
+	refs         [model.NumMetrics]storage.SeriesRef // in head
 }
 
-func newBlockWriter(tmpRoot string, mint, maxt int64, drop *[model.NumLevels][model.NumMetrics]bool) (*blockWriter, error) {
+// blockHead is one block's head.
+type blockHead struct {
+	block
+	head     *tsdb.Head
+	chunkDir string
+	app      storage.Appender // of the batch being written; nil between batches
+}
+
+func newWriter(blocks []block, tmp string, drop *[model.NumLevels][model.NumMetrics]bool, atStart bool) *writer {
+	return &writer{blocks: blocks, tmp: tmp, drop: drop, objects: map[model.Object]*objectSeries{}, atStart: atStart}
+}
+
+func newBlockHead(b block, tmpRoot string) (*blockHead, error) {
 	chunkDir, err := os.MkdirTemp(tmpRoot, "head-")
 	if err != nil {
 		return nil, fmt.Errorf("backfill: head chunk directory: %w", err)
@@ -78,7 +95,7 @@ func newBlockWriter(tmpRoot string, mint, maxt int64, drop *[model.NumLevels][mo
 		_ = os.RemoveAll(chunkDir)
 		return nil, fmt.Errorf("backfill: head: %w", err)
 	}
-	return &blockWriter{head: h, chunkDir: chunkDir, mint: mint, maxt: maxt, drop: drop, objects: map[model.Object]*objectSeries{}}, nil
+	return &blockHead{block: b, head: h, chunkDir: chunkDir}, nil
 }
 
 // dropTable is store.Options.Drop's table: which series are not stored.
@@ -96,15 +113,55 @@ func dropTable(patterns []string) *[model.NumLevels][model.NumMetrics]bool {
 	return &d
 }
 
-func (w *blockWriter) inRange(t int64) bool { return t >= w.mint && t < w.maxt }
+// headFor is the head of the block holding time t, opened when t is the
+// first time in it; nil when t is outside the run (before it, or in a
+// block already persisted: the pipeline's times only move forward).
+func (w *writer) headFor(ctx context.Context, t int64) (*blockHead, error) {
+	for _, h := range w.heads {
+		if t >= h.mint && t < h.maxt {
+			return h, nil
+		}
+	}
+	for w.next < len(w.blocks) && w.blocks[w.next].maxt <= t {
+		w.next++ // a block no sample fell in
+	}
+	if w.next == len(w.blocks) || t < w.blocks[w.next].mint {
+		return nil, nil
+	}
+	h, err := newBlockHead(w.blocks[w.next], w.tmp)
+	if err != nil {
+		return nil, err
+	}
+	w.next++
+	h.app = h.head.Appender(ctx)
+	w.heads = append(w.heads, h)
+	return h, nil
+}
 
 // append writes one batch, as store.Store.Append does, and commits it.
-func (w *blockWriter) append(ctx context.Context, b *model.Batch) error {
-	app := w.head.Appender(ctx)
+func (w *writer) append(ctx context.Context, b *model.Batch) error {
+	err := w.appendEntries(ctx, b)
+	for _, h := range w.heads {
+		if h.app == nil {
+			continue
+		}
+		if err != nil {
+			_ = h.app.Rollback()
+		} else if cerr := h.app.Commit(); cerr != nil {
+			err = fmt.Errorf("backfill: commit: %w", cerr)
+		}
+		h.app = nil
+	}
+	return err
+}
+
+func (w *writer) appendEntries(ctx context.Context, b *model.Batch) error {
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		if e.Gone {
-			w.end(app, e)
+			if err := w.end(ctx, e); err != nil {
+				return err
+			}
 			continue
 		}
 		st := w.objects[e.Object]
@@ -118,35 +175,39 @@ func (w *blockWriter) append(ctx context.Context, b *model.Batch) error {
 				continue
 			}
 			if m == model.Info {
-				w.checkInfo(app, st, e)
+				if err := w.checkInfo(ctx, st, e); err != nil {
+					return err
+				}
 			}
 			st.had[m] = true
-			if err := w.put(app, st, e, m, e.TimeOf(m), v); err != nil {
-				_ = app.Rollback()
+			if err := w.put(ctx, st, e, m, e.TimeOf(m), v); err != nil {
 				return err
 			}
 		}
 	}
-	if err := app.Commit(); err != nil {
-		return fmt.Errorf("backfill: commit: %w", err)
-	}
 	return nil
 }
 
-// put appends one sample when its time is inside the block.
-func (w *blockWriter) put(app storage.Appender, st *objectSeries, e *model.Entry, m model.MetricID, t int64, v float64) error {
-	if !w.inRange(t) {
+// put appends one sample when its time is inside one of the run's blocks.
+func (w *writer) put(ctx context.Context, st *objectSeries, e *model.Entry, m model.MetricID, t int64, v float64) error {
+	if value.IsStaleNaN(v) && w.atStart && !st.written[m] {
 		return nil
+	}
+	h, err := w.headFor(ctx, t)
+	if h == nil || err != nil {
+		return err
+	}
+	if h.app == nil {
+		h.app = h.head.Appender(ctx)
+	}
+	if st.head != h {
+		st.head, st.refs = h, [model.NumMetrics]storage.SeriesRef{}
 	}
 	ref := st.refs[m]
-	if ref == 0 && w.first && value.IsStaleNaN(v) {
-		return nil
-	}
-	var err error
 	if ref != 0 {
-		ref, err = app.Append(ref, labels.EmptyLabels(), t, v)
+		ref, err = h.app.Append(ref, labels.EmptyLabels(), t, v)
 	} else {
-		ref, err = app.Append(0, st.labels(e.Object, m), t, v)
+		ref, err = h.app.Append(0, st.labels(e.Object, m), t, v)
 	}
 	if err != nil {
 		if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
@@ -157,6 +218,7 @@ func (w *blockWriter) put(app storage.Appender, st *objectSeries, e *model.Entry
 		return fmt.Errorf("backfill: append %s: %w", model.PromName(e.Object.Level, m), err)
 	}
 	st.refs[m] = ref
+	st.written[m] = true
 	w.samples++
 	return nil
 }
@@ -171,39 +233,83 @@ func (st *objectSeries) labels(o model.Object, m model.MetricID) labels.Labels {
 
 // end writes a staleness marker on every series the object had, as the
 // store does for a Gone entry, and forgets it.
-func (w *blockWriter) end(app storage.Appender, e *model.Entry) {
+func (w *writer) end(ctx context.Context, e *model.Entry) error {
 	st := w.objects[e.Object]
 	if st == nil {
-		return
+		return nil
 	}
 	for m := range model.NumMetrics {
 		if st.had[m] {
-			_ = w.put(app, st, e, m, e.TimeOf(m), math.Float64frombits(value.StaleNaN))
+			if err := w.put(ctx, st, e, m, e.TimeOf(m), math.Float64frombits(value.StaleNaN)); err != nil {
+				return err
+			}
 		}
 	}
 	delete(w.objects, e.Object)
+	return nil
 }
 
 // checkInfo ends the object's info series when its labels changed, as the
 // store does, and keeps the labels of the one that follows.
-func (w *blockWriter) checkInfo(app storage.Appender, st *objectSeries, e *model.Entry) {
+func (w *writer) checkInfo(ctx context.Context, st *objectSeries, e *model.Entry) error {
 	h := infoHash(e)
 	if h == st.info {
-		return
+		return nil
 	}
 	if st.had[model.Info] {
-		_ = w.put(app, st, e, model.Info, e.Time, math.Float64frombits(value.StaleNaN))
+		if err := w.put(ctx, st, e, model.Info, e.Time, math.Float64frombits(value.StaleNaN)); err != nil {
+			return err
+		}
 	}
-	st.had[model.Info] = false
-	st.refs[model.Info] = 0
+	st.had[model.Info], st.written[model.Info], st.refs[model.Info] = false, false, 0
 	st.info = h
 	st.infoLabels = infoSeriesLabels(e)
+	return nil
+}
+
+// done persists into dir, and closes, the heads of the blocks that end by
+// t: the pipeline writes nothing before t any more. It returns the new
+// blocks' directory names (none for a block that held no sample).
+func (w *writer) done(ctx context.Context, t int64, dir string, log *slog.Logger) (ids []string, series uint64, err error) {
+	keep := w.heads[:0]
+	for _, h := range w.heads {
+		if h.maxt > t {
+			keep = append(keep, h)
+			continue
+		}
+		if err == nil {
+			var id string
+			series += h.head.NumSeries()
+			id, err = h.flush(ctx, dir, log)
+			if id != "" {
+				ids = append(ids, id)
+			}
+		}
+		if cerr := h.close(); err == nil {
+			err = cerr
+		}
+		for _, st := range w.objects { // let the closed head go
+			if st.head == h {
+				st.head, st.refs = nil, [model.NumMetrics]storage.SeriesRef{}
+			}
+		}
+	}
+	w.heads = keep
+	return ids, series, err
+}
+
+// close closes the heads left, without persisting them.
+func (w *writer) close() {
+	for _, h := range w.heads {
+		_ = h.close()
+	}
+	w.heads = nil
 }
 
 // flush persists the head as one block [mint, maxt) in dir and returns its
-// directory name; "" when the range held no sample.
-func (w *blockWriter) flush(ctx context.Context, dir string, log *slog.Logger) (string, error) {
-	if w.head.NumSeries() == 0 {
+// directory name; "" when it held no sample.
+func (h *blockHead) flush(ctx context.Context, dir string, log *slog.Logger) (string, error) {
+	if h.head.NumSeries() == 0 {
 		return "", nil
 	}
 	c, err := tsdb.NewLeveledCompactor(ctx, nil, log, []int64{blockDuration.Milliseconds()}, chunkenc.NewPool(), nil)
@@ -211,9 +317,9 @@ func (w *blockWriter) flush(ctx context.Context, dir string, log *slog.Logger) (
 		return "", fmt.Errorf("backfill: compactor: %w", err)
 	}
 	// RangeHead's maxt is inclusive; the block's is not.
-	ids, err := c.Write(dir, tsdb.NewRangeHead(w.head, w.mint, w.maxt-1), w.mint, w.maxt, nil)
+	ids, err := c.Write(dir, tsdb.NewRangeHead(h.head, h.mint, h.maxt-1), h.mint, h.maxt, nil)
 	if err != nil {
-		return "", fmt.Errorf("backfill: write block [%s, %s): %w", msTime(w.mint), msTime(w.maxt), err)
+		return "", fmt.Errorf("backfill: write block [%s, %s): %w", msTime(h.mint), msTime(h.maxt), err)
 	}
 	if len(ids) == 0 {
 		return "", nil
@@ -221,9 +327,9 @@ func (w *blockWriter) flush(ctx context.Context, dir string, log *slog.Logger) (
 	return ids[0].String(), nil
 }
 
-func (w *blockWriter) close() error {
-	err := w.head.Close()
-	if rerr := os.RemoveAll(w.chunkDir); err == nil {
+func (h *blockHead) close() error {
+	err := h.head.Close()
+	if rerr := os.RemoveAll(h.chunkDir); err == nil {
 		err = rerr
 	}
 	return err
