@@ -10,7 +10,15 @@
 // head would be), several blocks at once.
 //
 // Afterwards `kubemon demo --data-dir DIR` with the same simulator options
-// opens the blocks and continues live from the present.
+// opens the blocks and continues live from the present. The simulator
+// anchors its nodes' boot times (and, in constant mode, its pods' start
+// times) at its creation: the backfill creates its simulators at the
+// history's start, so the nodes are up throughout it, and the demo's
+// simulator, created later, boots them anew. Where the history meets the
+// live data the node and system-container counters therefore start over
+// (a reboot, which the rates handle as live), as do constant mode's pods;
+// realistic mode's pods, whose lifetimes are pure functions of time,
+// continue with the same names and counters.
 package backfill
 
 import (
