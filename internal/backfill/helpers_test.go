@@ -173,12 +173,12 @@ func checkCounts(d data, n int, interval time.Duration, keep func(*series) bool)
 // checkSeriesSet: a and b hold the same series (labels included).
 func checkSeriesSet(a, b data, aName, bName string) problems {
 	var p problems
-	for _, k := range sortedKeys(setOf(a)) {
+	for _, k := range setOf(a) {
 		if b[k] == nil {
 			p.add("%s only in %s", k, aName)
 		}
 	}
-	for _, k := range sortedKeys(setOf(b)) {
+	for _, k := range setOf(b) {
 		if a[k] == nil {
 			p.add("%s only in %s", k, bName)
 		}
@@ -186,11 +186,13 @@ func checkSeriesSet(a, b data, aName, bName string) problems {
 	return p
 }
 
-func setOf(d data) map[string]string {
-	out := make(map[string]string, len(d))
+// setOf is d's series, sorted.
+func setOf(d data) []string {
+	out := make([]string, 0, len(d))
 	for k := range d {
-		out[k] = ""
+		out = append(out, k)
 	}
+	sort.Strings(out)
 	return out
 }
 

@@ -4,13 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math"
 	"os"
 	"path"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -30,8 +27,8 @@ import (
 //
 // It appends exactly what store.Store.Append appends for the same batches:
 // every present value of a metric the entry's level carries, by the same
-// labels (store.Labels; an info series also carries the pod's workload and
-// Kubernetes labels), a staleness marker on every series an object had when
+// labels (store.SeriesLabels: an info series also carries the pod's
+// workload and Kubernetes labels), a staleness marker on every series an object had when
 // it is Gone, and a staleness marker on an info series whose labels changed.
 // Samples outside the run's blocks are not written, but the objects and
 // series they would have made are remembered, so that a staleness marker
@@ -252,7 +249,7 @@ func (w *writer) end(ctx context.Context, e *model.Entry) error {
 // checkInfo ends the object's info series when its labels changed, as the
 // store does, and keeps the labels of the one that follows.
 func (w *writer) checkInfo(ctx context.Context, st *objectSeries, e *model.Entry) error {
-	h := infoHash(e)
+	h := store.InfoHash(e)
 	if h == st.info {
 		return nil
 	}
@@ -263,7 +260,7 @@ func (w *writer) checkInfo(ctx context.Context, st *objectSeries, e *model.Entry
 	}
 	st.had[model.Info], st.written[model.Info], st.refs[model.Info] = false, false, 0
 	st.info = h
-	st.infoLabels = infoSeriesLabels(e)
+	st.infoLabels = store.SeriesLabels(e, model.Info)
 	return nil
 }
 
@@ -336,61 +333,3 @@ func (h *blockHead) close() error {
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }
-
-// The info series' labels, as internal/store builds them (its
-// seriesLabels, infoLabels, infoHash and sanitize are not exported): the
-// object's labels, for a pod its workload, and the Kubernetes labels as
-// label_<sanitized key> and in Heapster's form labels="k:v,...". The tests
-// compare every series label set with what the store writes live.
-
-func infoKube(e *model.Entry) (kind, name string, l map[string]string) {
-	if e.Pod != nil {
-		return e.Pod.WorkloadKind, e.Pod.Workload, e.Pod.Labels
-	}
-	return "", "", e.Labels
-}
-
-func infoHash(e *model.Entry) uint64 {
-	kind, name, l := infoKube(e)
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s", kind, name)
-	for _, k := range sortedKeys(l) {
-		fmt.Fprintf(h, "\x00%s=%s", k, l[k])
-	}
-	return h.Sum64() | 1 // never 0, "no info series yet"
-}
-
-func infoSeriesLabels(e *model.Entry) labels.Labels {
-	kind, name, kl := infoKube(e)
-	b := labels.NewBuilder(store.Labels(e.Object, model.Info))
-	if e.Object.Level == model.LevelPod {
-		b.Set(model.LabelWorkloadKind, kind)
-		b.Set(model.LabelWorkload, name)
-	}
-	keys := sortedKeys(kl)
-	heapster := make([]string, 0, len(keys))
-	for _, k := range keys {
-		heapster = append(heapster, k+":"+kl[k])
-		b.Set(model.LabelKubeLabelPrefix+sanitize(k), kl[k])
-	}
-	b.Set(model.LabelKubeLabels, strings.Join(heapster, ","))
-	return b.Labels()
-}
-
-func sortedKeys(l map[string]string) []string {
-	keys := make([]string, 0, len(l))
-	for k := range l {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
-func sanitize(k string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, k)
-}
