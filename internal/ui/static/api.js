@@ -129,16 +129,6 @@ export async function queryRange(q, start, end, step, { signal } = {}) {
   return data.result;
 }
 
-/** labelValues lists a label's values, optionally restricted by series selectors. */
-export async function labelValues(name, { match, start, end, signal } = {}) {
-  const sp = new URLSearchParams();
-  for (const m of match || []) sp.append("match[]", m);
-  if (start !== undefined) sp.set("start", String(start));
-  if (end !== undefined) sp.set("end", String(end));
-  const s = sp.toString();
-  return get(`api/v1/label/${encodeURIComponent(name)}/values${s ? "?" + s : ""}`, { signal });
-}
-
 /** targets returns the scrape targets (Prometheus's format), or null before the endpoint exists. */
 export async function targets({ signal } = {}) {
   return get("api/v1/targets", { signal, optional404: true });
@@ -149,10 +139,9 @@ export async function targets({ signal } = {}) {
  * defaults (15d, 15s) when the endpoint does not answer them.
  */
 export async function runtimeInfo({ signal, parse } = {}) {
-  const out = { retention: 15 * 86400, scrapeInterval: 15, raw: null };
+  const out = { retention: 15 * 86400, scrapeInterval: 15 };
   const data = await get("api/v1/status/runtimeinfo", { signal, optional404: true });
   if (data) {
-    out.raw = data;
     const r = parse(data.storageRetention || "");
     if (r > 0) out.retention = r;
     const i = parse(data.scrapeInterval || "");

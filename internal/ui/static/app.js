@@ -80,6 +80,7 @@ const state = {
   timer: 0,
   lastPath: null,
   loading: false,
+  inited: false, // init() has read the runtime info and the server's clock
 };
 
 /* ---------- the header ---------- */
@@ -399,7 +400,7 @@ function notFound(route) {
 }
 
 function errorView(err) {
-  if (err instanceof api.AuthError) return authPanel(null);
+  if (err instanceof api.AuthError) return authPanel();
   if (err instanceof api.ForbiddenError) {
     return h(
       "div",
@@ -410,7 +411,7 @@ function errorView(err) {
         h("p", { dataset: { testid: "error-message" } }, err.message),
         h("p", null, "Your credentials are valid but may not read kubemon's API: bind them to the kubemon-viewer ClusterRole, or use another token."),
       ),
-      authPanel(null, true),
+      authPanel(true),
     );
   }
   const retry = h("button", { type: "button", class: "btn" }, "Retry");
@@ -428,7 +429,7 @@ function errorView(err) {
   );
 }
 
-function authPanel(_msg, compact = false) {
+function authPanel(compact = false) {
   const input = h("input", {
     type: "password",
     id: "token",

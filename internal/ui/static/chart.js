@@ -262,10 +262,7 @@ export function chartCard(loaded, { onZoom, height = 220 } = {}) {
       scales: {
         x: { time: true, range: () => [range.start, range.end] },
         y: {
-          range: (u, min, max) => {
-            const hi = Number.isFinite(max) && max > 0 ? max * 1.1 : spec.unit === "ratio" ? 1 : 1;
-            return [0, hi];
-          },
+          range: (u, min, max) => [0, Number.isFinite(max) && max > 0 ? max * 1.1 : 1],
         },
       },
       axes: [

@@ -1,7 +1,11 @@
 /**
  * Building blocks shared by the pages: instant-query helpers, stat tiles,
- * page headings, cards, links to objects, and the pods table (used by the
- * Pods, Node, Namespace and Workload pages).
+ * page headings, cards, links to objects, table columns, the pods and
+ * workloads tables (used by the Pods, Workloads, Node, Namespace and
+ * Workload pages), the namespace and node filters, and the queries, tiles
+ * and charts of a level: usage against requests and limits (namespace,
+ * workload, pod, container) or against allocatable and capacity (cluster,
+ * node).
  *
  * Stat tiles are test hooks: each value is an element with
  * data-testid="stat-<name>", data-query="<PromQL instant query>",
@@ -43,6 +47,19 @@ export function index(r, keyFn) {
   return out;
 }
 
+/**
+ * joinColumns sets row[c], for each column c, to the value instants entry
+ * r[c] has for the row's key (null when it has none); rows: a Map key → row,
+ * keyFn builds the key from a sample's labels. Returns the rows.
+ */
+export function joinColumns(rows, r, cols, keyFn) {
+  for (const c of cols) {
+    const values = index(r[c], keyFn);
+    for (const [k, row] of rows) row[c] = values.get(k) ?? null;
+  }
+  return [...rows.values()];
+}
+
 /** stat renders one value with its test hooks. */
 export function stat(name, query, raw, fmt, attrs = {}) {
   const absent = raw === null || raw === undefined;
@@ -63,9 +80,12 @@ export function statOf(st) {
   return stat(st.name, st.query, st.raw, st.fmt);
 }
 
-/** tileStat is a stat from an instants() entry. */
-export function tileStat(name, entry, fmt) {
-  return { name, query: entry.query, raw: first(entry), fmt };
+/**
+ * stats returns s(name, key, fmt), the stat spec of instants() entry r[key]
+ * named prefix + name: const s = stats(r); statOf(s("cpu-usage", "cpu", f.cores)).
+ */
+export function stats(r, prefix = "") {
+  return (name, key, fmt) => ({ name: prefix + name, query: r[key].query, raw: first(r[key]), fmt });
 }
 
 /**
@@ -80,7 +100,7 @@ export function tile({ title, main, subs = [], bar = null, barLabel = "", hint =
     "div",
     { class: ["tile", tone ? "tone-" + tone : null] },
     h("div", { class: "tile-title" }, title),
-    h("div", { class: "tile-main" }, stat(main.name, main.query, main.raw, main.fmt)),
+    h("div", { class: "tile-main" }, statOf(main)),
     Number.isFinite(ratio)
       ? h(
           "div",
@@ -99,7 +119,7 @@ export function tile({ title, main, subs = [], bar = null, barLabel = "", hint =
       ? h(
           "dl",
           { class: "tile-subs" },
-          subs.map(([label, s]) => h("div", null, h("dt", null, label), h("dd", null, stat(s.name, s.query, s.raw, s.fmt)))),
+          subs.map(([label, s]) => h("div", null, h("dt", null, label), h("dd", null, statOf(s)))),
         )
       : null,
     hint ? h("div", { class: "tile-hint" }, hint) : null,
@@ -156,6 +176,32 @@ export function a(link, text) {
 }
 
 /**
+ * numColumn returns num(id, label, fmt, title): a numeric table column
+ * showing row[id], the answer of queries[id] (its header's data-query).
+ */
+export function numColumn(queries) {
+  return (id, label, fmt, title) => ({ id, label, num: true, fmt, get: (x) => x[id], query: queries[id], title });
+}
+
+/** restartsColumn is the Restarts column of num = numColumn(queries), highlighted above zero. */
+export function restartsColumn(num) {
+  return { ...num("restarts", "Restarts", f.count), cls: (x) => (Number(x.restarts) > 0 ? "warn-text" : null) };
+}
+
+/** usageColumns are the CPU, memory and restarts columns of the pods and workloads tables. */
+function usageColumns(num) {
+  return [
+    num("cpu", "CPU", f.cores),
+    num("cpu_request", "CPU req.", f.cores, "Sort by CPU request"),
+    num("cpu_limit", "CPU limit", f.cores),
+    num("memory", "Memory", f.bytes, "Sort by memory working set"),
+    num("memory_request", "Mem. req.", f.bytes, "Sort by memory request"),
+    num("memory_limit", "Mem. limit", f.bytes, "Sort by memory limit"),
+    restartsColumn(num),
+  ];
+}
+
+/**
  * loadPods fetches the pods table's data. infoMatch selects pod_info
  * (node, namespace, workload, workload_kind); metricMatch the pod_* series
  * (which carry namespace, node and pod only). Rows are the pods pod_info
@@ -188,15 +234,13 @@ export async function loadPods(ctx, infoMatch, metricMatch = infoMatch) {
       if (!rows.has(k)) rows.set(k, { namespace: s.metric.namespace, pod: s.metric.pod, node: s.metric.node || "", workload_kind: "", workload: "" });
     }
   }
-  const cols = ["cpu", "cpu_request", "cpu_limit", "memory", "memory_request", "memory_limit", "restarts", "uptime"];
-  const maps = Object.fromEntries(cols.map((c) => [c, index(r[c], key)]));
-  for (const [k, row] of rows) for (const c of cols) row[c] = maps[c].get(k) ?? null;
-  return { rows: [...rows.values()], queries: q };
+  const cols = Object.keys(q).filter((c) => c !== "info");
+  return { rows: joinColumns(rows, r, cols, key), queries: q };
 }
 
 /** podsTable renders loadPods' rows; hide: column ids to leave out (e.g. ["node"]). */
 export function podsTable(data, { hide = [], sortParam = "sort", sort = "cpu:desc", name = "pods", filter = "" } = {}) {
-  const q = data.queries;
+  const num = numColumn(data.queries);
   const cols = [
     { id: "pod", label: "Pod", get: (r) => r.pod, link: (r) => links.pod(r.namespace, r.pod) },
     { id: "namespace", label: "Namespace", get: (r) => r.namespace, link: (r) => links.namespace(r.namespace) },
@@ -205,31 +249,13 @@ export function podsTable(data, { hide = [], sortParam = "sort", sort = "cpu:des
       id: "workload",
       label: "Workload",
       get: (r) => r.workload,
-      fmt: (v, r) => `${v}`,
       link: (r) => (r.workload ? links.workload(r.namespace, r.workload_kind, r.workload) : null),
       cellTitle: (r) => r.workload_kind || null,
     },
-    { id: "cpu", label: "CPU", num: true, fmt: f.cores, get: (r) => r.cpu, query: q.cpu },
-    { id: "cpu_request", label: "CPU req.", num: true, fmt: f.cores, get: (r) => r.cpu_request, query: q.cpu_request, title: "Sort by CPU request" },
-    { id: "cpu_limit", label: "CPU limit", num: true, fmt: f.cores, get: (r) => r.cpu_limit, query: q.cpu_limit },
-    { id: "memory", label: "Memory", num: true, fmt: f.bytes, get: (r) => r.memory, query: q.memory, title: "Sort by memory working set" },
-    { id: "memory_request", label: "Mem. req.", num: true, fmt: f.bytes, get: (r) => r.memory_request, query: q.memory_request, title: "Sort by memory request" },
-    { id: "memory_limit", label: "Mem. limit", num: true, fmt: f.bytes, get: (r) => r.memory_limit, query: q.memory_limit, title: "Sort by memory limit" },
-    { id: "restarts", label: "Restarts", num: true, fmt: f.count, get: (r) => r.restarts, query: q.restarts, cls: (r) => (Number(r.restarts) > 0 ? "warn-text" : null) },
-    { id: "uptime", label: "Uptime", num: true, fmt: f.duration, get: (r) => r.uptime, query: q.uptime },
+    ...usageColumns(num),
+    num("uptime", "Uptime", f.duration),
   ].filter((c) => !hide.includes(c.id));
-  return table({
-    name,
-    columns: cols,
-    rows: data.rows,
-    key: (r) => `${r.namespace}/${r.pod}`,
-    sort,
-    sortParam,
-    filter,
-    noun: "pods",
-    empty: "no pods match",
-    none: "no pods",
-  });
+  return table({ name, columns: cols, rows: data.rows, key: (r) => `${r.namespace}/${r.pod}`, sort, sortParam, filter, noun: "pods" });
 }
 
 /** notice renders an inline message box. */
@@ -262,27 +288,18 @@ export async function loadWorkloads(ctx, ns) {
     if (!l.workload) continue;
     if (!rows.has(key(l))) rows.set(key(l), { namespace: l.namespace, workload_kind: l.workload_kind || "", workload: l.workload });
   }
-  const cols = Object.keys(q);
-  const maps = Object.fromEntries(cols.map((c) => [c, index(r[c], key)]));
-  for (const [k, row] of rows) for (const c of cols) row[c] = maps[c].get(k) ?? null;
-  return { rows: [...rows.values()], queries: q };
+  return { rows: joinColumns(rows, r, Object.keys(q), key), queries: q };
 }
 
 /** workloadsTable renders loadWorkloads' rows. */
 export function workloadsTable(data, { hide = [], sortParam = "sort", sort = "cpu:desc", filter = "" } = {}) {
-  const q = data.queries;
+  const num = numColumn(data.queries);
   const cols = [
     { id: "workload", label: "Workload", get: (r) => r.workload, link: (r) => links.workload(r.namespace, r.workload_kind, r.workload) },
     { id: "kind", label: "Kind", get: (r) => r.workload_kind },
     { id: "namespace", label: "Namespace", get: (r) => r.namespace, link: (r) => links.namespace(r.namespace) },
-    { id: "pods", label: "Pods", num: true, fmt: f.count, get: (r) => r.pods, query: q.pods },
-    { id: "cpu", label: "CPU", num: true, fmt: f.cores, get: (r) => r.cpu, query: q.cpu },
-    { id: "cpu_request", label: "CPU req.", num: true, fmt: f.cores, get: (r) => r.cpu_request, query: q.cpu_request, title: "Sort by CPU request" },
-    { id: "cpu_limit", label: "CPU limit", num: true, fmt: f.cores, get: (r) => r.cpu_limit, query: q.cpu_limit },
-    { id: "memory", label: "Memory", num: true, fmt: f.bytes, get: (r) => r.memory, query: q.memory, title: "Sort by memory working set" },
-    { id: "memory_request", label: "Mem. req.", num: true, fmt: f.bytes, get: (r) => r.memory_request, query: q.memory_request, title: "Sort by memory request" },
-    { id: "memory_limit", label: "Mem. limit", num: true, fmt: f.bytes, get: (r) => r.memory_limit, query: q.memory_limit, title: "Sort by memory limit" },
-    { id: "restarts", label: "Restarts", num: true, fmt: f.count, get: (r) => r.restarts, query: q.restarts, cls: (r) => (Number(r.restarts) > 0 ? "warn-text" : null) },
+    num("pods", "Pods", f.count),
+    ...usageColumns(num),
   ].filter((c) => !hide.includes(c.id));
   return table({
     name: "workloads",
@@ -293,9 +310,29 @@ export function workloadsTable(data, { hide = [], sortParam = "sort", sort = "cp
     sortParam,
     filter,
     noun: "workloads",
-    empty: "no workloads match",
-    none: "no workloads",
   });
+}
+
+/** metrics returns q(name): the series `${prefix}_${name}` of a level, with the matchers L. */
+const metrics = (prefix, L) => (name) => m(`${prefix}_${name}`, L);
+
+/** networkChart is the receive and transmit chart of a level (q from metrics()). */
+function networkChart(q, markers) {
+  return {
+    name: "network",
+    title: "Network",
+    unit: "bytes/s",
+    series: [
+      { label: "receive", query: q("network_receive_bytes_per_second"), style: "line" },
+      { label: "transmit", query: q("network_transmit_bytes_per_second"), style: "line" },
+    ],
+    markers,
+  };
+}
+
+/** networkTile is the network tile of stats s (rx and tx). */
+function networkTile(s) {
+  return tile({ title: "Network received", main: s("network-receive", "rx", f.byteRate), subs: [["Transmitted", s("network-transmit", "tx", f.byteRate)]] });
 }
 
 /**
@@ -303,15 +340,16 @@ export function workloadsTable(data, { hide = [], sortParam = "sort", sort = "cp
  * roll-up level (namespace_, workload_, pod_) for the label matchers L.
  */
 export function usageCharts(prefix, L, { markers = [], network = true, filesystem = true, ephemeral = true } = {}) {
+  const q = metrics(prefix, L);
   const charts = [
     {
       name: "cpu",
       title: "CPU",
       unit: "cores",
       series: [
-        { label: "usage", query: m(`${prefix}_cpu_usage_cores`, L), style: "area" },
-        { label: "request", query: m(`${prefix}_cpu_request_cores`, L), style: "request" },
-        { label: "limit", query: m(`${prefix}_cpu_limit_cores`, L), style: "limit" },
+        { label: "usage", query: q("cpu_usage_cores"), style: "area" },
+        { label: "request", query: q("cpu_request_cores"), style: "request" },
+        { label: "limit", query: q("cpu_limit_cores"), style: "limit" },
       ],
       markers,
     },
@@ -320,29 +358,18 @@ export function usageCharts(prefix, L, { markers = [], network = true, filesyste
       title: "Memory",
       unit: "bytes",
       series: [
-        { label: "working set", query: m(`${prefix}_memory_working_set_bytes`, L), style: "area" },
-        { label: "usage", query: m(`${prefix}_memory_usage_bytes`, L), style: "line" },
-        { label: "request", query: m(`${prefix}_memory_request_bytes`, L), style: "request" },
-        { label: "limit", query: m(`${prefix}_memory_limit_bytes`, L), style: "limit" },
+        { label: "working set", query: q("memory_working_set_bytes"), style: "area" },
+        { label: "usage", query: q("memory_usage_bytes"), style: "line" },
+        { label: "request", query: q("memory_request_bytes"), style: "request" },
+        { label: "limit", query: q("memory_limit_bytes"), style: "limit" },
       ],
       markers,
     },
   ];
-  if (network) {
-    charts.push({
-      name: "network",
-      title: "Network",
-      unit: "bytes/s",
-      series: [
-        { label: "receive", query: m(`${prefix}_network_receive_bytes_per_second`, L), style: "line" },
-        { label: "transmit", query: m(`${prefix}_network_transmit_bytes_per_second`, L), style: "line" },
-      ],
-      markers,
-    });
-  }
+  if (network) charts.push(networkChart(q, markers));
   if (filesystem) {
-    const series = [{ label: "filesystem", query: m(`${prefix}_filesystem_usage_bytes`, L), style: "area" }];
-    if (ephemeral) series.push({ label: "ephemeral storage", query: m(`${prefix}_ephemeral_storage_usage_bytes`, L), style: "line" });
+    const series = [{ label: "filesystem", query: q("filesystem_usage_bytes"), style: "area" }];
+    if (ephemeral) series.push({ label: "ephemeral storage", query: q("ephemeral_storage_usage_bytes"), style: "line" });
     charts.push({ name: "filesystem", title: "Filesystem", unit: "bytes", series, markers });
   }
   return charts;
@@ -350,22 +377,23 @@ export function usageCharts(prefix, L, { markers = [], network = true, filesyste
 
 /** usageQueries are the instant queries of usageTiles for a level and matchers. */
 export function usageQueries(prefix, L) {
+  const q = metrics(prefix, L);
   return {
-    cpu: m(`${prefix}_cpu_usage_cores`, L),
-    cpu_request: m(`${prefix}_cpu_request_cores`, L),
-    cpu_limit: m(`${prefix}_cpu_limit_cores`, L),
-    cpu_of_request: `${m(`${prefix}_cpu_usage_cores`, L)} / ${m(`${prefix}_cpu_request_cores`, L)}`,
-    memory: m(`${prefix}_memory_working_set_bytes`, L),
-    memory_request: m(`${prefix}_memory_request_bytes`, L),
-    memory_limit: m(`${prefix}_memory_limit_bytes`, L),
-    memory_of_request: `${m(`${prefix}_memory_working_set_bytes`, L)} / ${m(`${prefix}_memory_request_bytes`, L)}`,
-    restarts: m(`${prefix}_restart_count`, L),
+    cpu: q("cpu_usage_cores"),
+    cpu_request: q("cpu_request_cores"),
+    cpu_limit: q("cpu_limit_cores"),
+    cpu_of_request: `${q("cpu_usage_cores")} / ${q("cpu_request_cores")}`,
+    memory: q("memory_working_set_bytes"),
+    memory_request: q("memory_request_bytes"),
+    memory_limit: q("memory_limit_bytes"),
+    memory_of_request: `${q("memory_working_set_bytes")} / ${q("memory_request_bytes")}`,
+    restarts: q("restart_count"),
   };
 }
 
 /** usageTiles renders CPU and memory tiles (usage against request and limit) from usageQueries' results. */
 export function usageTiles(r) {
-  const s = (n, k, fmt) => tileStat(n, r[k], fmt);
+  const s = stats(r);
   return [
     tile({
       title: "CPU usage",
@@ -394,20 +422,179 @@ export function usageTiles(r) {
   ];
 }
 
+/** networkStorageQueries are the instant queries of networkStorageTiles for a roll-up level (namespace, workload, pod). */
+export function networkStorageQueries(prefix, L) {
+  const q = metrics(prefix, L);
+  return {
+    rx: q("network_receive_bytes_per_second"),
+    tx: q("network_transmit_bytes_per_second"),
+    fs: q("filesystem_usage_bytes"),
+    ephemeral: q("ephemeral_storage_usage_bytes"),
+  };
+}
+
+/** networkStorageTiles renders the network and filesystem tiles from networkStorageQueries' results. */
+export function networkStorageTiles(r) {
+  const s = stats(r);
+  return [
+    networkTile(s),
+    tile({ title: "Filesystem used", main: s("filesystem-usage", "fs", f.bytes), subs: [["Ephemeral storage", s("ephemeral-storage-usage", "ephemeral", f.bytes)]] }),
+  ];
+}
+
+/**
+ * capacityQueries are the instant queries of capacityTiles for the cluster
+ * (prefix "cluster", no matchers) or a node ("node", {node}).
+ */
+export function capacityQueries(prefix, L) {
+  const q = metrics(prefix, L);
+  return {
+    cpu: q("cpu_usage_cores"),
+    cpu_utilization: q("cpu_utilization_ratio"),
+    cpu_allocatable: q("cpu_allocatable_cores"),
+    cpu_capacity: q("cpu_capacity_cores"),
+    cpu_request: q("cpu_request_cores"),
+    cpu_reservation: q("cpu_reservation_ratio"),
+    cpu_limit: q("cpu_limit_cores"),
+    memory: q("memory_working_set_bytes"),
+    memory_utilization: q("memory_utilization_ratio"),
+    memory_allocatable: q("memory_allocatable_bytes"),
+    memory_capacity: q("memory_capacity_bytes"),
+    memory_request: q("memory_request_bytes"),
+    memory_reservation: q("memory_reservation_ratio"),
+    memory_limit: q("memory_limit_bytes"),
+    rx: q("network_receive_bytes_per_second"),
+    tx: q("network_transmit_bytes_per_second"),
+    fs: q("filesystem_usage_bytes"),
+    fs_capacity: q("filesystem_capacity_bytes"),
+    fs_ratio: `${q("filesystem_usage_bytes")} / ${q("filesystem_capacity_bytes")}`,
+    restarts: q("restart_count"),
+  };
+}
+
+/**
+ * capacityTiles renders the cluster's or a node's tiles from capacityQueries'
+ * results (plus fs_available, when queried), with stat names prefixed by p
+ * ("cluster-" on the Overview): {cpu, memory} (usage against allocatable and
+ * capacity), {cpuRequested, memoryRequested} (requests, reservation and
+ * limits), network and filesystem.
+ */
+export function capacityTiles(r, p = "") {
+  const s = stats(r, p);
+  const usage = (res, title, name, fmt) =>
+    tile({
+      title,
+      main: s(name, res, fmt),
+      bar: first(r[`${res}_utilization`]),
+      barLabel: `${title} of allocatable`,
+      subs: [
+        ["of allocatable", s(`${res}-utilization`, `${res}_utilization`, f.percent)],
+        ["Allocatable", s(`${res}-allocatable`, `${res}_allocatable`, fmt)],
+        ["Capacity", s(`${res}-capacity`, `${res}_capacity`, fmt)],
+      ],
+    });
+  const requested = (res, label, fmt) =>
+    tile({
+      title: `${label} requested`,
+      main: s(`${res}-request`, `${res}_request`, fmt),
+      bar: first(r[`${res}_reservation`]),
+      barLabel: `${label} requests of allocatable`,
+      subs: [
+        ["Reservation", s(`${res}-reservation`, `${res}_reservation`, f.percent)],
+        ["Limits", s(`${res}-limit`, `${res}_limit`, fmt)],
+      ],
+    });
+  const fsSubs = [
+    ["of capacity", s("filesystem-utilization", "fs_ratio", f.percent)],
+    ["Capacity", s("filesystem-capacity", "fs_capacity", f.bytes)],
+  ];
+  if (r.fs_available) fsSubs.push(["Available", s("filesystem-available", "fs_available", f.bytes)]);
+  return {
+    cpu: usage("cpu", "CPU usage", "cpu-usage", f.cores),
+    memory: usage("memory", "Memory working set", "memory-working-set", f.bytes),
+    cpuRequested: requested("cpu", "CPU", f.cores),
+    memoryRequested: requested("memory", "Memory", f.bytes),
+    network: networkTile(s),
+    filesystem: tile({
+      title: "Filesystem used",
+      main: s("filesystem-usage", "fs", f.bytes),
+      bar: first(r.fs_ratio),
+      barLabel: "Filesystem used of capacity",
+      subs: fsSubs,
+    }),
+  };
+}
+
+/**
+ * capacityCharts describes the CPU, memory, network and filesystem charts of
+ * the cluster or a node (see capacityQueries) with request, allocatable and
+ * capacity lines; memoryUsage adds the memory usage line.
+ */
+export function capacityCharts(prefix, L, { memoryUsage = false } = {}) {
+  const q = metrics(prefix, L);
+  const memory = [
+    { label: "working set", query: q("memory_working_set_bytes"), style: "area" },
+    memoryUsage ? { label: "usage", query: q("memory_usage_bytes"), style: "line" } : null,
+    { label: "requests", query: q("memory_request_bytes"), style: "request" },
+    { label: "allocatable", query: q("memory_allocatable_bytes"), style: "allocatable" },
+    { label: "capacity", query: q("memory_capacity_bytes"), style: "capacity" },
+  ];
+  return [
+    {
+      name: "cpu",
+      title: "CPU",
+      unit: "cores",
+      series: [
+        { label: "usage", query: q("cpu_usage_cores"), style: "area" },
+        { label: "requests", query: q("cpu_request_cores"), style: "request" },
+        { label: "allocatable", query: q("cpu_allocatable_cores"), style: "allocatable" },
+        { label: "capacity", query: q("cpu_capacity_cores"), style: "capacity" },
+      ],
+    },
+    { name: "memory", title: "Memory", unit: "bytes", series: memory.filter(Boolean) },
+    networkChart(q),
+    {
+      name: "filesystem",
+      title: "Filesystem",
+      unit: "bytes",
+      series: [
+        { label: "used", query: q("filesystem_usage_bytes"), style: "area" },
+        { label: "capacity", query: q("filesystem_capacity_bytes"), style: "capacity" },
+      ],
+    },
+  ];
+}
+
 /**
  * selectFilter renders a labelled <select> bound to a URL parameter
  * (changing it reloads the page's data): options are values, "" = all.
  */
-export function selectFilter({ label, param, options, value, all = "All", id }) {
+function selectFilter({ label, param, options, value, all }) {
   const opts = [...new Set(options.filter(Boolean))].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
   if (value && !opts.includes(value)) opts.unshift(value);
   const sel = h(
     "select",
-    { class: "select", id: id || "filter-" + param, dataset: { testid: "filter-" + param } },
+    { class: "select", id: "filter-" + param, dataset: { testid: "filter-" + param } },
     h("option", { value: "" }, all),
     opts.map((o) => h("option", { value: o }, o)),
   );
   sel.value = value || "";
   sel.addEventListener("change", () => router.update({ [param]: sel.value || null }, { reload: true, replace: false }));
   return h("label", { for: sel.id }, label, sel);
+}
+
+const POD_FILTERS = {
+  namespace: { label: "Namespace", param: "ns", all: "All namespaces" },
+  node: { label: "Node", param: "node", all: "All nodes" },
+};
+
+/**
+ * podFilter loads the namespaces or nodes that have pods (by: "namespace"
+ * or "node") and renders their filter, bound to the page's ns or node
+ * parameter.
+ */
+export async function podFilter(ctx, by) {
+  const { label, param, all } = POD_FILTERS[by];
+  const r = await ctx.query(`count by (${by}) (pod_info)`);
+  return selectFilter({ label, param, all, options: r.map((x) => x.metric[by]), value: ctx.params.get(param) || "" });
 }

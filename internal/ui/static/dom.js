@@ -41,12 +41,6 @@ function append(el, children) {
   }
 }
 
-/** clear removes an element's children. */
-export function clear(el) {
-  el.replaceChildren();
-  return el;
-}
-
 /** debounce delays fn until calls stop for ms. */
 export function debounce(fn, ms) {
   let t = 0;

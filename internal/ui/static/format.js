@@ -164,22 +164,6 @@ export function axisValues(unit, splits) {
   }
 }
 
-/** unitLabel names a unit for axis titles. */
-export function unitLabel(unit, max) {
-  switch (unit) {
-    case "cores":
-      return max < 1 ? "millicores" : "cores";
-    case "bytes":
-      return "bytes";
-    case "bytes/s":
-      return "bytes/s";
-    case "ratio":
-      return "%";
-    default:
-      return unit || "";
-  }
-}
-
 const pad = (n) => String(n).padStart(2, "0");
 
 /** clock formats a unix time (seconds) as local HH:MM:SS. */

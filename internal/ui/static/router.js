@@ -7,9 +7,10 @@
  *   #/node/sim-node-0001?from=1700000000&to=1700003600
  *
  * Path segments are URI-encoded; the query string is URLSearchParams.
- * Changing the route or a data parameter (go) fires "hashchange" and the app
- * reloads the page's data; view-only parameters (sort, filter) are written
- * with setParams, which replaces the history entry without a reload.
+ * Changing the route or a data parameter (links, update with reload) fires
+ * "hashchange" and the app reloads the page's data; view-only parameters
+ * (sort, filter) are written with update, which replaces the history entry
+ * without a reload.
  */
 
 /** Parameters every link carries from page to page (the time range). */
@@ -67,14 +68,6 @@ export function globals() {
 /** link builds an in-app link keeping the time range: link(path("pod", ns, name)). */
 export function link(p, extra) {
   return href(p, { ...globals(), ...(extra || {}) });
-}
-
-/** go navigates (a history entry, a reload of the page's data). */
-export function go(p, params, { replace = false } = {}) {
-  const h = href(p, params);
-  if (h === location.hash) return;
-  if (replace) location.replace(h);
-  else location.hash = h;
 }
 
 /**

@@ -4,7 +4,10 @@
  *   table({name: "pods", key: (r) => r.namespace + "/" + r.pod, rows,
  *          columns: [{id: "pod", label: "Pod", get: (r) => r.pod, link: (r) => ({href, testid: "link-pod"})},
  *                    {id: "cpu", label: "CPU", num: true, fmt: cores, get: (r) => r.cpu, query: "pod_cpu_usage_cores"}],
- *          sort: "cpu:desc", sortParam: "sort", empty: "no pods match"})
+ *          sort: "cpu:desc", sortParam: "sort", noun: "pods"})
+ *
+ * The empty table says `none` ("no pods"), or `empty` ("no pods match")
+ * when the filter left no rows.
  *
  * Clicking a header (a button, so the keyboard works) sorts by it and
  * writes "<col>:<asc|desc>" to the URL parameter sortParam (when given);
@@ -33,8 +36,8 @@ function parseSort(s, columns, fallback) {
 }
 
 export function table(opts) {
-  const { name, columns, key, empty = "nothing to show", sortParam, noun = "rows" } = opts;
-  let rows = opts.rows || [];
+  const { name, columns, key, sortParam, noun = "rows", empty = `no ${noun} match`, none = `no ${noun}` } = opts;
+  const rows = opts.rows || [];
   let sort = parseSort(sortParam ? router.current().params.get(sortParam) : null, columns, opts.sort);
   let filter = opts.filter || "";
   let showAll = false;
@@ -45,7 +48,6 @@ export function table(opts) {
   const tableEl = h(
     "table",
     { class: "data", dataset: { testid: "table-" + name } },
-    opts.caption ? h("caption", { class: "sr-only" }, opts.caption) : null,
     thead,
     tbody,
   );
@@ -95,10 +97,7 @@ export function table(opts) {
   const sortValue = (c, r) => {
     if (c.sortValue) return c.sortValue(r);
     const v = c.get(r);
-    if (c.num) {
-      const x = v === null || v === undefined || v === "" ? NaN : Number(v);
-      return x;
-    }
+    if (c.num) return v === null || v === undefined || v === "" ? NaN : Number(v);
     return v === null || v === undefined ? "" : String(v);
   };
 
@@ -130,9 +129,7 @@ export function table(opts) {
       for (const c of columns) {
         const raw = c.get(r);
         const absent = raw === null || raw === undefined || raw === "";
-        let content;
-        if (c.num) content = absent ? DASH : c.fmt ? c.fmt(raw) : String(raw);
-        else content = absent ? DASH : c.fmt ? c.fmt(raw, r) : String(raw);
+        let content = absent ? DASH : c.fmt ? c.fmt(raw, r) : String(raw);
         const ln = !absent && c.link ? c.link(r) : null;
         if (ln) content = h("a", { href: ln.href, dataset: { testid: ln.testid } }, content);
         if (c.render) content = c.render(r, content);
@@ -151,7 +148,7 @@ export function table(opts) {
       frag.appendChild(tr);
     }
     if (shown.length === 0) {
-      frag.appendChild(h("tr", { class: "empty" }, h("td", { colspan: columns.length }, f ? empty : opts.none || empty)));
+      frag.appendChild(h("tr", { class: "empty" }, h("td", { colspan: columns.length }, f ? empty : none)));
     }
     tbody.replaceChildren(frag);
 
@@ -191,10 +188,6 @@ export function table(opts) {
     el,
     setFilter(text) {
       filter = text || "";
-      render();
-    },
-    setRows(r) {
-      rows = r;
       render();
     },
   };

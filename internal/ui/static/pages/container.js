@@ -8,28 +8,19 @@
 import { h } from "../dom.js";
 import * as f from "../format.js";
 import { m } from "../promql.js";
-import { a, chartsGrid, first, instants, links, notice, pageHead, statOf, tile, tileStat, tiles, usageTiles } from "../components.js";
+import { a, chartsGrid, first, instants, links, notice, pageHead, statOf, stats, tile, tiles, usageQueries, usageTiles } from "../components.js";
 import { eventMarkers } from "./pod.js";
 
 export async function render(ctx) {
   const [ns, pod, container] = ctx.segments.slice(1);
   ctx.title = `Container ${container}`;
   const L = { namespace: ns, pod, container };
-  const P = "container";
   const Q = {
-    cpu: m(`${P}_cpu_usage_cores`, L),
-    cpu_request: m(`${P}_cpu_request_cores`, L),
-    cpu_limit: m(`${P}_cpu_limit_cores`, L),
-    cpu_of_request: `${m(`${P}_cpu_usage_cores`, L)} / ${m(`${P}_cpu_request_cores`, L)}`,
-    memory: m(`${P}_memory_working_set_bytes`, L),
-    memory_request: m(`${P}_memory_request_bytes`, L),
-    memory_limit: m(`${P}_memory_limit_bytes`, L),
-    memory_of_request: `${m(`${P}_memory_working_set_bytes`, L)} / ${m(`${P}_memory_request_bytes`, L)}`,
-    memory_usage: m(`${P}_memory_usage_bytes`, L),
-    rss: m(`${P}_memory_rss_bytes`, L),
-    fs: m(`${P}_filesystem_usage_bytes`, L),
-    restarts: m(`${P}_restart_count`, L),
-    uptime: m(`${P}_uptime_seconds`, L),
+    ...usageQueries("container", L),
+    memory_usage: m("container_memory_usage_bytes", L),
+    rss: m("container_memory_rss_bytes", L),
+    fs: m("container_filesystem_usage_bytes", L),
+    uptime: m("container_uptime_seconds", L),
   };
   const markers = eventMarkers(L);
   const CHARTS = [
@@ -66,7 +57,7 @@ export async function render(ctx) {
     },
   ];
   const [r, charts] = await Promise.all([instants(ctx, Q), ctx.loadCharts(CHARTS)]);
-  const s = (n, k, fmt) => tileStat(n, r[k], fmt);
+  const s = stats(r);
   const nodeName = (r.cpu.result[0] || r.memory.result[0] || r.uptime.result[0])?.metric.node || "";
   const gone = first(r.cpu) === null && first(r.memory) === null && first(r.uptime) === null;
   return h(

@@ -15,10 +15,12 @@ import {
   instants,
   loadPods,
   loadWorkloads,
+  networkStorageQueries,
+  networkStorageTiles,
   pageHead,
   podsTable,
+  stats,
   tile,
-  tileStat,
   tiles,
   usageCharts,
   usageQueries,
@@ -34,10 +36,7 @@ export async function render(ctx) {
     ...usageQueries("namespace", L),
     pods: `count(${m("pod_info", L)})`,
     workloads: `count(count by (workload_kind, workload) (${m("pod_info", L, ['workload!=""'])}))`,
-    rx: m("namespace_network_receive_bytes_per_second", L),
-    tx: m("namespace_network_transmit_bytes_per_second", L),
-    fs: m("namespace_filesystem_usage_bytes", L),
-    ephemeral: m("namespace_ephemeral_storage_usage_bytes", L),
+    ...networkStorageQueries("namespace", L),
   };
   const [r, charts, workloads, pods] = await Promise.all([
     instants(ctx, Q),
@@ -45,7 +44,7 @@ export async function render(ctx) {
     loadWorkloads(ctx, ns),
     loadPods(ctx, L),
   ]);
-  const s = (n, k, fmt) => tileStat(n, r[k], fmt);
+  const s = stats(r);
   const q = ctx.params.get("q") || "";
   const wt = workloadsTable(workloads, { hide: ["namespace"], sortParam: "wsort", filter: q });
   const pt = podsTable(pods, { hide: ["namespace"], filter: q });
@@ -64,8 +63,7 @@ export async function render(ctx) {
     tiles(
       tile({ title: "Pods", main: s("pods", "pods", f.count), subs: [["Workloads", s("workloads", "workloads", f.count)], ["Restarts", s("restarts", "restarts", f.count)]] }),
       ...usageTiles(r),
-      tile({ title: "Network received", main: s("network-receive", "rx", f.byteRate), subs: [["Transmitted", s("network-transmit", "tx", f.byteRate)]] }),
-      tile({ title: "Filesystem used", main: s("filesystem-usage", "fs", f.bytes), subs: [["Ephemeral storage", s("ephemeral-storage-usage", "ephemeral", f.bytes)]] }),
+      ...networkStorageTiles(r),
     ),
     chartsGrid(charts.map((c) => ctx.chart(c))),
     card("Workloads", wt.el),

@@ -7,7 +7,7 @@
 import { h } from "../dom.js";
 import * as f from "../format.js";
 import { table } from "../table.js";
-import { card, index, instants, links, pageHead } from "../components.js";
+import { card, instants, joinColumns, links, numColumn, pageHead, restartsColumn } from "../components.js";
 
 export const Q = {
   namespaces: "count by (namespace) (namespace_info or namespace_cpu_usage_cores)",
@@ -29,16 +29,10 @@ const COLS = Object.keys(Q).filter((k) => k !== "namespaces");
 export async function render(ctx) {
   ctx.title = "Namespaces";
   const r = await instants(ctx, Q);
-  const byNs = (l) => l.namespace;
   const names = new Set();
   for (const k of ["namespaces", "pods"]) for (const s of r[k].result) if (s.metric.namespace) names.add(s.metric.namespace);
-  const maps = Object.fromEntries(COLS.map((c) => [c, index(r[c], byNs)]));
-  const rows = [...names].map((namespace) => {
-    const row = { namespace };
-    for (const c of COLS) row[c] = maps[c].get(namespace) ?? null;
-    return row;
-  });
-  const num = (id, label, fmt, title) => ({ id, label, num: true, fmt, get: (x) => x[id], query: Q[id], title });
+  const rows = joinColumns(new Map([...names].map((namespace) => [namespace, { namespace }])), r, COLS, (l) => l.namespace);
+  const num = numColumn(Q);
   const t = table({
     name: "namespaces",
     columns: [
@@ -53,7 +47,7 @@ export async function render(ctx) {
       num("memory_limit", "Mem. limit", f.bytes, "Sort by memory limits"),
       num("rx", "Net in", f.byteRate, "Sort by network received"),
       num("tx", "Net out", f.byteRate, "Sort by network transmitted"),
-      { ...num("restarts", "Restarts", f.count), cls: (x) => (Number(x.restarts) > 0 ? "warn-text" : null) },
+      restartsColumn(num),
     ],
     rows,
     key: (x) => x.namespace,
@@ -61,8 +55,6 @@ export async function render(ctx) {
     sortParam: "sort",
     filter: ctx.params.get("q") || "",
     noun: "namespaces",
-    empty: "no namespaces match",
-    none: "no namespaces",
   });
   ctx.search = (text) => t.setFilter(text);
   return h("div", { class: "page" }, pageHead({ kind: "Cluster", title: "Namespaces" }), card("Namespaces", t.el));

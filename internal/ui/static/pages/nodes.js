@@ -8,7 +8,7 @@
 import { h } from "../dom.js";
 import * as f from "../format.js";
 import { table } from "../table.js";
-import { card, index, instants, links, pageHead } from "../components.js";
+import { card, instants, joinColumns, links, numColumn, pageHead, restartsColumn } from "../components.js";
 
 export const Q = {
   nodes: "max by (node) (node_cpu_capacity_cores)",
@@ -31,32 +31,31 @@ const COLS = Object.keys(Q).filter((k) => k !== "nodes");
 export async function render(ctx) {
   ctx.title = "Nodes";
   const r = await instants(ctx, Q);
-  const byNode = (l) => l.node;
   const names = new Set();
   for (const k of ["nodes", "cpu", "memory"]) for (const s of r[k].result) names.add(s.metric.node);
-  const maps = Object.fromEntries(COLS.map((c) => [c, index(r[c], byNode)]));
-  const rows = [...names].map((node) => {
-    const row = { node };
-    for (const c of COLS) row[c] = maps[c].get(node) ?? null;
-    return row;
-  });
+  const rows = joinColumns(new Map([...names].map((node) => [node, { node }])), r, COLS, (l) => l.node);
 
-  const level = (v) => (Number(v) >= 0.9 ? "crit-text" : Number(v) >= 0.75 ? "warn-text" : null);
+  const num = numColumn(Q);
+  // A ratio column, coloured from 75% (warn) and 90% (critical).
+  const ratio = (id, label, title) => ({
+    ...num(id, label, f.percent, title),
+    cls: (x) => (Number(x[id]) >= 0.9 ? "crit-text" : Number(x[id]) >= 0.75 ? "warn-text" : null),
+  });
   const t = table({
     name: "nodes",
     columns: [
       { id: "node", label: "Node", get: (x) => x.node, link: (x) => links.node(x.node) },
-      { id: "cpu", label: "CPU", num: true, fmt: f.cores, get: (x) => x.cpu, query: Q.cpu, title: "Sort by CPU usage" },
-      { id: "cpu_utilization", label: "CPU %", num: true, fmt: f.percent, get: (x) => x.cpu_utilization, query: Q.cpu_utilization, cls: (x) => level(x.cpu_utilization), title: "Sort by CPU usage of allocatable" },
-      { id: "cpu_allocatable", label: "Allocatable", num: true, fmt: f.cores, get: (x) => x.cpu_allocatable, query: Q.cpu_allocatable, title: "Sort by allocatable CPU" },
-      { id: "cpu_reservation", label: "Requested %", num: true, fmt: f.percent, get: (x) => x.cpu_reservation, query: Q.cpu_reservation, title: "Sort by CPU requests of allocatable" },
-      { id: "memory", label: "Memory", num: true, fmt: f.bytes, get: (x) => x.memory, query: Q.memory, title: "Sort by memory working set" },
-      { id: "memory_utilization", label: "Memory %", num: true, fmt: f.percent, get: (x) => x.memory_utilization, query: Q.memory_utilization, cls: (x) => level(x.memory_utilization), title: "Sort by memory working set of allocatable" },
-      { id: "memory_reservation", label: "Mem. req. %", num: true, fmt: f.percent, get: (x) => x.memory_reservation, query: Q.memory_reservation, title: "Sort by memory requests of allocatable" },
-      { id: "pods", label: "Pods", num: true, fmt: f.count, get: (x) => x.pods, query: Q.pods },
-      { id: "restarts", label: "Restarts", num: true, fmt: f.count, get: (x) => x.restarts, query: Q.restarts, cls: (x) => (Number(x.restarts) > 0 ? "warn-text" : null) },
-      { id: "filesystem", label: "Filesystem %", num: true, fmt: f.percent, get: (x) => x.filesystem, query: Q.filesystem, cls: (x) => level(x.filesystem) },
-      { id: "uptime", label: "Uptime", num: true, fmt: f.duration, get: (x) => x.uptime, query: Q.uptime },
+      num("cpu", "CPU", f.cores, "Sort by CPU usage"),
+      ratio("cpu_utilization", "CPU %", "Sort by CPU usage of allocatable"),
+      num("cpu_allocatable", "Allocatable", f.cores, "Sort by allocatable CPU"),
+      num("cpu_reservation", "Requested %", f.percent, "Sort by CPU requests of allocatable"),
+      num("memory", "Memory", f.bytes, "Sort by memory working set"),
+      ratio("memory_utilization", "Memory %", "Sort by memory working set of allocatable"),
+      num("memory_reservation", "Mem. req. %", f.percent, "Sort by memory requests of allocatable"),
+      num("pods", "Pods", f.count),
+      restartsColumn(num),
+      ratio("filesystem", "Filesystem %"),
+      num("uptime", "Uptime", f.duration),
     ],
     rows,
     key: (x) => x.node,
@@ -64,8 +63,6 @@ export async function render(ctx) {
     sortParam: "sort",
     filter: ctx.params.get("q") || "",
     noun: "nodes",
-    empty: "no nodes match",
-    none: "no nodes",
   });
   ctx.search = (text) => t.setFilter(text);
 

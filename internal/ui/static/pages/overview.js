@@ -13,32 +13,13 @@ import * as f from "../format.js";
 import * as api from "../api.js";
 import { table } from "../table.js";
 import * as router from "../router.js";
-import { a, card, chartsGrid, first, index, instants, links, notice, pageHead, tile, tileStat, tiles } from "../components.js";
+import { a, capacityCharts, capacityQueries, capacityTiles, card, chartsGrid, index, instants, links, notice, pageHead, stats, tile, tiles } from "../components.js";
 
 const Q = {
   nodes: "count(node_cpu_capacity_cores)",
   pods: "count(pod_info)",
   namespaces: "count(count by (namespace) (namespace_info or namespace_cpu_usage_cores))",
-  cpu: "cluster_cpu_usage_cores",
-  cpu_allocatable: "cluster_cpu_allocatable_cores",
-  cpu_capacity: "cluster_cpu_capacity_cores",
-  cpu_utilization: "cluster_cpu_utilization_ratio",
-  cpu_request: "cluster_cpu_request_cores",
-  cpu_reservation: "cluster_cpu_reservation_ratio",
-  cpu_limit: "cluster_cpu_limit_cores",
-  memory: "cluster_memory_working_set_bytes",
-  memory_allocatable: "cluster_memory_allocatable_bytes",
-  memory_capacity: "cluster_memory_capacity_bytes",
-  memory_utilization: "cluster_memory_utilization_ratio",
-  memory_request: "cluster_memory_request_bytes",
-  memory_reservation: "cluster_memory_reservation_ratio",
-  memory_limit: "cluster_memory_limit_bytes",
-  rx: "cluster_network_receive_bytes_per_second",
-  tx: "cluster_network_transmit_bytes_per_second",
-  fs: "cluster_filesystem_usage_bytes",
-  fs_capacity: "cluster_filesystem_capacity_bytes",
-  fs_ratio: "cluster_filesystem_usage_bytes / cluster_filesystem_capacity_bytes",
-  restarts: "cluster_restart_count",
+  ...capacityQueries("cluster"),
   top_cpu: "topk(10, pod_cpu_usage_cores)",
   top_memory: "topk(10, pod_memory_working_set_bytes)",
   node_cpu: "node_cpu_utilization_ratio",
@@ -52,48 +33,7 @@ export const SEARCH_QUERIES = {
   pods: "count by (namespace, pod) (pod_info)",
 };
 
-const CHARTS = [
-  {
-    name: "cpu",
-    title: "CPU",
-    unit: "cores",
-    series: [
-      { label: "usage", query: "cluster_cpu_usage_cores", style: "area" },
-      { label: "requests", query: "cluster_cpu_request_cores", style: "request" },
-      { label: "allocatable", query: "cluster_cpu_allocatable_cores", style: "allocatable" },
-      { label: "capacity", query: "cluster_cpu_capacity_cores", style: "capacity" },
-    ],
-  },
-  {
-    name: "memory",
-    title: "Memory",
-    unit: "bytes",
-    series: [
-      { label: "working set", query: "cluster_memory_working_set_bytes", style: "area" },
-      { label: "requests", query: "cluster_memory_request_bytes", style: "request" },
-      { label: "allocatable", query: "cluster_memory_allocatable_bytes", style: "allocatable" },
-      { label: "capacity", query: "cluster_memory_capacity_bytes", style: "capacity" },
-    ],
-  },
-  {
-    name: "network",
-    title: "Network",
-    unit: "bytes/s",
-    series: [
-      { label: "receive", query: "cluster_network_receive_bytes_per_second", style: "line" },
-      { label: "transmit", query: "cluster_network_transmit_bytes_per_second", style: "line" },
-    ],
-  },
-  {
-    name: "filesystem",
-    title: "Filesystem",
-    unit: "bytes",
-    series: [
-      { label: "used", query: "cluster_filesystem_usage_bytes", style: "area" },
-      { label: "capacity", query: "cluster_filesystem_capacity_bytes", style: "capacity" },
-    ],
-  },
-];
+const CHARTS = capacityCharts("cluster");
 
 export async function render(ctx) {
   ctx.title = "Overview";
@@ -127,23 +67,17 @@ export async function render(ctx) {
     }
     results.replaceChildren(searchView(names, t));
   };
-  ctx.search = showSearch;
   if (q0 && names) {
     results.replaceChildren(searchView(names, q0.trim().toLowerCase()));
   } else results.hidden = true;
 
-  const s = (name, key, fmt) => tileStat(name, r[key], fmt);
-  const ratio = (key) => first(r[key]);
+  const s = stats(r);
 
   // Failing scrapes from api/v1/targets (null before the endpoint exists).
-  let failing = null;
-  let targetCount = 0;
-  if (targets) {
-    const active = targets.activeTargets || [];
-    targetCount = active.length;
-    failing = active.filter((t) => t.health !== "up");
-  }
+  const active = targets ? targets.activeTargets || [] : [];
+  const failing = targets ? active.filter((t) => t.health !== "up") : null;
 
+  const T = capacityTiles(r, "cluster-");
   const tileRow = tiles(
     tile({
       title: "Nodes",
@@ -155,73 +89,20 @@ export async function render(ctx) {
             name: "failing-scrapes",
             query: null, // counted from api/v1/targets, not a PromQL answer
             raw: failing ? String(failing.length) : null,
-            fmt: (v) => `${v} of ${targetCount}`,
+            fmt: (v) => `${v} of ${active.length}`,
           },
         ],
       ],
       tone: failing && failing.length ? "warn" : null,
     }),
     tile({ title: "Pods", main: s("pods", "pods", f.count), subs: [["Namespaces", s("namespaces", "namespaces", f.count)], ["Restarts", s("cluster-restarts", "restarts", f.count)]] }),
-    tile({
-      title: "CPU usage",
-      main: s("cluster-cpu-usage", "cpu", f.cores),
-      bar: ratio("cpu_utilization"),
-      barLabel: "CPU usage of allocatable",
-      subs: [
-        ["of allocatable", s("cluster-cpu-utilization", "cpu_utilization", f.percent)],
-        ["Allocatable", s("cluster-cpu-allocatable", "cpu_allocatable", f.cores)],
-        ["Capacity", s("cluster-cpu-capacity", "cpu_capacity", f.cores)],
-      ],
-    }),
-    tile({
-      title: "Memory working set",
-      main: s("cluster-memory-working-set", "memory", f.bytes),
-      bar: ratio("memory_utilization"),
-      barLabel: "Memory working set of allocatable",
-      subs: [
-        ["of allocatable", s("cluster-memory-utilization", "memory_utilization", f.percent)],
-        ["Allocatable", s("cluster-memory-allocatable", "memory_allocatable", f.bytes)],
-        ["Capacity", s("cluster-memory-capacity", "memory_capacity", f.bytes)],
-      ],
-    }),
-    tile({
-      title: "CPU requested",
-      main: s("cluster-cpu-request", "cpu_request", f.cores),
-      bar: ratio("cpu_reservation"),
-      barLabel: "CPU requests of allocatable",
-      subs: [
-        ["Reservation", s("cluster-cpu-reservation", "cpu_reservation", f.percent)],
-        ["Limits", s("cluster-cpu-limit", "cpu_limit", f.cores)],
-      ],
-    }),
-    tile({
-      title: "Memory requested",
-      main: s("cluster-memory-request", "memory_request", f.bytes),
-      bar: ratio("memory_reservation"),
-      barLabel: "Memory requests of allocatable",
-      subs: [
-        ["Reservation", s("cluster-memory-reservation", "memory_reservation", f.percent)],
-        ["Limits", s("cluster-memory-limit", "memory_limit", f.bytes)],
-      ],
-    }),
-    tile({
-      title: "Network received",
-      main: s("cluster-network-receive", "rx", f.byteRate),
-      subs: [["Transmitted", s("cluster-network-transmit", "tx", f.byteRate)]],
-    }),
-    tile({
-      title: "Filesystem used",
-      main: s("cluster-filesystem-usage", "fs", f.bytes),
-      bar: ratio("fs_ratio"),
-      barLabel: "Filesystem used of capacity",
-      subs: [
-        ["of capacity", s("cluster-filesystem-utilization", "fs_ratio", f.percent)],
-        ["Capacity", s("cluster-filesystem-capacity", "fs_capacity", f.bytes)],
-      ],
-    }),
+    T.cpu,
+    T.memory,
+    T.cpuRequested,
+    T.memoryRequested,
+    T.network,
+    T.filesystem,
   );
-
-  const chartCards = charts.map((c) => ctx.chart(c));
 
   const topTable = (name, result, unitFmt, label, query) =>
     table({
@@ -236,8 +117,6 @@ export async function render(ctx) {
       key: (x) => `${x.namespace}/${x.pod}`,
       sort: "value:desc",
       noun: "pods",
-      empty: "no pods match",
-      none: "no pods",
     });
   const topCpu = topTable("top-pods-cpu", r.top_cpu.result, f.cores, "CPU", Q.top_cpu);
   const topMem = topTable("top-pods-memory", r.top_memory.result, f.bytes, "Memory", Q.top_memory);
@@ -260,40 +139,35 @@ export async function render(ctx) {
     key: (x) => x.node,
     sort: "cpu_utilization:desc",
     noun: "nodes",
-    empty: "no nodes match",
-    none: "no nodes",
   });
 
-  let scrapes;
-  if (!failing) {
-    scrapes = notice("info", "n/a", " This kubemon does not serve api/v1/targets yet.");
-  } else {
-    scrapes = table({
-      name: "failing-scrapes",
-      columns: [
-        { id: "node", label: "Node", get: (t) => t.labels?.node || t.scrapeUrl, link: (t) => (t.labels?.node ? links.node(t.labels.node) : null) },
-        { id: "health", label: "Health", get: (t) => t.health, render: (t, c) => h("span", { class: "pill pill-" + (t.health === "down" ? "bad" : "unknown") }, c) },
-        { id: "error", label: "Last error", get: (t) => t.lastError || "", cls: () => "wrap mono small" },
-        {
-          id: "last_scrape",
-          label: "Last scrape",
-          num: true,
-          get: (t) => scrapeTime(t),
-          fmt: (v) => (Number(v) > 0 ? `${f.duration(Date.now() / 1000 - Number(v))} ago` : "never"),
-        },
-        { id: "duration", label: "Duration", num: true, get: (t) => (scrapeTime(t) ? (t.lastScrapeDuration ?? null) : null), fmt: f.seconds },
-      ],
-      rows: failing,
-      key: (t) => t.labels?.node || t.scrapeUrl,
-      sort: "node:asc",
-      noun: "failing targets",
-      empty: "no failing scrapes match",
-      none: `all ${targetCount} scrapes are up`,
-    });
-  }
+  const scrapes = failing
+    ? table({
+        name: "failing-scrapes",
+        columns: [
+          { id: "node", label: "Node", get: (t) => t.labels?.node || t.scrapeUrl, link: (t) => (t.labels?.node ? links.node(t.labels.node) : null) },
+          { id: "health", label: "Health", get: (t) => t.health, render: (t, c) => h("span", { class: "pill pill-" + (t.health === "down" ? "bad" : "unknown") }, c) },
+          { id: "error", label: "Last error", get: (t) => t.lastError || "", cls: () => "wrap mono small" },
+          {
+            id: "last_scrape",
+            label: "Last scrape",
+            num: true,
+            get: (t) => scrapeTime(t),
+            fmt: (v) => (Number(v) > 0 ? `${f.duration(Date.now() / 1000 - Number(v))} ago` : "never"),
+          },
+          { id: "duration", label: "Duration", num: true, get: (t) => (scrapeTime(t) ? (t.lastScrapeDuration ?? null) : null), fmt: f.seconds },
+        ],
+        rows: failing,
+        key: (t) => t.labels?.node || t.scrapeUrl,
+        sort: "node:asc",
+        noun: "failing targets",
+        empty: "no failing scrapes match",
+        none: `all ${active.length} scrapes are up`,
+      })
+    : null;
 
   // The search box filters the tables too.
-  const filterables = [topCpu, topMem, topNodes, failing ? scrapes : null].filter(Boolean);
+  const filterables = [topCpu, topMem, topNodes, scrapes].filter(Boolean);
   ctx.search = (text) => {
     showSearch(text);
     for (const t of filterables) t.setFilter(text);
@@ -313,15 +187,15 @@ export async function render(ctx) {
     }),
     results,
     tileRow,
-    chartsGrid(chartCards),
+    chartsGrid(charts.map((c) => ctx.chart(c))),
     h(
       "div",
       { class: "cols" },
       card("Top pods by CPU", topCpu.el),
       card("Top pods by memory (working set)", topMem.el),
       card("Busiest nodes", topNodes.el, { extra: h("a", { href: router.link("/nodes"), class: "card-link" }, "All nodes →") }),
-      card("Failing scrapes", failing ? scrapes.el : scrapes, {
-        extra: failing ? h("span", { class: "muted small" }, `${targetCount - failing.length} of ${targetCount} up`) : null,
+      card("Failing scrapes", scrapes ? scrapes.el : notice("info", "n/a", " This kubemon does not serve api/v1/targets yet."), {
+        extra: scrapes ? h("span", { class: "muted small" }, `${active.length - failing.length} of ${active.length} up`) : null,
       }),
     ),
   );

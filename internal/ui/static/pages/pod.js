@@ -16,14 +16,18 @@ import {
   card,
   chartsGrid,
   first,
-  index,
   instants,
+  joinColumns,
   links,
+  networkStorageQueries,
+  networkStorageTiles,
   notice,
+  numColumn,
   pageHead,
+  restartsColumn,
   statOf,
+  stats,
   tile,
-  tileStat,
   tiles,
   usageCharts,
   usageQueries,
@@ -46,10 +50,7 @@ export async function render(ctx) {
     ...usageQueries("pod", L),
     memory_usage: m("pod_memory_usage_bytes", L),
     rss: m("pod_memory_rss_bytes", L),
-    rx: m("pod_network_receive_bytes_per_second", L),
-    tx: m("pod_network_transmit_bytes_per_second", L),
-    fs: m("pod_filesystem_usage_bytes", L),
-    ephemeral: m("pod_ephemeral_storage_usage_bytes", L),
+    ...networkStorageQueries("pod", L),
     uptime: m("pod_uptime_seconds", L),
   };
   const C = {
@@ -65,7 +66,7 @@ export async function render(ctx) {
     uptime: m("container_uptime_seconds", L),
   };
   const [r, c, charts] = await Promise.all([instants(ctx, Q), instants(ctx, C), ctx.loadCharts(usageCharts("pod", L, { markers: eventMarkers(L) }))]);
-  const s = (n, k, fmt) => tileStat(n, r[k], fmt);
+  const s = stats(r);
 
   const info = r.info.result.length ? r.info.result[0].metric : {};
   const nodeName = info.node || (r.cpu.result[0] && r.cpu.result[0].metric.node) || (r.memory.result[0] && r.memory.result[0].metric.node) || "";
@@ -74,15 +75,9 @@ export async function render(ctx) {
     .map(([k, v]) => [k.slice(6), v]);
 
   // Containers.
-  const byC = (l) => l.container;
-  const cols = Object.keys(C).filter((k) => k !== "containers");
-  const maps = Object.fromEntries(cols.map((k) => [k, index(c[k], byC)]));
-  const rows = c.containers.result.map((x) => {
-    const row = { container: x.metric.container };
-    for (const k of cols) row[k] = maps[k].get(row.container) ?? null;
-    return row;
-  });
-  const num = (id, label, fmt, title) => ({ id, label, num: true, fmt, get: (x) => x[id], query: C[id], title });
+  const containers = new Map(c.containers.result.map((x) => [x.metric.container, { container: x.metric.container }]));
+  const rows = joinColumns(containers, c, Object.keys(C).filter((k) => k !== "containers"), (l) => l.container);
+  const num = numColumn(C);
   const ct = table({
     name: "containers",
     columns: [
@@ -94,7 +89,7 @@ export async function render(ctx) {
       num("memory_request", "Mem. req.", f.bytes, "Sort by memory request"),
       num("memory_limit", "Mem. limit", f.bytes, "Sort by memory limit"),
       num("fs", "Filesystem", f.bytes, "Sort by filesystem use"),
-      { ...num("restarts", "Restarts", f.count), cls: (x) => (Number(x.restarts) > 0 ? "warn-text" : null) },
+      restartsColumn(num),
       num("uptime", "Uptime", f.duration),
     ],
     rows,
@@ -103,8 +98,6 @@ export async function render(ctx) {
     sortParam: "sort",
     filter: ctx.params.get("q") || "",
     noun: "containers",
-    empty: "no containers match",
-    none: "no containers",
   });
   ctx.search = (text) => ct.setFilter(text);
 
@@ -138,8 +131,7 @@ export async function render(ctx) {
         tone: Number(first(r.restarts)) > 0 ? "warn" : null,
         subs: [["Memory usage", s("memory-usage", "memory_usage", f.bytes)], ["Memory RSS", s("memory-rss", "rss", f.bytes)]],
       }),
-      tile({ title: "Network received", main: s("network-receive", "rx", f.byteRate), subs: [["Transmitted", s("network-transmit", "tx", f.byteRate)]] }),
-      tile({ title: "Filesystem used", main: s("filesystem-usage", "fs", f.bytes), subs: [["Ephemeral storage", s("ephemeral-storage-usage", "ephemeral", f.bytes)]] }),
+      ...networkStorageTiles(r),
     ),
     chartsGrid(charts.map((x) => ctx.chart(x))),
     card("Containers", ct.el),

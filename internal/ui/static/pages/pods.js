@@ -5,17 +5,14 @@
  */
 
 import { h } from "../dom.js";
-import { card, instants, loadPods, pageHead, podsTable, selectFilter } from "../components.js";
+import { card, loadPods, pageHead, podFilter, podsTable } from "../components.js";
 
 export async function render(ctx) {
   const ns = ctx.params.get("ns") || "";
   const node = ctx.params.get("node") || "";
   ctx.title = "Pods";
   const L = { namespace: ns, node };
-  const [data, names] = await Promise.all([
-    loadPods(ctx, L),
-    instants(ctx, { ns: "count by (namespace) (pod_info)", node: "count by (node) (pod_info)" }),
-  ]);
+  const [data, nsFilter, nodeFilter] = await Promise.all([loadPods(ctx, L), podFilter(ctx, "namespace"), podFilter(ctx, "node")]);
   const hide = [];
   if (ns) hide.push("namespace");
   if (node) hide.push("node");
@@ -26,12 +23,7 @@ export async function render(ctx) {
     "div",
     { class: "page" },
     pageHead({ kind: "Cluster", title: "Pods" }),
-    h(
-      "div",
-      { class: "filters" },
-      selectFilter({ label: "Namespace", param: "ns", options: names.ns.result.map((x) => x.metric.namespace), value: ns, all: "All namespaces" }),
-      selectFilter({ label: "Node", param: "node", options: names.node.result.map((x) => x.metric.node), value: node, all: "All nodes" }),
-    ),
+    h("div", { class: "filters" }, nsFilter, nodeFilter),
     card(where ? `Pods in ${where}` : "Pods", t.el),
   );
 }

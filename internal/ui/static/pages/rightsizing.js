@@ -25,7 +25,7 @@ import * as f from "../format.js";
 import { m, dur } from "../promql.js";
 import * as router from "../router.js";
 import { table } from "../table.js";
-import { card, index, instants, links, pageHead, selectFilter, stat } from "../components.js";
+import { card, instants, joinColumns, links, numColumn, pageHead, podFilter, stat } from "../components.js";
 
 export const WINDOWS = ["1h", "6h", "24h", "7d"];
 const DEFAULT_WINDOW = "7d";
@@ -116,7 +116,7 @@ export async function render(ctx) {
   w = dur(f.parseDuration(w));
   ctx.title = "Right-sizing";
   const Q = queries(ns, w);
-  const [r, names] = await Promise.all([instants(ctx, Q), instants(ctx, { ns: "count by (namespace) (pod_info)" })]);
+  const [r, nsFilter] = await Promise.all([instants(ctx, Q), podFilter(ctx, "namespace")]);
 
   const key = (l) => `${l.namespace}/${l.workload_kind}/${l.workload}/${l.container}`;
   const rows = new Map();
@@ -126,20 +126,20 @@ export async function render(ctx) {
       if (!rows.has(key(l))) rows.set(key(l), { namespace: l.namespace, workload_kind: l.workload_kind, workload: l.workload, container: l.container });
     }
   }
-  const cols = Object.keys(Q);
-  const maps = Object.fromEntries(cols.map((c) => [c, index(r[c], key)]));
+  // (request − suggested) × replicas, when positive.
+  const wasted = (request, suggested, replicas) => {
+    const req = n(request);
+    return Number.isFinite(req) && Number.isFinite(suggested) ? Math.max(0, req - suggested) * replicas : NaN;
+  };
   let wastedCpu = 0;
   let wastedMem = 0;
   const counts = { "over-provisioned": 0, "under-provisioned": 0, ok: 0, "no data": 0 };
-  for (const [k, row] of rows) {
-    for (const c of cols) row[c] = maps[c].get(k) ?? null;
+  for (const row of joinColumns(rows, r, Object.keys(Q), key)) {
     const replicas = Number.isFinite(n(row.replicas)) ? n(row.replicas) : 0;
     row.cpu_suggested = suggestCpu(row.cpu_p95);
     row.memory_suggested = suggestMemory(row.memory_max);
-    const cpuReq = n(row.cpu_request);
-    const memReq = n(row.memory_request);
-    row.cpu_wasted = Number.isFinite(cpuReq) && Number.isFinite(row.cpu_suggested) ? Math.max(0, cpuReq - row.cpu_suggested) * replicas : NaN;
-    row.memory_wasted = Number.isFinite(memReq) && Number.isFinite(row.memory_suggested) ? Math.max(0, memReq - row.memory_suggested) * replicas : NaN;
+    row.cpu_wasted = wasted(row.cpu_request, row.cpu_suggested, replicas);
+    row.memory_wasted = wasted(row.memory_request, row.memory_suggested, replicas);
     row.cpu_verdict = verdict(row.cpu_request, row.cpu_p95, row.cpu_suggested, CPU_WASTE);
     row.memory_verdict = verdict(row.memory_request, row.memory_p95, row.memory_suggested, MEM_WASTE);
     row.verdict = combine(row.cpu_verdict, row.memory_verdict);
@@ -148,7 +148,7 @@ export async function render(ctx) {
     if (Number.isFinite(row.memory_wasted)) wastedMem += row.memory_wasted;
   }
 
-  const raw = (id, label, fmt, title) => ({ id, label, num: true, fmt, get: (x) => x[id], query: Q[id], title });
+  const raw = numColumn(Q);
   const calc = (id, label, fmt, title) => ({
     id,
     label,
@@ -201,7 +201,6 @@ export async function render(ctx) {
     sortParam: "sort",
     filter: ctx.params.get("q") || "",
     noun: "containers",
-    empty: "no containers match",
     none: "no containers with usage in this window",
   });
   ctx.search = (text) => t.setFilter(text);
@@ -213,14 +212,16 @@ export async function render(ctx) {
       h("a", { href: router.link("/rightsizing", { ns, window: x, sort: ctx.params.get("sort") }), "aria-current": x === w ? "true" : null, dataset: { window: x } }, x),
     ),
   );
+  // Computed numbers: stats without a query.
+  const total = (label, name, value, fmt) => h("div", null, h("div", { class: "muted small" }, label), h("strong", null, stat(name, null, String(value), fmt)));
   const totals = h(
     "div",
     { class: "totals", dataset: { testid: "rightsizing-totals" } },
-    h("div", null, h("div", { class: "muted small" }, "Wasted CPU"), h("strong", null, stat("wasted-cpu", null, String(wastedCpu), (v) => f.cores(v)))),
-    h("div", null, h("div", { class: "muted small" }, "Wasted memory"), h("strong", null, stat("wasted-memory", null, String(wastedMem), (v) => f.bytes(v)))),
-    h("div", null, h("div", { class: "muted small" }, "Over-provisioned"), h("strong", null, stat("over-provisioned", null, String(counts["over-provisioned"]), f.count))),
-    h("div", null, h("div", { class: "muted small" }, "Under-provisioned"), h("strong", null, stat("under-provisioned", null, String(counts["under-provisioned"]), f.count))),
-    h("div", null, h("div", { class: "muted small" }, "OK"), h("strong", null, stat("ok", null, String(counts.ok), f.count))),
+    total("Wasted CPU", "wasted-cpu", wastedCpu, f.cores),
+    total("Wasted memory", "wasted-memory", wastedMem, f.bytes),
+    total("Over-provisioned", "over-provisioned", counts["over-provisioned"], f.count),
+    total("Under-provisioned", "under-provisioned", counts["under-provisioned"], f.count),
+    total("OK", "ok", counts.ok, f.count),
   );
 
   return h(
@@ -230,7 +231,7 @@ export async function render(ctx) {
     h(
       "div",
       { class: "filters" },
-      selectFilter({ label: "Namespace", param: "ns", options: names.ns.result.map((x) => x.metric.namespace), value: ns, all: "All namespaces" }),
+      nsFilter,
       h("label", null, "Window", windowLinks),
       h("span", { class: "muted small" }, `usage over the ${f.durationText(f.parseDuration(w))} up to ${f.dateTime(ctx.time)}`),
     ),
