@@ -23,6 +23,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/kubemon/kubemon/internal/app"
+	"github.com/kubemon/kubemon/internal/backfill"
 	"github.com/kubemon/kubemon/internal/config"
 	"github.com/kubemon/kubemon/internal/discovery"
 	"github.com/kubemon/kubemon/internal/model"
@@ -308,20 +309,10 @@ func startSim(ctx context.Context, o sim.Options) (*sim.Cluster, error) {
 	return cl, nil
 }
 
+// simTargets are the simulated nodes with their kubelets' own addresses
+// (the backfill builds the same targets on an in-process transport).
 func simTargets(cl *sim.Cluster) []model.Target {
-	var ts []model.Target
-	for _, n := range cl.Nodes() {
-		ts = append(ts, model.Target{
-			Node: n.Name,
-			URL:  "http://" + net.JoinHostPort(n.Address, fmt.Sprint(n.Port)),
-			Meta: model.NodeMeta{
-				Name: n.Name, Labels: n.Labels,
-				CPUCapacity: float64(n.CPUCapacityMillicores) / 1000, CPUAllocatable: float64(n.CPUAllocatableMillicores) / 1000,
-				MemoryCapacity: float64(n.MemoryCapacityBytes), MemoryAllocatable: float64(n.MemoryAllocatableBytes),
-			},
-		})
-	}
-	return ts
+	return backfill.Targets(cl, func(n sim.NodeInfo) string { return "http://" + net.JoinHostPort(n.Address, fmt.Sprint(n.Port)) })
 }
 
 func simulate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -39,9 +39,11 @@ import (
 
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/fileutil"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/sim"
+	"github.com/kubemon/kubemon/internal/store"
 )
 
 // blockDuration is the range of each block written: the store's (the TSDB
@@ -140,22 +142,9 @@ func (o *Options) defaults() {
 	if o.Interval > 0 {
 		o.End = o.End.Truncate(o.Interval)
 	}
-	if o.Mode == "" {
-		o.Mode = sim.ModeRealistic
-	}
 	// The simulator's defaults (sim.New's), spelled out for the log.
-	if o.Nodes == 0 {
-		o.Nodes = 3
-	}
-	if o.PodsPerNode == 0 {
-		o.PodsPerNode = 10
-	}
-	if o.ContainersPerPod == 0 {
-		o.ContainersPerPod = 2
-	}
-	if o.Seed == 0 {
-		o.Seed = 1
-	}
+	d := sim.Options{Nodes: o.Nodes, PodsPerNode: o.PodsPerNode, ContainersPerPod: o.ContainersPerPod, Seed: o.Seed, Mode: o.Mode}.WithDefaults()
+	o.Nodes, o.PodsPerNode, o.ContainersPerPod, o.Seed, o.Mode = d.Nodes, d.PodsPerNode, d.ContainersPerPod, d.Seed, d.Mode
 }
 
 // Validate reports every problem of the options (after defaults).
@@ -282,8 +271,6 @@ func Run(ctx context.Context, o Options) (err error) {
 
 	var p progress
 	began := time.Now()
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	stopLog := make(chan struct{})
 	var logWG sync.WaitGroup
 	if o.ProgressEvery > 0 {
@@ -304,28 +291,20 @@ func Run(ctx context.Context, o Options) (err error) {
 	}
 
 	var (
-		mu       sync.Mutex
-		firstErr error
-		written  []string
+		mu      sync.Mutex
+		written []string
 	)
-	var wg sync.WaitGroup
+	g, gctx := errgroup.WithContext(ctx) // the first failure stops the other workers
 	for _, run := range split(blocks, workers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			ids, err := buildRun(ctx, &o, start, run, staging, &p, slog.New(slog.DiscardHandler))
+		g.Go(func() error {
+			ids, err := buildRun(gctx, &o, start, run, staging, &p, slog.New(slog.DiscardHandler))
 			mu.Lock()
 			written = append(written, ids...)
-			if err != nil && firstErr == nil {
-				firstErr = err
-			}
 			mu.Unlock()
-			if err != nil {
-				cancel()
-			}
-		}()
+			return err
+		})
 	}
-	wg.Wait()
+	firstErr := g.Wait()
 	close(stopLog)
 	logWG.Wait()
 	if firstErr == nil && ctx.Err() != nil {
@@ -393,7 +372,7 @@ func buildRun(ctx context.Context, o *Options, epoch time.Time, run []block, dir
 	if err != nil {
 		return nil, err
 	}
-	w := newWriter(run, dir, dropTable(o.Drop), run[0].mint == epoch.UnixMilli())
+	w := newWriter(run, dir, store.DropTable(o.Drop), run[0].mint == epoch.UnixMilli())
 	defer w.close()
 	var emitErr error
 	src.emit = func(ctx context.Context, batch *model.Batch) {

@@ -53,7 +53,7 @@ func BenchmarkWriteBlock(b *testing.B) {
 	b.Run("writer", func(b *testing.B) {
 		for b.Loop() {
 			dir := b.TempDir()
-			w := newWriter([]block{blk}, dir, dropTable(nil), true)
+			w := newWriter([]block{blk}, dir, store.DropTable(nil), true)
 			for _, bt := range batches {
 				if err := w.append(ctx, bt); err != nil {
 					b.Fatal(err)

@@ -76,11 +76,13 @@ func (r *responseBuffer) Write(b []byte) (int, error) {
 
 // diskIOFamilies are the /metrics/cadvisor families scrape.DecodeCadvisorIO
 // reads (TestDiskIOFilter holds the filter to that).
-var diskIOFamilies = [][]byte{
-	[]byte("container_fs_reads_bytes_total"),
-	[]byte("container_fs_writes_bytes_total"),
-	[]byte("container_blkio_device_usage_total"),
-}
+var diskIOFamilies = func() [][]byte {
+	out := make([][]byte, len(scrape.DiskIOFamilies))
+	for i, f := range scrape.DiskIOFamilies {
+		out[i] = []byte(f)
+	}
+	return out
+}()
 
 // keepDiskIO drops from a /metrics/cadvisor body every line outside the
 // disk IO families. The scrape client reads that endpoint for disk IO

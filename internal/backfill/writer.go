@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math"
 	"os"
-	"path"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -93,21 +92,6 @@ func newBlockHead(b block, tmpRoot string) (*blockHead, error) {
 		return nil, fmt.Errorf("backfill: head: %w", err)
 	}
 	return &blockHead{block: b, head: h, chunkDir: chunkDir}, nil
-}
-
-// dropTable is store.Options.Drop's table: which series are not stored.
-func dropTable(patterns []string) *[model.NumLevels][model.NumMetrics]bool {
-	var d [model.NumLevels][model.NumMetrics]bool
-	for l := model.Level(0); l < model.NumLevels; l++ {
-		for m := range model.NumMetrics {
-			for _, pat := range patterns {
-				if ok, _ := path.Match(pat, model.PromName(l, m)); ok {
-					d[l][m] = true
-				}
-			}
-		}
-	}
-	return &d
 }
 
 // headFor is the head of the block holding time t, opened when t is the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -181,6 +182,18 @@ func add(sum, v float64) float64 {
 	}
 	return sum + v
 }
+
+// DiskIOFamilies are the /metrics/cadvisor families DecodeCadvisorIO reads.
+var DiskIOFamilies = func() []string {
+	var out []string
+	for name, m := range cadvisorFamilies {
+		if m == model.DiskIORead || m == model.DiskIOWrite {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}()
 
 // DecodeCadvisorIO reads the disk IO counters of a /metrics/cadvisor
 // payload: container_fs_{reads,writes}_bytes_total, or

@@ -268,11 +268,12 @@ func (m *Manager) scrapeOnce(ctx context.Context, l *loop) {
 	m.scrapes.Inc()
 	stats, err := m.o.Scraper.Scrape(ctx, t)
 	received := m.o.Now()
-	m.duration.Observe(time.Since(start).Seconds())
+	took := time.Since(start)
+	m.duration.Observe(took.Seconds())
 	if ctx.Err() != nil {
 		return // the loop was stopped; the result belongs to nobody
 	}
-	st := TargetStatus{Health: HealthUp, LastScrape: start, LastDuration: time.Since(start)}
+	st := TargetStatus{Health: HealthUp, LastScrape: start, LastDuration: took}
 	if err != nil {
 		m.failures.WithLabelValues(t.Node).Inc()
 		m.o.Logger.Warn("scrape failed", "node", t.Node, "err", err)

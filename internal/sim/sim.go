@@ -163,8 +163,10 @@ type Cluster struct {
 	wg      sync.WaitGroup
 }
 
-// New validates opts, applies defaults and builds the static cluster model.
-func New(opts Options) (*Cluster, error) {
+// WithDefaults returns o with its zero values replaced by the simulator's
+// defaults (`kubemon demo`'s): 3 nodes, 10 pods a node, 2 containers a pod,
+// seed 1, realistic mode, host 127.0.0.1, no logging, the wall clock.
+func (opts Options) WithDefaults() Options {
 	if opts.Nodes == 0 {
 		opts.Nodes = 3
 	}
@@ -189,6 +191,12 @@ func New(opts Options) (*Cluster, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	return opts
+}
+
+// New validates opts, applies defaults and builds the static cluster model.
+func New(opts Options) (*Cluster, error) {
+	opts = opts.WithDefaults()
 	switch {
 	case opts.Nodes < 1:
 		return nil, fmt.Errorf("sim: Nodes must be >= 1, got %d", opts.Nodes)

@@ -232,9 +232,14 @@ func (e *Exporter) skip(ctx context.Context, log *slog.Logger, from, to int64) e
 	if err != nil && ctx.Err() == nil {
 		log.Warn("counting the samples skipped", "err", err)
 	}
+	return e.passOver(log, from, to, n, "sink is behind more than its budget (maxLag): oldest data skipped", "samples", n, "maxLag", e.o.MaxLag)
+}
+
+// passOver moves the position from "from" to "to", counting the n samples
+// there as dropped and logging msg with the range and attrs.
+func (e *Exporter) passOver(log *slog.Logger, from, to int64, n int, msg string, attrs ...any) error {
 	e.m.dropped.Add(float64(n))
-	log.Warn("sink is behind more than its budget (maxLag): oldest data skipped",
-		"from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC(), "samples", n, "maxLag", e.o.MaxLag)
+	log.Warn(msg, append([]any{"from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC()}, attrs...)...)
 	return e.pos.save(position{To: to})
 }
 
@@ -264,21 +269,18 @@ func (e *Exporter) expired(ctx context.Context, log *slog.Logger, from, to int64
 		log.Warn("counting the samples after the expired range", "err", err)
 	}
 	lost := int(float64(n) / float64(win) * float64(to-from))
-	e.m.dropped.Add(float64(lost))
-	log.Warn("the store removed data before the sink delivered it (retention or retentionSize): it is lost for this sink",
-		"from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC(), "estimatedSamples", lost)
-	return e.pos.save(position{To: to})
+	return e.passOver(log, from, to, lost, "the store removed data before the sink delivered it (retention or retentionSize): it is lost for this sink",
+		"estimatedSamples", lost)
 }
 
 func (e *Exporter) count(ctx context.Context, from, to int64) (int, error) {
 	n := 0
-	for _, m := range phases {
-		if err := e.read(ctx, from, to, m, func(_ labels.Labels, s []Sample) { n += len(s) }); err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	err := e.read(ctx, from, to, anySeries, func(_ labels.Labels, s []Sample) { n += len(s) })
+	return n, err
 }
+
+// anySeries matches every series.
+var anySeries = labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, ".+")
 
 // phases are the parts of a window, sent one after the other: the info
 // series first (writers such as InfluxDB's take a pod's labels from its info

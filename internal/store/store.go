@@ -117,16 +117,24 @@ func Open(o Options) (*Store, error) {
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.appended, s.rejected, s.series)
 	}
+	s.drop = *DropTable(o.Drop)
+	return s, nil
+}
+
+// DropTable is which series Options.Drop's patterns keep out of the store,
+// by level and metric.
+func DropTable(patterns []string) *[model.NumLevels][model.NumMetrics]bool {
+	var d [model.NumLevels][model.NumMetrics]bool
 	for l := model.Level(0); l < model.NumLevels; l++ {
 		for m := range model.NumMetrics {
-			for _, pat := range o.Drop {
+			for _, pat := range patterns {
 				if ok, _ := path.Match(pat, model.PromName(l, m)); ok {
-					s.drop[l][m] = true
+					d[l][m] = true
 				}
 			}
 		}
 	}
-	return s, nil
+	return &d
 }
 
 // Queryable is the store's read side, for PromQL and the APIs.
