@@ -18,7 +18,6 @@ export const Q = {
   cpu_reservation: "node_cpu_reservation_ratio",
   memory: "node_memory_working_set_bytes",
   memory_utilization: "node_memory_utilization_ratio",
-  memory_allocatable: "node_memory_allocatable_bytes",
   memory_reservation: "node_memory_reservation_ratio",
   pods: "count by (node) (pod_info)",
   restarts: "node_restart_count",
