@@ -1,0 +1,134 @@
+package events
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Query selects events. Empty fields match everything; the others must all
+// match (exact, case-sensitive).
+type Query struct {
+	// Namespace is the event's own namespace (metadata.namespace; a
+	// Node's events are in "default").
+	Namespace string
+	// Kind, Name and UID are the involved object's.
+	Kind, Name, UID string
+	Reason          string
+	// Type is Normal or Warning.
+	Type string
+	// Start and End bound when the events last happened (see Time), both
+	// included; zero means unbounded.
+	Start, End time.Time
+	// Limit is the most events returned, newest first; it must be positive.
+	Limit int
+}
+
+// Result is a query's answer: events newest first (by the time they last
+// happened), and whether more matched than Limit (the older ones were left
+// out).
+type Result struct {
+	Events    []Logged
+	Truncated bool
+}
+
+func (q *Query) match(ev *corev1.Event) bool {
+	o := ev.InvolvedObject
+	return (q.Namespace == "" || ev.Namespace == q.Namespace) &&
+		(q.Kind == "" || o.Kind == q.Kind) &&
+		(q.Name == "" || o.Name == q.Name) &&
+		(q.UID == "" || string(o.UID) == q.UID) &&
+		(q.Reason == "" || ev.Reason == q.Reason) &&
+		(q.Type == "" || ev.Type == q.Type)
+}
+
+// plan picks the index that narrows q most: the involved object's UID,
+// else its kind and name, else the namespace, the reason, the type, else
+// every event by time.
+func (q *Query) plan() (bucket, prefix []byte) {
+	switch {
+	case q.UID != "":
+		return bktObjectUID, lp(nil, q.UID)
+	case q.Kind != "" && q.Name != "":
+		return bktObject, lp(lp(nil, q.Kind), q.Name)
+	case q.Namespace != "":
+		return bktNamespace, lp(nil, q.Namespace)
+	case q.Reason != "":
+		return bktReason, lp(nil, q.Reason)
+	case q.Type != "":
+		return bktType, lp(nil, q.Type)
+	}
+	return bktEvents, nil
+}
+
+// Query returns the events q selects, newest first. It reads one index
+// backwards from q.End and stops at q.Start, at q.Limit events or when ctx
+// ends (then with ctx's error): the time spent is bounded by the caller's
+// context and the memory by Limit.
+func (s *Store) Query(ctx context.Context, q Query) (Result, error) {
+	if q.Limit <= 0 {
+		return Result{}, fmt.Errorf("events: limit %d: want a positive number", q.Limit)
+	}
+	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
+		return Result{}, fmt.Errorf("events: end %v is before start %v", q.End, q.Start)
+	}
+	bucket, prefix := q.plan()
+	var res Result
+	err := s.db.View(func(tx *bolt.Tx) error {
+		events := tx.Bucket(bktEvents)
+		c := tx.Bucket(bucket).Cursor()
+		// The first key after the range's end, then backwards.
+		end := tkey(maxKeyTime)
+		if !q.End.IsZero() {
+			end = tkey(q.End.Add(1))
+		}
+		var start [8]byte
+		if !q.Start.IsZero() {
+			start = tkey(q.Start)
+		}
+		k, _ := c.Seek(append(append([]byte(nil), prefix...), end[:]...))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+		ev := new(corev1.Event)
+		for n := 0; k != nil && bytes.HasPrefix(k, prefix) && len(k) > len(prefix)+8; k, _ = c.Prev() {
+			key := k[len(prefix):]
+			if bytes.Compare(key[:8], start[:]) < 0 {
+				break
+			}
+			if n++; n%1024 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			rec := events.Get(key)
+			if rec == nil {
+				continue
+			}
+			ev.Reset()
+			if err := ev.Unmarshal(rec); err != nil {
+				return fmt.Errorf("record %x: %w", key, err)
+			}
+			if !q.match(ev) {
+				continue
+			}
+			if len(res.Events) == q.Limit {
+				res.Truncated = true
+				break
+			}
+			res.Events = append(res.Events, Logged{Time: keyTime(key), Event: ev})
+			ev = new(corev1.Event)
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
