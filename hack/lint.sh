@@ -50,6 +50,8 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/config internal/testutil/golden"
   "internal/sink internal/store"
   "internal/ui internal/model"
+  "internal/rules internal/store"
+  "internal/notify internal/rules"
 )
 pkgs=()
 for p in "${probes[@]}"; do
