@@ -16,7 +16,7 @@ if [ "$(printf '%s\n%s\n' "$need_go" "$have" | sort -V | head -n1)" != "$need_go
 fi
 
 pkgs=(ca-certificates curl procps bc iproute2 util-linux mount containerd runc containernetworking-plugins iptables conntrack git
-  influxdb prometheus chromium fonts-dejavu-core fonts-liberation)
+  influxdb prometheus prometheus-alertmanager chromium fonts-dejavu-core fonts-liberation)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
