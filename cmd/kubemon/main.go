@@ -101,6 +101,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.DurationVar(&c.Interval, "metric_resolution", c.Interval, "Heapster's name of --interval")
 	fs.Var(&sinkFlag{dst: &c.Sinks}, "sink", "a sink that gets every stored sample, in Heapster's form TYPE:URL?OPTIONS (repeatable; replaces the config file's sinks), "+
 		"e.g. influxdb:http://monitoring-influxdb:8086?db=k8s&user=root&pw=root&retention=7d&withfields=true or remotewrite:http://prometheus:9090/api/v1/write?label=cluster:prod")
+	eventFlags(fs, c)
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path
@@ -282,15 +283,17 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	return app.Run(ctx, c, app.Options{
-		Logger:   log,
-		Listener: ln,
-		Targets:  discovery.NewStatic(targets).Targets,
-		Handlers: map[string]http.Handler{"/sim/": cl.Handler()},
+		Logger:    log,
+		Listener:  ln,
+		Targets:   discovery.NewStatic(targets).Targets,
+		Handlers:  map[string]http.Handler{"/sim/": cl.Handler()},
+		EventFeed: demoEvents(cl, c.Interval, log),
 		Ready: func(addr string) {
 			fmt.Fprintf(stdout, "kubemon demo: %d simulated nodes × %d pods\n", len(targets), so.PodsPerNode)
 			fmt.Fprintf(stdout, "  UI and APIs:  http://%s/\n", addr)
 			fmt.Fprintf(stdout, "  model API:    http://%s/api/v1/model/namespaces/\n", addr)
 			fmt.Fprintf(stdout, "  PromQL:       http://%s/api/v1/query?query=sum(rate(%s[1m]))\n", addr, model.PromName(model.LevelContainer, model.CPUUsage))
+			fmt.Fprintf(stdout, "  events:       http://%s/api/v1/events?limit=20\n", addr)
 			fmt.Fprintf(stdout, "  sim truth:    http://%s/sim/truth\n", addr)
 		},
 	})

@@ -48,6 +48,9 @@ type Options struct {
 	Ready func(addr string)
 	// Logger overrides the logger built from the config.
 	Logger *slog.Logger
+	// EventFeed, when set, is the source of events instead of the
+	// Kubernetes API (demo: the simulator's pods).
+	EventFeed EventFeed
 }
 
 // NewLogger builds the logger the config asks for, writing to w.
@@ -146,6 +149,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	mux := http.NewServeMux()
 	heapster.New(heapster.Options{Queryable: st.Queryable(), Logger: log}).Register(mux)
 	prom.Register(mux)
+	evs, err := startEvents(cfg, found.kube, o.EventFeed, mux, log, reg, g)
+	if err != nil {
+		return err
+	}
+	defer evs.close(log)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	ok := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
 	mux.HandleFunc("GET /healthz", ok)

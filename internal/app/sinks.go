@@ -25,6 +25,9 @@ func startSinks(cfg config.Config, q storage.Queryable, log *slog.Logger, reg pr
 	sinks := append([]config.Sink(nil), cfg.Sinks...)
 	config.NameSinks(sinks)
 	for _, s := range sinks {
+		if !s.ExportsMetrics() {
+			continue // events=only: an eventer (startEventSinks)
+		}
 		w, batch, shards, err := newWriter(s)
 		if err != nil {
 			return fmt.Errorf("sink %s: %w", s.Name, err)

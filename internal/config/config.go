@@ -48,6 +48,8 @@ type Config struct {
 	Log         Log        `yaml:"log"`
 	// Sinks get every stored sample (InfluxDB, Prometheus remote write).
 	Sinks []Sink `yaml:"sinks"`
+	// Events configures the Kubernetes events store (see Events).
+	Events Events `yaml:"events"`
 }
 
 // Auth modes of the HTTP API.
@@ -201,6 +203,7 @@ func Default() Config {
 		},
 		Discovery: Discovery{KubeletScheme: "https", AddressTypes: []string{"InternalIP", "Hostname", "ExternalIP"}},
 		Log:       Log{Level: "info", Format: "text"},
+		Events:    Events{Enabled: true, MaxSize: DefaultEventsMaxSize},
 	}
 }
 
@@ -294,6 +297,7 @@ func (c *Config) Validate() []error {
 		}
 	}
 	validateSinks(c.Sinks, bad)
+	c.validateEvents(bad)
 	for _, t := range c.Discovery.AddressTypes {
 		switch t {
 		case "InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS":

@@ -71,6 +71,11 @@ type Sink struct {
 	// MaxLag is the sink's budget when it falls behind: older data is
 	// skipped, counted and logged; 0 keeps everything the store holds.
 	MaxLag time.Duration `yaml:"maxLag"`
+	// Events says whether the sink also gets the Kubernetes events
+	// (InfluxDB only, in the Heapster eventer's schema): "" or "false" no,
+	// "true" metrics and events, "only" events alone (as Heapster's
+	// eventer was run). See SinkEvents*.
+	Events string `yaml:"events"`
 }
 
 // TLS configures a sink's TLS client.
@@ -91,8 +96,8 @@ type TLS struct {
 // insecure_ssl, withfields, cluster_name, concurrency) and kubemon's own
 // (name, rp, org, bucket, token, gzip, batch_size, shards, timeout,
 // max_lag, ca_file, cert_file, key_file, server_name, bearer_token_file,
-// pw_file, label=k:v, header=k:v). An unknown option is an error that
-// names it.
+// pw_file, label=k:v, header=k:v, events=true|only). An unknown option is
+// an error that names it.
 func ParseSink(s string) (Sink, error) {
 	typ, rest, ok := strings.Cut(s, ":")
 	if !ok || rest == "" {
@@ -212,6 +217,8 @@ func ParseSink(s string) (Sink, error) {
 				sk.Timeout = durOpt(k, v)
 			case "max_lag":
 				sk.MaxLag = durOpt(k, v)
+			case "events":
+				sk.Events = v
 			default:
 				bad = append(bad, fmt.Sprintf("option %q not supported", k))
 			}
@@ -304,6 +311,7 @@ func validateSinks(sinks []Sink, bad func(string, ...any)) {
 		if s.Type == SinkInfluxDB && s.BatchSize > 5000 {
 			bad("sinks[%s].batchSize %d: InfluxDB batches hold at most 5000 points", id, s.BatchSize)
 		}
+		validateSinkEvents(id, s, bad)
 	}
 }
 
