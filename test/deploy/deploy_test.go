@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -162,6 +163,23 @@ func TestKustomizeBase(t *testing.T) {
 	}
 	if !reflect.DeepEqual(viewer.Rules, wantRules) {
 		t.Errorf("kubemon-viewer rules %s, want %s", js(viewer.Rules), js(wantRules))
+	}
+
+	// kubemon watches the cluster's events (internal/events): list and
+	// watch, and nothing more, on core/v1 events.
+	var role rbacv1.ClusterRole
+	decode(t, find(t, objs, "ClusterRole", "kubemon"), &role)
+	eventRules := 0
+	for _, r := range role.Rules {
+		if slices.Contains(r.Resources, "events") {
+			eventRules++
+			if !reflect.DeepEqual(r, rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"list", "watch"}}) {
+				t.Errorf("kubemon's rule on events %s, want list and watch on core/v1 events", js(r))
+			}
+		}
+	}
+	if eventRules != 1 {
+		t.Errorf("kubemon's ClusterRole has %d rules on events, want 1: %s", eventRules, js(role.Rules))
 	}
 
 	for name, group := range map[string]string{"v1beta1.metrics.k8s.io": "metrics.k8s.io", "v1alpha1.kubemon.io": "kubemon.io"} {
