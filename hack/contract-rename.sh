@@ -7,12 +7,16 @@
 # not ignored, as they are now, uncommitted edits included) it renames the
 # label key LabelNamespace "namespace" -> "kube_namespace" and the series
 # name of CPUUsageRate "cpu_usage_cores" -> "cpu_usage_vcores", regenerates
-# the README's metric list and every golden file
-# (KUBEMON_UPDATE_GOLDEN=1 go test), then requires that
+# the README's metric list, the web UI's series module and every golden file
+# (go generate ./internal/model, KUBEMON_UPDATE_GOLDEN=1 go test), then
+# requires that
 #   - go test ./internal/... ./cmd/... passes and ./test/... still compiles;
 #   - the only files changed are internal/model/model.go,
-#     internal/model/metrics.go, README.md and */testdata/*golden*;
-#   - every golden file that spells the renamed key or name changed.
+#     internal/model/metrics.go, README.md, internal/ui/static/series.js and
+#     */testdata/*golden*;
+#   - every golden file that spells the renamed key or name changed;
+#   - the UI's series module spells the new key and name, and not the old
+#     ones (the rest of the UI's JavaScript reads them from it, unchanged).
 # The copy is removed on exit. Run from anywhere: hack/contract-rename.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +54,8 @@ mapfile -t must_change < <(git ls-files '*/testdata/*golden*' |
 # The JSON answers of the PromQL API hold label keys as JSON keys: require
 # them by name (a grep for "namespace": would also match Kubernetes
 # objects' metadata in the metrics API's answers, which must not change).
-for f in README.md internal/model/testdata/series.golden \
+ui_series=internal/ui/static/series.js
+for f in README.md internal/model/testdata/series.golden $ui_series \
   internal/api/promapi/testdata/series.golden.json internal/api/promapi/testdata/labels.golden.json; do
   must_change+=("$f")
 done
@@ -67,6 +72,15 @@ git --no-pager diff --stat
 
 echo "== go generate ./internal/model"
 go generate ./internal/model
+
+# The UI's series module: the label key is a value ("kube_namespace"), the
+# series names end in the new name; the old ones are gone (the module's
+# keys, series.namespace and label.namespace, stay).
+echo "== checking $ui_series"
+grep -qE ":[[:space:]]*\"${new_key}\"," "$ui_series" || fail "$ui_series lacks the label key \"$new_key\""
+grep -qE ":[[:space:]]*\"${old_key}\"," "$ui_series" && fail "$ui_series still has the label key \"$old_key\""
+grep -qE "\"[a-z_]+_${new_name}\"," "$ui_series" || fail "$ui_series lacks the series *_$new_name"
+grep -qE "_${old_name}\b" "$ui_series" && fail "$ui_series still spells *_$old_name"
 
 echo "== regenerating golden files: KUBEMON_UPDATE_GOLDEN=1 go test -count=1 ./internal/... ./cmd/..."
 if ! KUBEMON_UPDATE_GOLDEN=1 go test -count=1 ./internal/... ./cmd/... >"$logs/regen.log" 2>&1; then
@@ -106,7 +120,7 @@ unexpected=() unchanged=() kept=()
 for f in "${changed[@]}"; do
   is_changed[$f]=1
   case "$f" in
-    internal/model/model.go | internal/model/metrics.go | README.md | */testdata/*golden*) ;;
+    internal/model/model.go | internal/model/metrics.go | README.md | "$ui_series" | */testdata/*golden*) ;;
     *) unexpected+=("$f") ;;
   esac
 done
@@ -141,5 +155,5 @@ if [ $status -ne 0 ]; then
   exit 1
 fi
 echo "contract-rename: PASS (${elapsed}s): renaming the label key $old_key -> $new_key and the series name $old_name -> $new_name"
-echo "  changed only the metric table, the README and golden files (${#changed[@]} files), every one of the ${#must_change[@]} that had to change among them;"
+echo "  changed only the metric table, the README, the UI's series module and golden files (${#changed[@]} files), every one of the ${#must_change[@]} that had to change among them;"
 echo "  go test ./internal/... ./cmd/... passes and ./test/... compiles after regenerating."

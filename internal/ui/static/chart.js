@@ -5,15 +5,15 @@
  * A page describes a chart declaratively:
  *
  *   {name: "cpu", title: "CPU", unit: "cores", series: [
- *      {label: "usage", query: 'pod_cpu_usage_cores{...}', style: "area"},
- *      {label: "request", query: 'pod_cpu_request_cores{...}', style: "request"}],
- *    markers: [{kind: "restart", query: 'container_restart_count{...}'}]}
+ *      {label: "usage", query: m(series.pod.cpuUsageRate, L), style: "area"},
+ *      {label: "request", query: m(series.pod.cpuRequest, L), style: "request"}],
+ *    markers: [{kind: "restart", query: m(series.container.restarts, L)}]}
  *
  * loadCharts fetches every query of every chart in parallel (query_range
  * over the page's range and step), and chartCard draws one: usage as lines
  * or areas, requests, limits, allocatable and capacity as dashed lines,
  * axes in the chart's unit, a live legend (the values under the cursor),
- * vertical markers where a counter such as container_restart_count went up,
+ * vertical markers where a counter (a container's restart count) went up,
  * and drag-to-zoom, which hands the selected range to the page (every chart
  * of the page then reloads on it). Charts resize with their container.
  *
@@ -22,6 +22,7 @@
  */
 
 import { h } from "./dom.js";
+import { label as K } from "./series.js";
 import { queryRange } from "./api.js";
 import { axisValues, dateTime, formatter, rangeText } from "./format.js";
 
@@ -201,7 +202,7 @@ export function chartCard(loaded, { onZoom, height = 220 } = {}) {
   const markers = [];
   for (const { spec: mk, matrix } of loaded.markers) {
     for (const inc of increases(matrix)) {
-      const who = inc.labels.container || inc.labels.pod || "";
+      const who = inc.labels[K.container] || inc.labels[K.pod] || "";
       const what = mk.kind === "oom" ? "OOM kill" : "restart";
       markers.push({ time: inc.time, kind: mk.kind, label: `${who ? who + " " : ""}${what}${inc.by > 1 ? ` ×${inc.by}` : ""}`, by: inc.by });
     }

@@ -5,7 +5,7 @@
  * Workload pages), the namespace and node filters, and the queries, tiles
  * and charts of a level: usage against requests and limits (namespace,
  * workload, pod, container) or against allocatable and capacity (cluster,
- * node).
+ * node). Series names and label keys come from series.js.
  *
  * Stat tiles are test hooks: each value is an element with
  * data-testid="stat-<name>", data-query="<PromQL instant query>",
@@ -19,7 +19,8 @@
 import { h } from "./dom.js";
 import * as f from "./format.js";
 import * as router from "./router.js";
-import { m } from "./promql.js";
+import { by, m } from "./promql.js";
+import { label as K, series as S } from "./series.js";
 import { table } from "./table.js";
 
 /**
@@ -40,7 +41,7 @@ export function first(r) {
   return res.length ? res[0].value[1] : null;
 }
 
-/** index maps an instant result by a key built from labels: index(r, (l) => l.node). */
+/** index maps an instant result by a key built from labels: index(r, (l) => l[K.node]). */
 export function index(r, keyFn) {
   const out = new Map();
   for (const s of r.result || r) out.set(keyFn(s.metric), s.value[1]);
@@ -202,36 +203,37 @@ function usageColumns(num) {
 }
 
 /**
- * loadPods fetches the pods table's data. infoMatch selects pod_info
- * (node, namespace, workload, workload_kind); metricMatch the pod_* series
- * (which carry namespace, node and pod only). Rows are the pods pod_info
- * names, plus (when the selectors are the same) pods that have usage but
- * no pod_info.
+ * loadPods fetches the pods table's data. infoMatch selects the pods' info
+ * series (by node, namespace, workload kind and workload); metricMatch
+ * their usage series (which carry namespace, node and pod only). Rows are
+ * the pods the info series names, plus (when the selectors are the same)
+ * pods that have usage but no info series.
  */
 export async function loadPods(ctx, infoMatch, metricMatch = infoMatch) {
   const sameSel = JSON.stringify(infoMatch) === JSON.stringify(metricMatch);
   const q = {
-    info: `max by (namespace, pod, node, workload_kind, workload) (${m("pod_info", infoMatch)})`,
-    cpu: m("pod_cpu_usage_cores", metricMatch),
-    cpu_request: m("pod_cpu_request_cores", metricMatch),
-    cpu_limit: m("pod_cpu_limit_cores", metricMatch),
-    memory: m("pod_memory_working_set_bytes", metricMatch),
-    memory_request: m("pod_memory_request_bytes", metricMatch),
-    memory_limit: m("pod_memory_limit_bytes", metricMatch),
-    restarts: m("pod_restart_count", metricMatch),
-    uptime: m("pod_uptime_seconds", metricMatch),
+    info: `max by ${by(K.namespace, K.pod, K.node, K.workloadKind, K.workload)} (${m(S.pod.info, infoMatch)})`,
+    cpu: m(S.pod.cpuUsageRate, metricMatch),
+    cpu_request: m(S.pod.cpuRequest, metricMatch),
+    cpu_limit: m(S.pod.cpuLimit, metricMatch),
+    memory: m(S.pod.memoryWorkingSet, metricMatch),
+    memory_request: m(S.pod.memoryRequest, metricMatch),
+    memory_limit: m(S.pod.memoryLimit, metricMatch),
+    restarts: m(S.pod.restarts, metricMatch),
+    uptime: m(S.pod.uptime, metricMatch),
   };
   const r = await instants(ctx, q);
-  const key = (l) => `${l.namespace}/${l.pod}`;
+  const key = (l) => `${l[K.namespace]}/${l[K.pod]}`;
   const rows = new Map();
   for (const s of r.info.result) {
     const l = s.metric;
-    rows.set(key(l), { namespace: l.namespace, pod: l.pod, node: l.node || "", workload_kind: l.workload_kind || "", workload: l.workload || "" });
+    rows.set(key(l), { namespace: l[K.namespace], pod: l[K.pod], node: l[K.node] || "", workload_kind: l[K.workloadKind] || "", workload: l[K.workload] || "" });
   }
   if (sameSel) {
     for (const s of r.cpu.result.concat(r.memory.result)) {
-      const k = key(s.metric);
-      if (!rows.has(k)) rows.set(k, { namespace: s.metric.namespace, pod: s.metric.pod, node: s.metric.node || "", workload_kind: "", workload: "" });
+      const l = s.metric;
+      const k = key(l);
+      if (!rows.has(k)) rows.set(k, { namespace: l[K.namespace], pod: l[K.pod], node: l[K.node] || "", workload_kind: "", workload: "" });
     }
   }
   const cols = Object.keys(q).filter((c) => c !== "info");
@@ -265,28 +267,28 @@ export function notice(kind, title, ...body) {
 
 /**
  * loadWorkloads fetches the workloads table's data (of one namespace, or
- * all when ns is empty). Rows are the workloads pod_info names (the pods'
- * owners) and those with usage series.
+ * all when ns is empty). Rows are the workloads the pods' info series
+ * names (the pods' owners) and those with usage series.
  */
 export async function loadWorkloads(ctx, ns) {
-  const L = { namespace: ns };
+  const L = { [K.namespace]: ns };
   const q = {
-    pods: `count by (namespace, workload_kind, workload) (${m("pod_info", L, ['workload!=""'])})`,
-    cpu: m("workload_cpu_usage_cores", L),
-    cpu_request: m("workload_cpu_request_cores", L),
-    cpu_limit: m("workload_cpu_limit_cores", L),
-    memory: m("workload_memory_working_set_bytes", L),
-    memory_request: m("workload_memory_request_bytes", L),
-    memory_limit: m("workload_memory_limit_bytes", L),
-    restarts: m("workload_restart_count", L),
+    pods: `count by ${by(K.namespace, K.workloadKind, K.workload)} (${m(S.pod.info, L, [`${K.workload}!=""`])})`,
+    cpu: m(S.workload.cpuUsageRate, L),
+    cpu_request: m(S.workload.cpuRequest, L),
+    cpu_limit: m(S.workload.cpuLimit, L),
+    memory: m(S.workload.memoryWorkingSet, L),
+    memory_request: m(S.workload.memoryRequest, L),
+    memory_limit: m(S.workload.memoryLimit, L),
+    restarts: m(S.workload.restarts, L),
   };
   const r = await instants(ctx, q);
-  const key = (l) => `${l.namespace}/${l.workload_kind}/${l.workload}`;
+  const key = (l) => `${l[K.namespace]}/${l[K.workloadKind]}/${l[K.workload]}`;
   const rows = new Map();
   for (const s of r.pods.result.concat(r.cpu.result, r.memory.result)) {
     const l = s.metric;
-    if (!l.workload) continue;
-    if (!rows.has(key(l))) rows.set(key(l), { namespace: l.namespace, workload_kind: l.workload_kind || "", workload: l.workload });
+    if (!l[K.workload]) continue;
+    if (!rows.has(key(l))) rows.set(key(l), { namespace: l[K.namespace], workload_kind: l[K.workloadKind] || "", workload: l[K.workload] });
   }
   return { rows: joinColumns(rows, r, Object.keys(q), key), queries: q };
 }
@@ -313,8 +315,11 @@ export function workloadsTable(data, { hide = [], sortParam = "sort", sort = "cp
   });
 }
 
-/** metrics returns q(name): the series `${prefix}_${name}` of a level, with the matchers L. */
-const metrics = (prefix, L) => (name) => m(`${prefix}_${name}`, L);
+/**
+ * metrics returns q(metric): the series of a level (series.js's
+ * series.<level>) with the matchers L, by metric key: q("cpuUsageRate").
+ */
+const metrics = (level, L) => (metric) => m(level[metric], L);
 
 /** networkChart is the receive and transmit chart of a level (q from metrics()). */
 function networkChart(q, markers) {
@@ -323,8 +328,8 @@ function networkChart(q, markers) {
     title: "Network",
     unit: "bytes/s",
     series: [
-      { label: "receive", query: q("network_receive_bytes_per_second"), style: "line" },
-      { label: "transmit", query: q("network_transmit_bytes_per_second"), style: "line" },
+      { label: "receive", query: q("networkRxRate"), style: "line" },
+      { label: "transmit", query: q("networkTxRate"), style: "line" },
     ],
     markers,
   };
@@ -337,19 +342,19 @@ function networkTile(s) {
 
 /**
  * usageCharts describes the CPU, memory, network and filesystem charts of a
- * roll-up level (namespace_, workload_, pod_) for the label matchers L.
+ * roll-up level (series.namespace, .workload, .pod) for the label matchers L.
  */
-export function usageCharts(prefix, L, { markers = [], network = true, filesystem = true, ephemeral = true } = {}) {
-  const q = metrics(prefix, L);
+export function usageCharts(level, L, { markers = [], network = true, filesystem = true, ephemeral = true } = {}) {
+  const q = metrics(level, L);
   const charts = [
     {
       name: "cpu",
       title: "CPU",
       unit: "cores",
       series: [
-        { label: "usage", query: q("cpu_usage_cores"), style: "area" },
-        { label: "request", query: q("cpu_request_cores"), style: "request" },
-        { label: "limit", query: q("cpu_limit_cores"), style: "limit" },
+        { label: "usage", query: q("cpuUsageRate"), style: "area" },
+        { label: "request", query: q("cpuRequest"), style: "request" },
+        { label: "limit", query: q("cpuLimit"), style: "limit" },
       ],
       markers,
     },
@@ -358,36 +363,36 @@ export function usageCharts(prefix, L, { markers = [], network = true, filesyste
       title: "Memory",
       unit: "bytes",
       series: [
-        { label: "working set", query: q("memory_working_set_bytes"), style: "area" },
-        { label: "usage", query: q("memory_usage_bytes"), style: "line" },
-        { label: "request", query: q("memory_request_bytes"), style: "request" },
-        { label: "limit", query: q("memory_limit_bytes"), style: "limit" },
+        { label: "working set", query: q("memoryWorkingSet"), style: "area" },
+        { label: "usage", query: q("memoryUsage"), style: "line" },
+        { label: "request", query: q("memoryRequest"), style: "request" },
+        { label: "limit", query: q("memoryLimit"), style: "limit" },
       ],
       markers,
     },
   ];
   if (network) charts.push(networkChart(q, markers));
   if (filesystem) {
-    const series = [{ label: "filesystem", query: q("filesystem_usage_bytes"), style: "area" }];
-    if (ephemeral) series.push({ label: "ephemeral storage", query: q("ephemeral_storage_usage_bytes"), style: "line" });
+    const series = [{ label: "filesystem", query: q("filesystemUsage"), style: "area" }];
+    if (ephemeral) series.push({ label: "ephemeral storage", query: q("ephemeralStorageUsage"), style: "line" });
     charts.push({ name: "filesystem", title: "Filesystem", unit: "bytes", series, markers });
   }
   return charts;
 }
 
-/** usageQueries are the instant queries of usageTiles for a level and matchers. */
-export function usageQueries(prefix, L) {
-  const q = metrics(prefix, L);
+/** usageQueries are the instant queries of usageTiles for a level (series.<level>) and matchers. */
+export function usageQueries(level, L) {
+  const q = metrics(level, L);
   return {
-    cpu: q("cpu_usage_cores"),
-    cpu_request: q("cpu_request_cores"),
-    cpu_limit: q("cpu_limit_cores"),
-    cpu_of_request: `${q("cpu_usage_cores")} / ${q("cpu_request_cores")}`,
-    memory: q("memory_working_set_bytes"),
-    memory_request: q("memory_request_bytes"),
-    memory_limit: q("memory_limit_bytes"),
-    memory_of_request: `${q("memory_working_set_bytes")} / ${q("memory_request_bytes")}`,
-    restarts: q("restart_count"),
+    cpu: q("cpuUsageRate"),
+    cpu_request: q("cpuRequest"),
+    cpu_limit: q("cpuLimit"),
+    cpu_of_request: `${q("cpuUsageRate")} / ${q("cpuRequest")}`,
+    memory: q("memoryWorkingSet"),
+    memory_request: q("memoryRequest"),
+    memory_limit: q("memoryLimit"),
+    memory_of_request: `${q("memoryWorkingSet")} / ${q("memoryRequest")}`,
+    restarts: q("restarts"),
   };
 }
 
@@ -422,14 +427,14 @@ export function usageTiles(r) {
   ];
 }
 
-/** networkStorageQueries are the instant queries of networkStorageTiles for a roll-up level (namespace, workload, pod). */
-export function networkStorageQueries(prefix, L) {
-  const q = metrics(prefix, L);
+/** networkStorageQueries are the instant queries of networkStorageTiles for a roll-up level (series.namespace, .workload, .pod). */
+export function networkStorageQueries(level, L) {
+  const q = metrics(level, L);
   return {
-    rx: q("network_receive_bytes_per_second"),
-    tx: q("network_transmit_bytes_per_second"),
-    fs: q("filesystem_usage_bytes"),
-    ephemeral: q("ephemeral_storage_usage_bytes"),
+    rx: q("networkRxRate"),
+    tx: q("networkTxRate"),
+    fs: q("filesystemUsage"),
+    ephemeral: q("ephemeralStorageUsage"),
   };
 }
 
@@ -444,31 +449,31 @@ export function networkStorageTiles(r) {
 
 /**
  * capacityQueries are the instant queries of capacityTiles for the cluster
- * (prefix "cluster", no matchers) or a node ("node", {node}).
+ * (series.cluster, no matchers) or a node (series.node, its node matcher).
  */
-export function capacityQueries(prefix, L) {
-  const q = metrics(prefix, L);
+export function capacityQueries(level, L) {
+  const q = metrics(level, L);
   return {
-    cpu: q("cpu_usage_cores"),
-    cpu_utilization: q("cpu_utilization_ratio"),
-    cpu_allocatable: q("cpu_allocatable_cores"),
-    cpu_capacity: q("cpu_capacity_cores"),
-    cpu_request: q("cpu_request_cores"),
-    cpu_reservation: q("cpu_reservation_ratio"),
-    cpu_limit: q("cpu_limit_cores"),
-    memory: q("memory_working_set_bytes"),
-    memory_utilization: q("memory_utilization_ratio"),
-    memory_allocatable: q("memory_allocatable_bytes"),
-    memory_capacity: q("memory_capacity_bytes"),
-    memory_request: q("memory_request_bytes"),
-    memory_reservation: q("memory_reservation_ratio"),
-    memory_limit: q("memory_limit_bytes"),
-    rx: q("network_receive_bytes_per_second"),
-    tx: q("network_transmit_bytes_per_second"),
-    fs: q("filesystem_usage_bytes"),
-    fs_capacity: q("filesystem_capacity_bytes"),
-    fs_ratio: `${q("filesystem_usage_bytes")} / ${q("filesystem_capacity_bytes")}`,
-    restarts: q("restart_count"),
+    cpu: q("cpuUsageRate"),
+    cpu_utilization: q("cpuUtilization"),
+    cpu_allocatable: q("cpuAllocatable"),
+    cpu_capacity: q("cpuCapacity"),
+    cpu_request: q("cpuRequest"),
+    cpu_reservation: q("cpuReservation"),
+    cpu_limit: q("cpuLimit"),
+    memory: q("memoryWorkingSet"),
+    memory_utilization: q("memoryUtilization"),
+    memory_allocatable: q("memoryAllocatable"),
+    memory_capacity: q("memoryCapacity"),
+    memory_request: q("memoryRequest"),
+    memory_reservation: q("memoryReservation"),
+    memory_limit: q("memoryLimit"),
+    rx: q("networkRxRate"),
+    tx: q("networkTxRate"),
+    fs: q("filesystemUsage"),
+    fs_capacity: q("filesystemLimit"),
+    fs_ratio: `${q("filesystemUsage")} / ${q("filesystemLimit")}`,
+    restarts: q("restarts"),
   };
 }
 
@@ -530,14 +535,14 @@ export function capacityTiles(r, p = "") {
  * the cluster or a node (see capacityQueries) with request, allocatable and
  * capacity lines; memoryUsage adds the memory usage line.
  */
-export function capacityCharts(prefix, L, { memoryUsage = false } = {}) {
-  const q = metrics(prefix, L);
+export function capacityCharts(level, L, { memoryUsage = false } = {}) {
+  const q = metrics(level, L);
   const memory = [
-    { label: "working set", query: q("memory_working_set_bytes"), style: "area" },
-    memoryUsage ? { label: "usage", query: q("memory_usage_bytes"), style: "line" } : null,
-    { label: "requests", query: q("memory_request_bytes"), style: "request" },
-    { label: "allocatable", query: q("memory_allocatable_bytes"), style: "allocatable" },
-    { label: "capacity", query: q("memory_capacity_bytes"), style: "capacity" },
+    { label: "working set", query: q("memoryWorkingSet"), style: "area" },
+    memoryUsage ? { label: "usage", query: q("memoryUsage"), style: "line" } : null,
+    { label: "requests", query: q("memoryRequest"), style: "request" },
+    { label: "allocatable", query: q("memoryAllocatable"), style: "allocatable" },
+    { label: "capacity", query: q("memoryCapacity"), style: "capacity" },
   ];
   return [
     {
@@ -545,10 +550,10 @@ export function capacityCharts(prefix, L, { memoryUsage = false } = {}) {
       title: "CPU",
       unit: "cores",
       series: [
-        { label: "usage", query: q("cpu_usage_cores"), style: "area" },
-        { label: "requests", query: q("cpu_request_cores"), style: "request" },
-        { label: "allocatable", query: q("cpu_allocatable_cores"), style: "allocatable" },
-        { label: "capacity", query: q("cpu_capacity_cores"), style: "capacity" },
+        { label: "usage", query: q("cpuUsageRate"), style: "area" },
+        { label: "requests", query: q("cpuRequest"), style: "request" },
+        { label: "allocatable", query: q("cpuAllocatable"), style: "allocatable" },
+        { label: "capacity", query: q("cpuCapacity"), style: "capacity" },
       ],
     },
     { name: "memory", title: "Memory", unit: "bytes", series: memory.filter(Boolean) },
@@ -558,8 +563,8 @@ export function capacityCharts(prefix, L, { memoryUsage = false } = {}) {
       title: "Filesystem",
       unit: "bytes",
       series: [
-        { label: "used", query: q("filesystem_usage_bytes"), style: "area" },
-        { label: "capacity", query: q("filesystem_capacity_bytes"), style: "capacity" },
+        { label: "used", query: q("filesystemUsage"), style: "area" },
+        { label: "capacity", query: q("filesystemLimit"), style: "capacity" },
       ],
     },
   ];
@@ -584,17 +589,17 @@ function selectFilter({ label, param, options, value, all }) {
 }
 
 const POD_FILTERS = {
-  namespace: { label: "Namespace", param: "ns", all: "All namespaces" },
-  node: { label: "Node", param: "node", all: "All nodes" },
+  [K.namespace]: { label: "Namespace", param: "ns", all: "All namespaces" },
+  [K.node]: { label: "Node", param: "node", all: "All nodes" },
 };
 
 /**
- * podFilter loads the namespaces or nodes that have pods (by: "namespace"
- * or "node") and renders their filter, bound to the page's ns or node
+ * podFilter loads the namespaces or nodes that have pods (key: label.namespace
+ * or label.node) and renders their filter, bound to the page's ns or node
  * parameter.
  */
-export async function podFilter(ctx, by) {
-  const { label, param, all } = POD_FILTERS[by];
-  const r = await ctx.query(`count by (${by}) (pod_info)`);
-  return selectFilter({ label, param, all, options: r.map((x) => x.metric[by]), value: ctx.params.get(param) || "" });
+export async function podFilter(ctx, key) {
+  const { label, param, all } = POD_FILTERS[key];
+  const r = await ctx.query(`count by ${by(key)} (${S.pod.info})`);
+  return selectFilter({ label, param, all, options: r.map((x) => x.metric[key]), value: ctx.params.get(param) || "" });
 }

@@ -1,6 +1,8 @@
 /**
  * PromQL building blocks: label matchers with the values escaped, so a name
- * from the cluster always stays one string literal.
+ * from the cluster always stays one string literal, and label lists. Series
+ * names and label keys come from series.js, never spelled here or in the
+ * pages.
  */
 
 /** str quotes a label value as a PromQL string literal. */
@@ -9,9 +11,10 @@ export function str(v) {
 }
 
 /**
- * sel builds a selector body: sel({namespace: "a", pod: "b"}) → '{namespace="a",pod="b"}'.
+ * sel builds a selector body from label keys (from series.js's label) and
+ * values: sel({[label.namespace]: "a", [label.pod]: "b"}) → '{<namespace>="a",<pod>="b"}'.
  * Undefined, null and "" values are left out (an empty object gives "");
- * extra is a list of matchers written out, e.g. ['workload!=""'].
+ * extra is a list of matchers written out, e.g. [`${label.workload}!=""`].
  */
 export function sel(labels, extra = []) {
   const parts = [];
@@ -23,9 +26,19 @@ export function sel(labels, extra = []) {
   return parts.length ? "{" + parts.join(",") + "}" : "";
 }
 
-/** m names a metric with matchers: m("pod_info", {node: "n1"}) → 'pod_info{node="n1"}'. */
-export function m(metric, labels, extra) {
-  return metric + sel(labels, extra);
+/**
+ * m names a series with matchers: m(series.pod.info, {[label.node]: "n1"})
+ * → '<the series>{<node>="n1"}'. A name that is not a string (a key
+ * series.js lacks) is a mistake in the page: it throws.
+ */
+export function m(name, labels, extra) {
+  if (typeof name !== "string" || !name) throw new Error(`promql: no series name: ${name}`);
+  return name + sel(labels, extra);
+}
+
+/** by lists label keys for a by, on or group_left clause: by(label.namespace, label.pod) → "(<namespace>, <pod>)". */
+export function by(...keys) {
+  return `(${keys.join(", ")})`;
 }
 
 /** dur formats seconds as a PromQL duration ("7d", "6h", "90s"). */

@@ -3,7 +3,7 @@
  *
  *   table({name: "pods", key: (r) => r.namespace + "/" + r.pod, rows,
  *          columns: [{id: "pod", label: "Pod", get: (r) => r.pod, link: (r) => ({href, testid: "link-pod"})},
- *                    {id: "cpu", label: "CPU", num: true, fmt: cores, get: (r) => r.cpu, query: "pod_cpu_usage_cores"}],
+ *                    {id: "cpu", label: "CPU", num: true, fmt: cores, get: (r) => r.cpu, query: series.pod.cpuUsageRate}],
  *          sort: "cpu:desc", sortParam: "sort", noun: "pods"})
  *
  * The empty table says `none` ("no pods"), or `empty` ("no pods match")

@@ -8,19 +8,21 @@
 import { h } from "../dom.js";
 import * as f from "../format.js";
 import { m } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import { a, chartsGrid, first, instants, links, notice, pageHead, statOf, stats, tile, tiles, usageQueries, usageTiles } from "../components.js";
 import { eventMarkers } from "./pod.js";
 
 export async function render(ctx) {
   const [ns, pod, container] = ctx.segments.slice(1);
   ctx.title = `Container ${container}`;
-  const L = { namespace: ns, pod, container };
+  const L = { [K.namespace]: ns, [K.pod]: pod, [K.container]: container };
+  const CS = S.container;
   const Q = {
-    ...usageQueries("container", L),
-    memory_usage: m("container_memory_usage_bytes", L),
-    rss: m("container_memory_rss_bytes", L),
-    fs: m("container_filesystem_usage_bytes", L),
-    uptime: m("container_uptime_seconds", L),
+    ...usageQueries(CS, L),
+    memory_usage: m(CS.memoryUsage, L),
+    rss: m(CS.memoryRSS, L),
+    fs: m(CS.filesystemUsage, L),
+    uptime: m(CS.uptime, L),
   };
   const markers = eventMarkers(L);
   const CHARTS = [
@@ -58,7 +60,7 @@ export async function render(ctx) {
   ];
   const [r, charts] = await Promise.all([instants(ctx, Q), ctx.loadCharts(CHARTS)]);
   const s = stats(r);
-  const nodeName = (r.cpu.result[0] || r.memory.result[0] || r.uptime.result[0])?.metric.node || "";
+  const nodeName = (r.cpu.result[0] || r.memory.result[0] || r.uptime.result[0])?.metric[K.node] || "";
   const gone = first(r.cpu) === null && first(r.memory) === null && first(r.uptime) === null;
   return h(
     "div",

@@ -7,7 +7,8 @@
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { m } from "../promql.js";
+import { by, m } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import * as router from "../router.js";
 import {
   card,
@@ -31,16 +32,16 @@ import {
 export async function render(ctx) {
   const [ns] = ctx.segments.slice(1);
   ctx.title = `Namespace ${ns}`;
-  const L = { namespace: ns };
+  const L = { [K.namespace]: ns };
   const Q = {
-    ...usageQueries("namespace", L),
-    pods: `count(${m("pod_info", L)})`,
-    workloads: `count(count by (workload_kind, workload) (${m("pod_info", L, ['workload!=""'])}))`,
-    ...networkStorageQueries("namespace", L),
+    ...usageQueries(S.namespace, L),
+    pods: `count(${m(S.pod.info, L)})`,
+    workloads: `count(count by ${by(K.workloadKind, K.workload)} (${m(S.pod.info, L, [`${K.workload}!=""`])}))`,
+    ...networkStorageQueries(S.namespace, L),
   };
   const [r, charts, workloads, pods] = await Promise.all([
     instants(ctx, Q),
-    ctx.loadCharts(usageCharts("namespace", L)),
+    ctx.loadCharts(usageCharts(S.namespace, L)),
     loadWorkloads(ctx, ns),
     loadPods(ctx, L),
   ]);

@@ -6,22 +6,27 @@
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
+import { by, m } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import { table } from "../table.js";
 import { card, instants, joinColumns, links, numColumn, pageHead, restartsColumn } from "../components.js";
 
+const NS = S.namespace;
+const byNs = `count by ${by(K.namespace)}`;
+
 export const Q = {
-  namespaces: "count by (namespace) (namespace_info or namespace_cpu_usage_cores)",
-  pods: "count by (namespace) (pod_info)",
-  workloads: 'count by (namespace) (count by (namespace, workload_kind, workload) (pod_info{workload!=""}))',
-  cpu: "namespace_cpu_usage_cores",
-  cpu_request: "namespace_cpu_request_cores",
-  cpu_limit: "namespace_cpu_limit_cores",
-  memory: "namespace_memory_working_set_bytes",
-  memory_request: "namespace_memory_request_bytes",
-  memory_limit: "namespace_memory_limit_bytes",
-  rx: "namespace_network_receive_bytes_per_second",
-  tx: "namespace_network_transmit_bytes_per_second",
-  restarts: "namespace_restart_count",
+  namespaces: `${byNs} (${NS.info} or ${NS.cpuUsageRate})`,
+  pods: `${byNs} (${S.pod.info})`,
+  workloads: `${byNs} (count by ${by(K.namespace, K.workloadKind, K.workload)} (${m(S.pod.info, {}, [`${K.workload}!=""`])}))`,
+  cpu: NS.cpuUsageRate,
+  cpu_request: NS.cpuRequest,
+  cpu_limit: NS.cpuLimit,
+  memory: NS.memoryWorkingSet,
+  memory_request: NS.memoryRequest,
+  memory_limit: NS.memoryLimit,
+  rx: NS.networkRxRate,
+  tx: NS.networkTxRate,
+  restarts: NS.restarts,
 };
 
 const COLS = Object.keys(Q).filter((k) => k !== "namespaces");
@@ -30,8 +35,8 @@ export async function render(ctx) {
   ctx.title = "Namespaces";
   const r = await instants(ctx, Q);
   const names = new Set();
-  for (const k of ["namespaces", "pods"]) for (const s of r[k].result) if (s.metric.namespace) names.add(s.metric.namespace);
-  const rows = joinColumns(new Map([...names].map((namespace) => [namespace, { namespace }])), r, COLS, (l) => l.namespace);
+  for (const k of ["namespaces", "pods"]) for (const s of r[k].result) if (s.metric[K.namespace]) names.add(s.metric[K.namespace]);
+  const rows = joinColumns(new Map([...names].map((namespace) => [namespace, { namespace }])), r, COLS, (l) => l[K.namespace]);
   const num = numColumn(Q);
   const t = table({
     name: "namespaces",

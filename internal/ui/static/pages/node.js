@@ -9,6 +9,7 @@
 import { h } from "../dom.js";
 import * as f from "../format.js";
 import { m } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import {
   capacityCharts,
   capacityQueries,
@@ -30,14 +31,14 @@ import {
 export async function render(ctx) {
   const [name] = ctx.segments.slice(1);
   ctx.title = `Node ${name}`;
-  const L = { node: name };
+  const L = { [K.node]: name };
   const Q = {
-    ...capacityQueries("node", L),
-    fs_available: m("node_filesystem_available_bytes", L),
-    pods: `count(${m("pod_info", L)})`,
-    uptime: m("node_uptime_seconds", L),
+    ...capacityQueries(S.node, L),
+    fs_available: m(S.node.filesystemAvailable, L),
+    pods: `count(${m(S.pod.info, L)})`,
+    uptime: m(S.node.uptime, L),
   };
-  const [r, charts, pods] = await Promise.all([instants(ctx, Q), ctx.loadCharts(capacityCharts("node", L, { memoryUsage: true })), loadPods(ctx, L)]);
+  const [r, charts, pods] = await Promise.all([instants(ctx, Q), ctx.loadCharts(capacityCharts(S.node, L, { memoryUsage: true })), loadPods(ctx, L)]);
   const s = stats(r);
   const known = first(r.cpu_capacity) !== null || first(r.cpu) !== null || pods.rows.length > 0;
 

@@ -7,22 +7,26 @@
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
+import { by } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import { table } from "../table.js";
 import { card, instants, joinColumns, links, numColumn, pageHead, restartsColumn } from "../components.js";
 
+const N = S.node;
+
 export const Q = {
-  nodes: "max by (node) (node_cpu_capacity_cores)",
-  cpu: "node_cpu_usage_cores",
-  cpu_utilization: "node_cpu_utilization_ratio",
-  cpu_allocatable: "node_cpu_allocatable_cores",
-  cpu_reservation: "node_cpu_reservation_ratio",
-  memory: "node_memory_working_set_bytes",
-  memory_utilization: "node_memory_utilization_ratio",
-  memory_reservation: "node_memory_reservation_ratio",
-  pods: "count by (node) (pod_info)",
-  restarts: "node_restart_count",
-  filesystem: "node_filesystem_usage_bytes / node_filesystem_capacity_bytes",
-  uptime: "node_uptime_seconds",
+  nodes: `max by ${by(K.node)} (${N.cpuCapacity})`,
+  cpu: N.cpuUsageRate,
+  cpu_utilization: N.cpuUtilization,
+  cpu_allocatable: N.cpuAllocatable,
+  cpu_reservation: N.cpuReservation,
+  memory: N.memoryWorkingSet,
+  memory_utilization: N.memoryUtilization,
+  memory_reservation: N.memoryReservation,
+  pods: `count by ${by(K.node)} (${S.pod.info})`,
+  restarts: N.restarts,
+  filesystem: `${N.filesystemUsage} / ${N.filesystemLimit}`,
+  uptime: N.uptime,
 };
 
 const COLS = Object.keys(Q).filter((k) => k !== "nodes");
@@ -31,8 +35,8 @@ export async function render(ctx) {
   ctx.title = "Nodes";
   const r = await instants(ctx, Q);
   const names = new Set();
-  for (const k of ["nodes", "cpu", "memory"]) for (const s of r[k].result) names.add(s.metric.node);
-  const rows = joinColumns(new Map([...names].map((node) => [node, { node }])), r, COLS, (l) => l.node);
+  for (const k of ["nodes", "cpu", "memory"]) for (const s of r[k].result) names.add(s.metric[K.node]);
+  const rows = joinColumns(new Map([...names].map((node) => [node, { node }])), r, COLS, (l) => l[K.node]);
 
   const num = numColumn(Q);
   // A ratio column, coloured from 75% (warn) and 90% (critical).

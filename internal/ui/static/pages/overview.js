@@ -13,27 +13,32 @@ import * as f from "../format.js";
 import * as api from "../api.js";
 import { table } from "../table.js";
 import * as router from "../router.js";
+import { by } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import { a, capacityCharts, capacityQueries, capacityTiles, card, chartsGrid, index, instants, links, notice, pageHead, stats, tile, tiles } from "../components.js";
 
+/** namespaces are the namespaces with an info series or CPU usage, one series each. */
+const namespaces = `count by ${by(K.namespace)} (${S.namespace.info} or ${S.namespace.cpuUsageRate})`;
+
 const Q = {
-  nodes: "count(node_cpu_capacity_cores)",
-  pods: "count(pod_info)",
-  namespaces: "count(count by (namespace) (namespace_info or namespace_cpu_usage_cores))",
-  ...capacityQueries("cluster"),
-  top_cpu: "topk(10, pod_cpu_usage_cores)",
-  top_memory: "topk(10, pod_memory_working_set_bytes)",
-  node_cpu: "node_cpu_utilization_ratio",
-  node_memory: "node_memory_utilization_ratio",
-  node_reservation: "node_cpu_reservation_ratio",
+  nodes: `count(${S.node.cpuCapacity})`,
+  pods: `count(${S.pod.info})`,
+  namespaces: `count(${namespaces})`,
+  ...capacityQueries(S.cluster),
+  top_cpu: `topk(10, ${S.pod.cpuUsageRate})`,
+  top_memory: `topk(10, ${S.pod.memoryWorkingSet})`,
+  node_cpu: S.node.cpuUtilization,
+  node_memory: S.node.memoryUtilization,
+  node_reservation: S.node.cpuReservation,
 };
 
 export const SEARCH_QUERIES = {
-  nodes: "count by (node) (node_cpu_capacity_cores)",
-  namespaces: "count by (namespace) (namespace_info or namespace_cpu_usage_cores)",
-  pods: "count by (namespace, pod) (pod_info)",
+  nodes: `count by ${by(K.node)} (${S.node.cpuCapacity})`,
+  namespaces,
+  pods: `count by ${by(K.namespace, K.pod)} (${S.pod.info})`,
 };
 
-const CHARTS = capacityCharts("cluster");
+const CHARTS = capacityCharts(S.cluster);
 
 export async function render(ctx) {
   ctx.title = "Overview";
@@ -113,7 +118,7 @@ export async function render(ctx) {
         { id: "node", label: "Node", get: (x) => x.node, link: (x) => links.node(x.node) },
         { id: "value", label, num: true, fmt: unitFmt, get: (x) => x.value, query },
       ],
-      rows: result.map((x) => ({ ...x.metric, value: x.value[1] })),
+      rows: result.map((x) => ({ namespace: x.metric[K.namespace], pod: x.metric[K.pod], node: x.metric[K.node], value: x.value[1] })),
       key: (x) => `${x.namespace}/${x.pod}`,
       sort: "value:desc",
       noun: "pods",
@@ -121,10 +126,10 @@ export async function render(ctx) {
   const topCpu = topTable("top-pods-cpu", r.top_cpu.result, f.cores, "CPU", Q.top_cpu);
   const topMem = topTable("top-pods-memory", r.top_memory.result, f.bytes, "Memory", Q.top_memory);
 
-  const mem = index(r.node_memory, (l) => l.node);
-  const res = index(r.node_reservation, (l) => l.node);
+  const mem = index(r.node_memory, (l) => l[K.node]);
+  const res = index(r.node_reservation, (l) => l[K.node]);
   const nodeRows = r.node_cpu.result
-    .map((x) => ({ node: x.metric.node, cpu: x.value[1], memory: mem.get(x.metric.node) ?? null, reservation: res.get(x.metric.node) ?? null }))
+    .map((x) => ({ node: x.metric[K.node], cpu: x.value[1], memory: mem.get(x.metric[K.node]) ?? null, reservation: res.get(x.metric[K.node]) ?? null }))
     .sort((x, y) => Number(y.cpu) - Number(x.cpu) || x.node.localeCompare(y.node))
     .slice(0, 10);
   const topNodes = table({
@@ -145,7 +150,7 @@ export async function render(ctx) {
     ? table({
         name: "failing-scrapes",
         columns: [
-          { id: "node", label: "Node", get: (t) => t.labels?.node || t.scrapeUrl, link: (t) => (t.labels?.node ? links.node(t.labels.node) : null) },
+          { id: "node", label: "Node", get: (t) => t.labels?.[K.node] || t.scrapeUrl, link: (t) => (t.labels?.[K.node] ? links.node(t.labels[K.node]) : null) },
           { id: "health", label: "Health", get: (t) => t.health, render: (t, c) => h("span", { class: "pill pill-" + (t.health === "down" ? "bad" : "unknown") }, c) },
           { id: "error", label: "Last error", get: (t) => t.lastError || "", cls: () => "wrap mono small" },
           {
@@ -158,7 +163,7 @@ export async function render(ctx) {
           { id: "duration", label: "Duration", num: true, get: (t) => (scrapeTime(t) ? (t.lastScrapeDuration ?? null) : null), fmt: f.seconds },
         ],
         rows: failing,
-        key: (t) => t.labels?.node || t.scrapeUrl,
+        key: (t) => t.labels?.[K.node] || t.scrapeUrl,
         sort: "node:asc",
         noun: "failing targets",
         empty: "no failing scrapes match",
@@ -210,9 +215,9 @@ function scrapeTime(t) {
 async function loadSearch(ctx) {
   const r = await instants(ctx, SEARCH_QUERIES);
   return {
-    nodes: r.nodes.result.map((x) => x.metric.node).sort(),
-    namespaces: r.namespaces.result.map((x) => x.metric.namespace).sort(),
-    pods: r.pods.result.map((x) => [x.metric.namespace, x.metric.pod]).sort((p, q) => p[1].localeCompare(q[1])),
+    nodes: r.nodes.result.map((x) => x.metric[K.node]).sort(),
+    namespaces: r.namespaces.result.map((x) => x.metric[K.namespace]).sort(),
+    pods: r.pods.result.map((x) => [x.metric[K.namespace], x.metric[K.pod]]).sort((p, q) => p[1].localeCompare(q[1])),
   };
 }
 

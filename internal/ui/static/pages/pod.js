@@ -3,13 +3,14 @@
  * and memory against request and limit, network, filesystem, restarts,
  * uptime), charts of CPU, memory, network and filesystem with request and
  * limit lines and a marker wherever a container restarted (or was
- * OOM-killed, from container_oom_kills_total when kubemon stores it), and
- * its containers.
+ * OOM-killed, from container_oom_kills_total when kubemon stores it: the
+ * metric table has no such series), and its containers.
  */
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { m } from "../promql.js";
+import { by, m } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import { table } from "../table.js";
 import {
   a,
@@ -36,7 +37,7 @@ import {
 
 export function eventMarkers(L) {
   return [
-    { kind: "restart", query: m("container_restart_count", L) },
+    { kind: "restart", query: m(S.container.restarts, L) },
     { kind: "oom", query: m("container_oom_kills_total", L) },
   ];
 }
@@ -44,39 +45,41 @@ export function eventMarkers(L) {
 export async function render(ctx) {
   const [ns, pod] = ctx.segments.slice(1);
   ctx.title = `Pod ${pod}`;
-  const L = { namespace: ns, pod };
+  const L = { [K.namespace]: ns, [K.pod]: pod };
+  const P = S.pod;
   const Q = {
-    info: m("pod_info", L),
-    ...usageQueries("pod", L),
-    memory_usage: m("pod_memory_usage_bytes", L),
-    rss: m("pod_memory_rss_bytes", L),
-    ...networkStorageQueries("pod", L),
-    uptime: m("pod_uptime_seconds", L),
+    info: m(P.info, L),
+    ...usageQueries(P, L),
+    memory_usage: m(P.memoryUsage, L),
+    rss: m(P.memoryRSS, L),
+    ...networkStorageQueries(P, L),
+    uptime: m(P.uptime, L),
   };
+  const CS = S.container;
   const C = {
-    containers: `max by (container) (${m("container_uptime_seconds", L)} or ${m("container_cpu_usage_cores", L)} or ${m("container_memory_working_set_bytes", L)})`,
-    cpu: m("container_cpu_usage_cores", L),
-    cpu_request: m("container_cpu_request_cores", L),
-    cpu_limit: m("container_cpu_limit_cores", L),
-    memory: m("container_memory_working_set_bytes", L),
-    memory_request: m("container_memory_request_bytes", L),
-    memory_limit: m("container_memory_limit_bytes", L),
-    fs: m("container_filesystem_usage_bytes", L),
-    restarts: m("container_restart_count", L),
-    uptime: m("container_uptime_seconds", L),
+    containers: `max by ${by(K.container)} (${m(CS.uptime, L)} or ${m(CS.cpuUsageRate, L)} or ${m(CS.memoryWorkingSet, L)})`,
+    cpu: m(CS.cpuUsageRate, L),
+    cpu_request: m(CS.cpuRequest, L),
+    cpu_limit: m(CS.cpuLimit, L),
+    memory: m(CS.memoryWorkingSet, L),
+    memory_request: m(CS.memoryRequest, L),
+    memory_limit: m(CS.memoryLimit, L),
+    fs: m(CS.filesystemUsage, L),
+    restarts: m(CS.restarts, L),
+    uptime: m(CS.uptime, L),
   };
-  const [r, c, charts] = await Promise.all([instants(ctx, Q), instants(ctx, C), ctx.loadCharts(usageCharts("pod", L, { markers: eventMarkers(L) }))]);
+  const [r, c, charts] = await Promise.all([instants(ctx, Q), instants(ctx, C), ctx.loadCharts(usageCharts(P, L, { markers: eventMarkers(L) }))]);
   const s = stats(r);
 
   const info = r.info.result.length ? r.info.result[0].metric : {};
-  const nodeName = info.node || (r.cpu.result[0] && r.cpu.result[0].metric.node) || (r.memory.result[0] && r.memory.result[0].metric.node) || "";
+  const nodeName = info[K.node] || (r.cpu.result[0] && r.cpu.result[0].metric[K.node]) || (r.memory.result[0] && r.memory.result[0].metric[K.node]) || "";
   const labels = Object.entries(info)
-    .filter(([k]) => k.startsWith("label_"))
-    .map(([k, v]) => [k.slice(6), v]);
+    .filter(([k]) => k.startsWith(K.kubeLabelPrefix))
+    .map(([k, v]) => [k.slice(K.kubeLabelPrefix.length), v]);
 
   // Containers.
-  const containers = new Map(c.containers.result.map((x) => [x.metric.container, { container: x.metric.container }]));
-  const rows = joinColumns(containers, c, Object.keys(C).filter((k) => k !== "containers"), (l) => l.container);
+  const containers = new Map(c.containers.result.map((x) => [x.metric[K.container], { container: x.metric[K.container] }]));
+  const rows = joinColumns(containers, c, Object.keys(C).filter((k) => k !== "containers"), (l) => l[K.container]);
   const num = numColumn(C);
   const ct = table({
     name: "containers",
@@ -111,7 +114,9 @@ export async function render(ctx) {
       facts: [
         ["Namespace", a(links.namespace(ns), ns)],
         nodeName ? ["Node", a(links.node(nodeName), nodeName)] : null,
-        info.workload ? ["Workload", h("span", null, a(links.workload(ns, info.workload_kind, info.workload), info.workload), h("span", { class: "muted" }, ` (${info.workload_kind})`))] : null,
+        info[K.workload]
+          ? ["Workload", h("span", null, a(links.workload(ns, info[K.workloadKind], info[K.workload]), info[K.workload]), h("span", { class: "muted" }, ` (${info[K.workloadKind]})`))]
+          : null,
         ["Uptime", statOf(s("uptime", "uptime", f.duration))],
       ],
     }),

@@ -5,14 +5,15 @@
  */
 
 import { h } from "../dom.js";
+import { label as K } from "../series.js";
 import { card, loadPods, pageHead, podFilter, podsTable } from "../components.js";
 
 export async function render(ctx) {
   const ns = ctx.params.get("ns") || "";
   const node = ctx.params.get("node") || "";
   ctx.title = "Pods";
-  const L = { namespace: ns, node };
-  const [data, nsFilter, nodeFilter] = await Promise.all([loadPods(ctx, L), podFilter(ctx, "namespace"), podFilter(ctx, "node")]);
+  const L = { [K.namespace]: ns, [K.node]: node };
+  const [data, nsFilter, nodeFilter] = await Promise.all([loadPods(ctx, L), podFilter(ctx, K.namespace), podFilter(ctx, K.node)]);
   const hide = [];
   if (ns) hide.push("namespace");
   if (node) hide.push("node");

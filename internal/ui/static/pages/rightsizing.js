@@ -5,11 +5,11 @@
  * and a verdict.
  *
  * Replicas are one row: usage statistics are computed per container
- * (namespace, pod, container) and joined on pod_info to the pod's workload,
- * then the row takes the largest value across the replicas (max by
- * namespace, workload_kind, workload, container). Pods without a workload
- * are their own row (workload_kind "Pod"). All in PromQL, one query per
- * column, evaluated at the end of the page's time range.
+ * (namespace, pod, container) and joined on the pods' info series to the
+ * pod's workload, then the row takes the largest value across the replicas
+ * (max by namespace, workload kind, workload, container). Pods without a
+ * workload are their own row (workload kind "Pod"). All in PromQL, one
+ * query per column, evaluated at the end of the page's time range.
  *
  *   suggested CPU request    = p95 × 1.2, rounded up to 10m
  *   suggested memory request = max × 1.2, rounded up to 1 MiB
@@ -22,7 +22,8 @@
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { m, dur } from "../promql.js";
+import { by, dur, m, str } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import * as router from "../router.js";
 import { table } from "../table.js";
 import { card, instants, joinColumns, links, numColumn, pageHead, podFilter, stat } from "../components.js";
@@ -37,27 +38,30 @@ const HEADROOM = 1.2;
 
 /** queries builds the page's PromQL for a namespace ("" = all) and window ("7d"). */
 export function queries(ns, w) {
-  const L = { namespace: ns };
+  const L = { [K.namespace]: ns };
+  const info = (op) => m(S.pod.info, L, [`${K.workload}${op}""`]);
   const own =
-    `max by (namespace, pod, workload_kind, workload) (last_over_time(${m("pod_info", L, ['workload!=""'])}[${w}]))` +
-    ` or label_replace(label_replace(max by (namespace, pod) (last_over_time(${m("pod_info", L, ['workload=""'])}[${w}])),` +
-    ` "workload", "$1", "pod", "(.+)"), "workload_kind", "Pod", "", "")`;
-  const agg = (expr) =>
-    `max by (namespace, workload_kind, workload, container) (${expr} * on (namespace, pod) group_left (workload_kind, workload) (${own}))`;
-  const cpu = m("container_cpu_usage_cores", L);
-  const mem = m("container_memory_working_set_bytes", L);
+    `max by ${by(K.namespace, K.pod, K.workloadKind, K.workload)} (last_over_time(${info("!=")}[${w}]))` +
+    ` or label_replace(label_replace(max by ${by(K.namespace, K.pod)} (last_over_time(${info("=")}[${w}])),` +
+    ` ${str(K.workload)}, "$1", ${str(K.pod)}, "(.+)"), ${str(K.workloadKind)}, "Pod", "", "")`;
+  const join = `on ${by(K.namespace, K.pod)} group_left ${by(K.workloadKind, K.workload)} (${own})`;
+  const row = by(K.namespace, K.workloadKind, K.workload, K.container);
+  const agg = (expr) => `max by ${row} (${expr} * ${join})`;
+  const CS = S.container;
+  const cpu = m(CS.cpuUsageRate, L);
+  const mem = m(CS.memoryWorkingSet, L);
   return {
-    cpu_request: agg(`last_over_time(${m("container_cpu_request_cores", L)}[${w}])`),
-    cpu_limit: agg(`last_over_time(${m("container_cpu_limit_cores", L)}[${w}])`),
+    cpu_request: agg(`last_over_time(${m(CS.cpuRequest, L)}[${w}])`),
+    cpu_limit: agg(`last_over_time(${m(CS.cpuLimit, L)}[${w}])`),
     cpu_p50: agg(`quantile_over_time(0.5, ${cpu}[${w}])`),
     cpu_p95: agg(`quantile_over_time(0.95, ${cpu}[${w}])`),
     cpu_max: agg(`max_over_time(${cpu}[${w}])`),
-    memory_request: agg(`last_over_time(${m("container_memory_request_bytes", L)}[${w}])`),
-    memory_limit: agg(`last_over_time(${m("container_memory_limit_bytes", L)}[${w}])`),
+    memory_request: agg(`last_over_time(${m(CS.memoryRequest, L)}[${w}])`),
+    memory_limit: agg(`last_over_time(${m(CS.memoryLimit, L)}[${w}])`),
     memory_p50: agg(`quantile_over_time(0.5, ${mem}[${w}])`),
     memory_p95: agg(`quantile_over_time(0.95, ${mem}[${w}])`),
     memory_max: agg(`max_over_time(${mem}[${w}])`),
-    replicas: `count by (namespace, workload_kind, workload, container) (${mem} * on (namespace, pod) group_left (workload_kind, workload) (${own}))`,
+    replicas: `count by ${row} (${mem} * ${join})`,
   };
 }
 
@@ -116,14 +120,14 @@ export async function render(ctx) {
   w = dur(f.parseDuration(w));
   ctx.title = "Right-sizing";
   const Q = queries(ns, w);
-  const [r, nsFilter] = await Promise.all([instants(ctx, Q), podFilter(ctx, "namespace")]);
+  const [r, nsFilter] = await Promise.all([instants(ctx, Q), podFilter(ctx, K.namespace)]);
 
-  const key = (l) => `${l.namespace}/${l.workload_kind}/${l.workload}/${l.container}`;
+  const key = (l) => `${l[K.namespace]}/${l[K.workloadKind]}/${l[K.workload]}/${l[K.container]}`;
   const rows = new Map();
   for (const k of ["cpu_p95", "memory_p95", "cpu_request", "memory_request"]) {
     for (const s of r[k].result) {
       const l = s.metric;
-      if (!rows.has(key(l))) rows.set(key(l), { namespace: l.namespace, workload_kind: l.workload_kind, workload: l.workload, container: l.container });
+      if (!rows.has(key(l))) rows.set(key(l), { namespace: l[K.namespace], workload_kind: l[K.workloadKind], workload: l[K.workload], container: l[K.container] });
     }
   }
   // (request − suggested) × replicas, when positive.
@@ -244,7 +248,7 @@ export async function render(ctx) {
       h(
         "p",
         null,
-        "Usage is each container's CPU (container_cpu_usage_cores) and memory working set (container_memory_working_set_bytes) over the window; replicas of a workload are joined on pod_info and one row takes the largest value among them. ",
+        `Usage is each container's CPU (${S.container.cpuUsageRate}) and memory working set (${S.container.memoryWorkingSet}) over the window; replicas of a workload are joined on ${S.pod.info} and one row takes the largest value among them. `,
         "Suggested request: CPU p95 × 1.2 rounded up to 10m; memory max × 1.2 rounded up to 1 MiB. ",
         "Wasted: request minus suggestion, times the pods running now. ",
         "Under-provisioned: no request, or p95 above the request. Over-provisioned: request above 2 × p95 and more than 100m / 128 MiB wasted per pod.",

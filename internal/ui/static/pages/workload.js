@@ -1,12 +1,14 @@
 /**
  * Workload (#/workload/NS/KIND/NAME): tiles (pods, CPU and memory against
  * requests and limits, network, restarts), charts with request and limit
- * lines, and the workload's pods (pod_info{workload_kind, workload}).
+ * lines, and the workload's pods (the pods whose info series names the
+ * workload).
  */
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
 import { m } from "../promql.js";
+import { label as K, series as S } from "../series.js";
 import {
   a,
   card,
@@ -29,16 +31,16 @@ import {
 export async function render(ctx) {
   const [ns, kind, name] = ctx.segments.slice(1);
   ctx.title = `${kind} ${name}`;
-  const L = { namespace: ns, workload_kind: kind, workload: name };
+  const L = { [K.namespace]: ns, [K.workloadKind]: kind, [K.workload]: name };
   const Q = {
-    ...usageQueries("workload", L),
-    pods: `count(${m("pod_info", L)})`,
-    ...networkStorageQueries("workload", L),
+    ...usageQueries(S.workload, L),
+    pods: `count(${m(S.pod.info, L)})`,
+    ...networkStorageQueries(S.workload, L),
   };
   const [r, charts, pods] = await Promise.all([
     instants(ctx, Q),
-    ctx.loadCharts(usageCharts("workload", L)),
-    loadPods(ctx, L, { namespace: ns }),
+    ctx.loadCharts(usageCharts(S.workload, L)),
+    loadPods(ctx, L, { [K.namespace]: ns }),
   ]);
   const s = stats(r);
   const pt = podsTable(pods, { hide: ["namespace", "workload"], filter: ctx.params.get("q") || "" });
