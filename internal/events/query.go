@@ -26,14 +26,23 @@ type Query struct {
 	Start, End time.Time
 	// Limit is the most events returned, newest first; it must be positive.
 	Limit int
+	// MaxBytes bounds the encoded size of the events returned (their
+	// memory); default DefaultQueryMaxBytes.
+	MaxBytes int
 }
 
+// DefaultQueryMaxBytes is the default of Query.MaxBytes: 10,000 events of
+// the largest size kept would take 160 MiB.
+const DefaultQueryMaxBytes = 32 << 20
+
 // Result is a query's answer: events newest first (by the time they last
-// happened), and whether more matched than Limit (the older ones were left
-// out).
+// happened), and whether more matched than Limit or MaxBytes allowed (the
+// older ones were left out).
 type Result struct {
 	Events    []Logged
 	Truncated bool
+	// SizeCapped says the answer was cut by MaxBytes, not by Limit.
+	SizeCapped bool
 }
 
 func (q *Query) match(ev *corev1.Event) bool {
@@ -76,8 +85,12 @@ func (s *Store) Query(ctx context.Context, q Query) (Result, error) {
 	if !q.Start.IsZero() && !q.End.IsZero() && q.End.Before(q.Start) {
 		return Result{}, fmt.Errorf("events: end %v is before start %v", q.End, q.Start)
 	}
+	if q.MaxBytes <= 0 {
+		q.MaxBytes = DefaultQueryMaxBytes
+	}
 	bucket, prefix := q.plan()
 	var res Result
+	size := 0
 	err := s.db.View(func(tx *bolt.Tx) error {
 		events := tx.Bucket(bktEvents)
 		c := tx.Bucket(bucket).Cursor()
@@ -120,6 +133,10 @@ func (s *Store) Query(ctx context.Context, q Query) (Result, error) {
 			}
 			if len(res.Events) == q.Limit {
 				res.Truncated = true
+				break
+			}
+			if size += len(rec); size > q.MaxBytes && len(res.Events) > 0 {
+				res.Truncated, res.SizeCapped = true, true
 				break
 			}
 			res.Events = append(res.Events, Logged{Time: keyTime(key), Event: ev})

@@ -383,7 +383,7 @@ func (s *Store) Expire(ctx context.Context) (int, error) {
 // Run expires events every minute (or a tenth of the retention, if
 // shorter) until ctx ends.
 func (s *Store) Run(ctx context.Context) error {
-	every := min(time.Minute, s.o.Retention/10)
+	every := max(time.Second, min(time.Minute, s.o.Retention/10))
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {

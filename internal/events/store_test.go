@@ -127,6 +127,10 @@ func TestQueryFilters(t *testing.T) {
 	if r, _ := s.Query(context.Background(), Query{Limit: 6}); r.Truncated || len(r.Events) != 6 {
 		t.Errorf("limit 6 of 6: %d events, truncated %v", len(r.Events), r.Truncated)
 	}
+	// A byte cap on the answer keeps its memory bounded, and says so.
+	if r, _ := s.Query(context.Background(), Query{Limit: 6, MaxBytes: 1}); len(r.Events) != 1 || !r.Truncated || !r.SizeCapped {
+		t.Errorf("MaxBytes 1: %d events, truncated %v, size capped %v", len(r.Events), r.Truncated, r.SizeCapped)
+	}
 	if !r.Events[0].Time.Equal(t0.Add(5 * time.Minute)) {
 		t.Errorf("time %v", r.Events[0].Time)
 	}

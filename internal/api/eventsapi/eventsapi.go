@@ -238,7 +238,10 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 	for i, l := range res.Events {
 		out.Data[i] = view(l)
 	}
-	if res.Truncated {
+	switch {
+	case res.SizeCapped:
+		out.Warnings = []string{fmt.Sprintf("answer size cap (%d MiB) reached after %d events: older matching events were left out; narrow the time range", events.DefaultQueryMaxBytes>>20, len(res.Events))}
+	case res.Truncated:
 		out.Warnings = []string{fmt.Sprintf("limit %d reached: older matching events were left out; narrow the time range or raise limit (at most %d)", q.Limit, a.o.MaxLimit)}
 	}
 	w.Header().Set("Content-Type", "application/json")
