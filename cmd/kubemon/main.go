@@ -102,6 +102,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.Var(&sinkFlag{dst: &c.Sinks}, "sink", "a sink that gets every stored sample, in Heapster's form TYPE:URL?OPTIONS (repeatable; replaces the config file's sinks), "+
 		"e.g. influxdb:http://monitoring-influxdb:8086?db=k8s&user=root&pw=root&retention=7d&withfields=true or remotewrite:http://prometheus:9090/api/v1/write?label=cluster:prod")
 	eventFlags(fs, c)
+	alertFlags(fs, c)
 	fs.StringVar(&c.Log.Level, "log-level", c.Log.Level, "debug, info, warn or error")
 	fs.StringVar(&c.Log.Format, "log-format", c.Log.Format, "text or json")
 	return path

@@ -146,9 +146,15 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 	defer prom.Close()
 
+	ruleSet, err := startRules(cfg, st, prom.Engine(), log, reg, goRun)
+	if err != nil {
+		return err
+	}
+
 	mux := http.NewServeMux()
 	heapster.New(heapster.Options{Queryable: st.Queryable(), Logger: log}).Register(mux)
 	prom.Register(mux)
+	prom.RegisterRules(mux, ruleSet)
 	evs, err := startEvents(cfg, found.kube, o.EventFeed, mux, log, reg, g)
 	if err != nil {
 		return err

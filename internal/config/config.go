@@ -50,6 +50,10 @@ type Config struct {
 	Sinks []Sink `yaml:"sinks"`
 	// Events configures the Kubernetes events store (see Events).
 	Events Events `yaml:"events"`
+	// Rules are evaluated over the store; Alerting says where their alerts
+	// go (alerts.go).
+	Rules    Rules    `yaml:"rules"`
+	Alerting Alerting `yaml:"alerting"`
 }
 
 // Auth modes of the HTTP API.
@@ -204,6 +208,7 @@ func Default() Config {
 		Discovery: Discovery{KubeletScheme: "https", AddressTypes: []string{"InternalIP", "Hostname", "ExternalIP"}},
 		Log:       Log{Level: "info", Format: "text"},
 		Events:    Events{Enabled: true, MaxSize: DefaultEventsMaxSize},
+		Rules:     Rules{DefaultRules: true},
 	}
 }
 
@@ -298,6 +303,7 @@ func (c *Config) Validate() []error {
 	}
 	validateSinks(c.Sinks, bad)
 	c.validateEvents(bad)
+	validateAlerting(c, bad)
 	for _, t := range c.Discovery.AddressTypes {
 		switch t {
 		case "InternalIP", "ExternalIP", "Hostname", "InternalDNS", "ExternalDNS":
