@@ -32,7 +32,7 @@ func TestRunEvents(t *testing.T) {
 	var lines []string
 	influx := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/query" {
-			io.WriteString(w, `{"results":[{"statement_id":0}]}`)
+			_, _ = io.WriteString(w, `{"results":[{"statement_id":0}]}`)
 			return
 		}
 		var body io.Reader = r.Body

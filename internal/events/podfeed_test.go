@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"testing"
@@ -41,7 +42,7 @@ func reasons(t *testing.T, s *Store) []string {
 	var out []string
 	for _, e := range r.Events {
 		ctr := e.Event.InvolvedObject.FieldPath
-		out = append(out, e.Event.InvolvedObject.Name+ctr+" "+e.Event.Reason+" "+string(rune('0'+Count(e.Event))))
+		out = append(out, e.Event.InvolvedObject.Name+ctr+" "+e.Event.Reason+" "+fmt.Sprint(Count(e.Event)))
 	}
 	sort.Strings(out)
 	return out

@@ -414,7 +414,6 @@ type txWriter struct {
 	bytes, count                     int64
 	seq                              uint64
 	added, updated, expired, dropped int
-	scratch                          []byte
 	oldEvent                         corev1.Event
 }
 

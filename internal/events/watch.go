@@ -108,9 +108,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		} else {
 			rv, err = w.watch(ctx, rv)
 		}
+		if ctx.Err() != nil {
+			break // shutting down: what failed was cut short
+		}
 		switch {
-		case ctx.Err() != nil:
-			return nil
 		case errors.Is(err, errExpired):
 			log.Info("events watch expired (410); listing again")
 			rv = ""

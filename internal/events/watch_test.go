@@ -43,7 +43,7 @@ func (f *fakeAPI) client() *fake.Clientset {
 		}
 		page := 0
 		if o.Continue != "" {
-			fmt.Sscanf(o.Continue, "page-%d", &page)
+			_, _ = fmt.Sscanf(o.Continue, "page-%d", &page)
 		}
 		l := &corev1.EventList{ListMeta: metav1.ListMeta{ResourceVersion: f.listRV}}
 		if page < len(f.pages) {
