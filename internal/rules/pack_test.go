@@ -127,8 +127,9 @@ func TestPackRunbooks(t *testing.T) {
 }
 
 // TestPackFires evaluates every alert of the pack over a store holding a
-// healthy cluster, where none may fire, and one where every threshold is
-// crossed, where each must select the object that crossed it.
+// healthy cluster, where none may fire, one where every threshold is
+// crossed, where each must select the object that crossed it, and one
+// whose crash loop ended over 15 minutes ago, where none may fire.
 func TestPackFires(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	ctr := model.Object{Level: model.LevelContainer, Node: "n1", Namespace: "shop", Pod: "web-1", Container: "app"}
@@ -158,12 +159,20 @@ func TestPackFires(t *testing.T) {
 		n[model.CPUUtilization], n[model.MemoryUtilization] = 0.95, 0.95
 		n[model.FilesystemAvailable], n[model.FilesystemLimit], n[model.EphemeralStorageUsage] = 5, 100, 80
 	}
+	// recovered restarted three times 17 minutes ago, none since: its crash
+	// loop is over.
+	recovered := func(at time.Time, c, n *model.Values) {
+		healthy(at, c, n)
+		if now.Sub(at) < 17*time.Minute {
+			c[model.Restarts] = 4
+		}
+	}
 	rgs := parsePack(t)
 	for _, tc := range []struct {
 		name string
 		set  func(time.Time, *model.Values, *model.Values)
 		fire bool
-	}{{"healthy", healthy, false}, {"crossed", crossed, true}} {
+	}{{"healthy", healthy, false}, {"crossed", crossed, true}, {"recovered", recovered, false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			fill(e, tc.set)
