@@ -215,8 +215,10 @@ func buildCatalog(seed uint64, nDS, k, ctrsPerPod int) []workload {
 			case v1.PodQOSBurstable:
 				noReq := ci > 0 && cr.chance(0.08)
 				if !noReq {
-					wc.cpuReq = roundUp(int64(wc.baseMilli*cr.uniform(0.4, 1.1)), 5)
-					wc.memReq = roundUp(int64(wc.wsMiB*cr.uniform(0.5, 1.1)), 8) << 20
+					// As on real clusters, most requests are above the
+					// typical usage (often far above it), some below.
+					wc.cpuReq = roundUp(int64(wc.baseMilli*cr.logUniform(0.5, 4)), 5)
+					wc.memReq = roundUp(int64(wc.wsMiB*cr.logUniform(0.6, 3)), 8) << 20
 				}
 				if cr.chance(0.5) {
 					wc.cpuLim = roundUp(int64(peakCPU*cr.uniform(1.05, 2)), 50)
@@ -226,6 +228,14 @@ func buildCatalog(seed uint64, nDS, k, ctrsPerPod int) []workload {
 				}
 				if noReq && wc.cpuLim == 0 && wc.memLim == 0 {
 					wc.memLim = roundUp(int64(peakMiB*1.5), 16) << 20
+				}
+				// A request may not exceed its limit (the apiserver
+				// refuses such a pod).
+				if wc.cpuLim > 0 {
+					wc.cpuReq = min(wc.cpuReq, wc.cpuLim)
+				}
+				if wc.memLim > 0 {
+					wc.memReq = min(wc.memReq, wc.memLim)
 				}
 			}
 		}

@@ -1102,3 +1102,27 @@ func parsePromErr(b []byte) (map[string]*dtoMetricFamily, error) {
 	p := newTextParser()
 	return p.TextToMetricFamilies(bytes.NewReader(b))
 }
+
+// TestCatalogRequestsWithinLimits: no simulated container asks for more
+// than its limit (the apiserver would refuse the pod), and the requests
+// are a mix of above and below the typical usage, as on real clusters.
+func TestCatalogRequestsWithinLimits(t *testing.T) {
+	var above, below int
+	for _, wl := range buildCatalog(1, 3, 400, 3) {
+		for _, c := range wl.ctrs {
+			if (c.cpuLim > 0 && c.cpuReq > c.cpuLim) || (c.memLim > 0 && c.memReq > c.memLim) {
+				t.Errorf("%s/%s: requests %dm %d B above limits %dm %d B", wl.name, c.name, c.cpuReq, c.memReq, c.cpuLim, c.memLim)
+			}
+			switch {
+			case c.cpuReq == 0:
+			case float64(c.cpuReq) > 2*c.baseMilli:
+				above++
+			case float64(c.cpuReq) < c.baseMilli:
+				below++
+			}
+		}
+	}
+	if above < 100 || below < 100 {
+		t.Errorf("CPU requests: %d far above the typical usage, %d below: want both common", above, below)
+	}
+}

@@ -199,7 +199,7 @@ func checkShown(t testing.TB, b *browser, p *proc, pg uiPage, settle time.Durati
 			t.Errorf("%s: table %q has no rows", pg.name, tb)
 		}
 	}
-	compared += checkTables(t, b, p, pg, settle)
+	compared += checkTables(t, b, p, pg)
 	return compared, len(drawn), points
 }
 
@@ -221,20 +221,25 @@ var keyLabels = [][]string{
 	{model.LabelNode}, {model.LabelNamespace}, {model.LabelNamespace, model.LabelPod},
 	{model.LabelNamespace, model.LabelPod, model.LabelContainer},
 	{model.LabelNamespace, model.LabelWorkloadKind, model.LabelWorkload},
+	{model.LabelNamespace, model.LabelWorkloadKind, model.LabelWorkload, model.LabelContainer}, // right-sizing
 }
 
 // checkTables compares every table cell of a column read from one query
 // (its header's data-query) with that query's answer for the row's
-// object, evaluated settle before now: the simulator is in constant mode,
-// so the values hold still (1 % tolerance). It returns the cells compared.
-func checkTables(t testing.TB, b *browser, p *proc, pg uiPage, settle time.Duration) int {
+// object, evaluated at the time the page evaluated it. It returns the
+// cells compared.
+func checkTables(t testing.TB, b *browser, p *proc, pg uiPage) int {
 	t.Helper()
 	tables := jsonOf[[]shownTable](t, evalJSON(t, b, `JSON.stringify([...document.querySelectorAll('[data-testid^="table-"]')].map(tb => ({
 		id: tb.dataset.testid,
 		columns: [...tb.querySelectorAll('th[data-query]')].map(th => ({col: th.dataset.col, query: th.dataset.query})),
 		rows: [...tb.querySelectorAll('[data-testid="row"]')].map(r => ({key: r.dataset.key,
 			values: Object.fromEntries([...r.querySelectorAll('[data-col][data-value]')].map(c => [c.dataset.col, c.dataset.value]))}))})))`))
-	at := strconv.FormatInt(time.Now().Add(-settle).Unix(), 10)
+	// The page evaluated every query at one time (body data-time).
+	at := eval[string](t, b, `document.body.dataset.time || ""`)
+	if at == "" {
+		t.Fatalf("%s: the page does not say at what time it evaluated its queries (body data-time)", pg.name)
+	}
 	compared := 0
 	for _, tb := range tables {
 		for _, c := range tb.Columns {
@@ -264,7 +269,7 @@ func checkTables(t testing.TB, b *browser, p *proc, pg uiPage, settle time.Durat
 					continue // the row's object has no value for this query now
 				}
 				got, err := strconv.ParseFloat(shown, 64)
-				if err != nil || !within(got, want, 0.01) {
+				if err != nil || !within(got, want, 1e-9) {
 					t.Errorf("%s: table %s, row %s, column %s: shows %q, its query %s answers %v", pg.name, tb.ID, row.Key, c.Col, shown, c.Query, want)
 				}
 				compared++

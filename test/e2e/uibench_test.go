@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"cmp"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,6 +43,52 @@ func readyMs(b *testing.B, br *browser) float64 {
 	return v
 }
 
+// logRequests writes the page's requests of its last load (the browser's
+// resource timing: start and duration in ms from the navigation, and the
+// server's part of it) to _output/ui-bench/NAME-requests.txt in the order
+// they started, and logs the one that finished last, so that a slow view
+// shows which request held it up.
+func logRequests(b *testing.B, br *browser, name string, since float64) {
+	b.Helper()
+	type entry struct {
+		Name     string  `json:"name"`
+		Start    float64 `json:"startTime"`
+		Duration float64 `json:"duration"`
+		Server   float64 `json:"server"`
+	}
+	all := jsonOf[[]entry](b, evalJSON(b, br, `JSON.stringify(performance.getEntriesByType("resource").map((e) => ({name: e.name, startTime: e.startTime, duration: e.duration, server: e.responseStart - e.requestStart})))`))
+	var es []entry
+	for _, e := range all {
+		if e.Start >= since {
+			es = append(es, e)
+		}
+	}
+	if len(es) == 0 {
+		b.Fatal("the page made no requests")
+	}
+	slices.SortFunc(es, func(x, y entry) int { return cmp.Compare(x.Start, y.Start) })
+	var out strings.Builder
+	last := es[0]
+	for _, e := range es {
+		what := e.Name
+		if u, err := url.Parse(what); err == nil {
+			what = u.Path
+			if q := u.Query().Get("query"); q != "" {
+				what += " " + q
+			}
+		}
+		fmt.Fprintf(&out, "start %6.0f ms  took %5.0f ms  server %5.0f ms  %s\n", e.Start-since, e.Duration, e.Server, what)
+		if e.Start+e.Duration > last.Start+last.Duration {
+			last = e
+		}
+	}
+	path := filepath.Join(artifactDir(b, "ui-bench"), name+"-requests.txt")
+	if err := os.WriteFile(path, []byte(out.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("%d requests (%s); the last ended at %.0f ms (server %.0f ms): %.200s", len(es), path, last.Start+last.Duration-since, last.Server, last.Name)
+}
+
 func reportTimes(b *testing.B, ms []float64) {
 	b.Helper()
 	if len(ms) == 0 {
@@ -65,6 +114,7 @@ func BenchmarkUIOverview(b *testing.B) {
 	}
 	b.StopTimer()
 	reportTimes(b, ms)
+	logRequests(b, br, "overview", 0)
 	if probs := br.takeProblems(); len(probs) > 0 {
 		b.Errorf("problems: %q", probs)
 	}
@@ -79,18 +129,21 @@ func BenchmarkUIPod7d(b *testing.B) {
 	pod := fmt.Sprintf("#/pod/%s/%s?range=7d", o.namespace, o.pod)
 	br.open(b, p.base+"/"+pod)
 	var ms []float64
+	var start float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		br.open(b, p.base+"/#/nodes")
 		b.StartTimer()
-		start := eval[float64](b, br, `(() => { const t = performance.now(); document.body.dataset.state = "navigating"; location.hash = `+strconv.Quote(pod)+`; return t })()`)
+		start = eval[float64](b, br, `(() => { const t = performance.now(); document.body.dataset.state = "navigating"; location.hash = `+strconv.Quote(pod)+`; return t })()`)
 		br.waitReady(b, pod)
 		ms = append(ms, readyMs(b, br)-start)
 	}
 	b.StopTimer()
 	reportTimes(b, ms)
+	logRequests(b, br, "pod7d", start)
 	if probs := br.takeProblems(); len(probs) > 0 {
 		b.Errorf("problems: %q", probs)
 	}
 }
+

@@ -115,18 +115,84 @@ function qs(params) {
 
 /**
  * query runs an instant query; returns the result array of a vector, or
- * [{metric: {}, value}] for a scalar.
+ * [{metric: {}, value}] for a scalar. Plain selectors are batched (below).
  */
 export async function query(q, { time, signal } = {}) {
+  const batch = batched("query", q, { time }, signal);
+  if (batch) return batch;
+  return queryNow(q, { time, signal });
+}
+
+async function queryNow(q, { time, signal }) {
   const data = await get("api/v1/query?" + qs({ query: q, time }), { signal });
   if (data.resultType === "scalar" || data.resultType === "string") return [{ metric: {}, value: data.result }];
   return data.result;
 }
 
-/** queryRange runs a range query; returns the matrix (array of {metric, values}). */
+/** queryRange runs a range query; returns the matrix (array of {metric, values}). Plain selectors are batched. */
 export async function queryRange(q, start, end, step, { signal } = {}) {
+  const batch = batched("query_range", q, { start, end, step }, signal);
+  if (batch) return batch;
+  return queryRangeNow(q, { start, end, step, signal });
+}
+
+async function queryRangeNow(q, { start, end, step, signal }) {
   const data = await get("api/v1/query_range?" + qs({ query: q, start, end, step }), { signal });
   return data.result;
+}
+
+/*
+ * Batching. A browser sends at most 6 requests at a time to a server over
+ * HTTP/1.1, so a page of 40 queries waits on its own queue. The plain
+ * selectors (a metric name and label matchers, no function) asked for in
+ * the same turn of the event loop, with the same matchers, the same
+ * evaluation time or range and the same abort signal, are fetched as one
+ * query, {__name__=~"a|b|c", matchers…}, whose answer is split by metric
+ * name: each caller gets exactly the series its own selector selects (a
+ * pod's 20 tiles cost one request, not 20). A lone selector, or any other
+ * expression, is sent as it is.
+ */
+const SELECTOR = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{([^{}]*)\})?$/;
+const signalIds = new WeakMap();
+let lastSignalId = 0;
+let pendingBatches = null; // key → {kind, matchers, params, signal, members: [{name, resolve, reject}]}
+
+function batched(kind, q, params, signal) {
+  const m = SELECTOR.exec(q.trim());
+  if (!m || (m[2] || "").includes("__name__")) return null;
+  const [, name, matchers = ""] = m;
+  if (!pendingBatches) {
+    pendingBatches = new Map();
+    setTimeout(flushBatches, 0);
+  }
+  let sid = 0;
+  if (signal) {
+    if (!signalIds.has(signal)) signalIds.set(signal, ++lastSignalId);
+    sid = signalIds.get(signal);
+  }
+  const key = [kind, matchers.trim(), JSON.stringify(params), sid].join("\n");
+  let b = pendingBatches.get(key);
+  if (!b) pendingBatches.set(key, (b = { kind, matchers: matchers.trim(), params, signal, members: [] }));
+  return new Promise((resolve, reject) => b.members.push({ q, name, resolve, reject }));
+}
+
+function flushBatches() {
+  const batches = pendingBatches;
+  pendingBatches = null;
+  for (const b of batches.values()) {
+    const names = [...new Set(b.members.map((x) => x.name))];
+    const one = names.length === 1;
+    const q = one ? b.members[0].q : `{__name__=~"${names.join("|")}"${b.matchers ? "," + b.matchers : ""}}`;
+    const run = b.kind === "query" ? queryNow(q, { ...b.params, signal: b.signal }) : queryRangeNow(q, { ...b.params, signal: b.signal });
+    run.then(
+      (result) => {
+        for (const x of b.members) x.resolve(one ? result : result.filter((s) => s.metric.__name__ === x.name));
+      },
+      (err) => {
+        for (const x of b.members) x.reject(err);
+      },
+    );
+  }
 }
 
 /** targets returns the scrape targets (Prometheus's format), or null before the endpoint exists. */

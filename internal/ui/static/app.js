@@ -343,6 +343,9 @@ async function load({ soft = false } = {}) {
       }
       swap(content, mounts, cleanups, ctx.search, samePath);
     }
+    // The time every query of the view was evaluated at (unix seconds),
+    // for the browser tests.
+    document.body.dataset.time = String(range.time);
     els.updated.textContent = "Updated " + clock(Date.now() / 1000);
     els.updated.title = `Charts up to ${new Date(range.end * 1000).toLocaleString()}; numbers at ${new Date(range.time * 1000).toLocaleString()}`;
     setState("ready");
