@@ -52,6 +52,9 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/ui internal/model"
   "internal/rules internal/store"
   "internal/notify internal/rules"
+  "internal/events internal/model"
+  "internal/api/kubeauth internal/events"
+  "internal/sink/influxdb internal/events"
 )
 pkgs=()
 for p in "${probes[@]}"; do

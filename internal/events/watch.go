@@ -108,8 +108,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 		} else {
 			rv, err = w.watch(ctx, rv)
 		}
-		if ctx.Err() != nil {
-			break // shutting down: what failed was cut short
+		select {
+		case <-ctx.Done():
+			return nil // shutting down: what failed was cut short
+		default:
 		}
 		switch {
 		case errors.Is(err, errExpired):
