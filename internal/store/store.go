@@ -72,6 +72,17 @@ type objectRefs struct {
 // refTTL is how long a series' reference is cached without appends.
 const refTTL = 10 * time.Minute
 
+// maxBlockDuration is how long the store's largest blocks get, as
+// Prometheus sets it: a tenth of the retention, at most 31 days, at least
+// the 2-hour blocks the head cuts. The 2-hour blocks are compacted into
+// blocks of 6 h, 18 h, 54 h… up to it (tsdb.ExponentialBlockRanges): a
+// query over days reads a few blocks, not one every 2 hours (a 7-day range
+// read 85 indexes before).
+func maxBlockDuration(retention time.Duration) time.Duration {
+	const head = time.Duration(tsdb.DefaultBlockDuration) * time.Millisecond
+	return max(head, min(retention/10, 31*24*time.Hour))
+}
+
 // Open opens (or creates) the store in o.Dir, replaying its WAL.
 func Open(o Options) (*Store, error) {
 	if o.Dir == "" {
@@ -92,6 +103,7 @@ func Open(o Options) (*Store, error) {
 	}
 	opts.RetentionDuration = o.Retention.Milliseconds()
 	opts.MaxBytes = o.RetentionSize
+	opts.MaxBlockDuration = maxBlockDuration(o.Retention).Milliseconds()
 	db, err := tsdb.Open(o.Dir, o.Logger.With("component", "tsdb"), o.Registerer, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
@@ -353,6 +365,9 @@ func Labels(o model.Object, m model.MetricID) labels.Labels {
 		}
 	}
 	for _, k := range o.Level.LabelKeys() {
+		add(k, o.Label(k))
+	}
+	for _, k := range model.Metrics[m].Labels {
 		add(k, o.Label(k))
 	}
 	b.Sort()
