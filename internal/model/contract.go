@@ -30,7 +30,7 @@ func InfoLabelKeys(l Level) []string {
 // l, sorted (an info series also has a LabelKubeLabelPrefix label per
 // Kubernetes label).
 func SeriesLabelKeys(l Level, m MetricID) []string {
-	keys := slices.Clone(l.LabelKeys())
+	keys := slices.Concat(l.LabelKeys(), Metrics[m].Labels)
 	if m == Info {
 		keys = append(keys, InfoLabelKeys(l)...)
 	}
@@ -105,7 +105,17 @@ func Markdown() string {
 		if l == LevelWorkload {
 			h = "–" // the model API has no workloads
 		}
-		fmt.Fprintf(&b, "| `%s_` | %s | %s |\n", l.Prefix(), code(l.LabelKeys()), h)
+		keys := slices.Clone(l.LabelKeys())
+		for _, m := range Metrics { // and those of some of its series (sink)
+			if m.Levels.Has(l) {
+				for _, k := range m.Labels {
+					if !slices.Contains(keys, k) {
+						keys = append(keys, k)
+					}
+				}
+			}
+		}
+		fmt.Fprintf(&b, "| `%s_` | %s | %s |\n", l.Prefix(), code(keys), h)
 	}
 	b.WriteString("\n| name | type | unit | levels | Heapster name | help |\n|---|---|---|---|---|---|\n")
 	for _, m := range Metrics {

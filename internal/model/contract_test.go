@@ -22,7 +22,7 @@ func TestAllSeries(t *testing.T) {
 	var names []string
 	for _, s := range AllSeries() {
 		names = append(names, s.Name)
-		if len(s.Labels) == 0 && s.Level != LevelCluster {
+		if len(s.Labels) == 0 && s.Level != LevelCluster && s.Level != LevelKubemon {
 			t.Errorf("%s has no label", s.Name)
 		}
 		if !slices.IsSorted(s.Labels) {

@@ -42,6 +42,13 @@ const (
 	CPUAllocatable
 	CPUReservation
 	CPUUtilization
+	CPUCFSPeriods
+	CPUCFSPeriodsRate
+	CPUCFSThrottledPeriods
+	CPUCFSThrottledPeriodsRate
+	CPUCFSThrottledTime
+	CPUCFSThrottledTimeRate
+	CPUCFSThrottledRatio
 
 	MemoryUsage
 	MemoryWorkingSet
@@ -56,6 +63,8 @@ const (
 	MemoryAllocatable
 	MemoryReservation
 	MemoryUtilization
+	OOMKills
+	OOMKillsRate
 
 	NetworkRx
 	NetworkRxRate
@@ -81,6 +90,12 @@ const (
 	Info
 	Uptime
 	Restarts
+	CrashLoopBackOff
+
+	KubeletUp
+	SinkLag
+	StoreSize
+	StoreSizeLimit
 
 	NumMetrics
 )
@@ -107,7 +122,14 @@ type Metric struct {
 	RateOf *MetricID
 	// Endpoint is where the metric (or the counter of a rate) is read from.
 	Endpoint Endpoint
-	Help     string
+	// SpansRestarts marks a counter kubemon keeps across its object's
+	// restarts (OOMKills): a new start time is no reset, so its rate is
+	// the plain difference.
+	SpansRestarts bool
+	// Labels are label keys the metric's series carry besides their
+	// level's (LabelSink on SinkLag).
+	Labels []string
+	Help   string
 }
 
 var (
@@ -117,6 +139,8 @@ var (
 	noCont   = Levels(LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
 	nodeCl   = Levels(LevelNode, LevelCluster)
 	specLvls = Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
+	cgroups  = Levels(LevelContainer, LevelPod)
+	self     = Levels(LevelKubemon)
 )
 
 func id(m MetricID) *MetricID { return &m }
@@ -132,6 +156,14 @@ var Metrics = [NumMetrics]Metric{
 	CPUReservation: {Name: "cpu_reservation_ratio", Heapster: "cpu/node_reservation", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "CPU requests divided by allocatable CPU (0-1)."},
 	CPUUtilization: {Name: "cpu_utilization_ratio", Heapster: "cpu/node_utilization", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "CPU usage rate divided by allocatable CPU (0-1)."},
 
+	CPUCFSPeriods:              {Name: "cpu_cfs_periods_total", Heapster: "cpu/cfs_periods", HeapsterScale: 1, Unit: "periods", Kind: Counter, Levels: cgroups, Endpoint: EndpointCadvisor, Help: "Cumulative CFS enforcement periods (100 ms by default) in which the cgroup was runnable; only cgroups with a CPU limit have them (from /metrics/cadvisor)."},
+	CPUCFSPeriodsRate:          {Name: "cpu_cfs_periods_per_second", Heapster: "cpu/cfs_periods_rate", HeapsterScale: 1, Unit: "periods/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CPUCFSPeriods), Endpoint: EndpointCadvisor, Help: "CFS enforcement periods per second over the last scrape interval (at most 10 per second and CPU at the default 100 ms period)."},
+	CPUCFSThrottledPeriods:     {Name: "cpu_cfs_throttled_periods_total", Heapster: "cpu/cfs_throttled_periods", HeapsterScale: 1, Unit: "periods", Kind: Counter, Levels: cgroups, Endpoint: EndpointCadvisor, Help: "Cumulative CFS periods in which the cgroup used up its CPU quota and was throttled (from /metrics/cadvisor)."},
+	CPUCFSThrottledPeriodsRate: {Name: "cpu_cfs_throttled_periods_per_second", Heapster: "cpu/cfs_throttled_periods_rate", HeapsterScale: 1, Unit: "periods/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CPUCFSThrottledPeriods), Endpoint: EndpointCadvisor, Help: "Throttled CFS periods per second over the last scrape interval."},
+	CPUCFSThrottledTime:        {Name: "cpu_cfs_throttled_seconds_total", Heapster: "cpu/cfs_throttled_time", HeapsterScale: 1e9, Unit: "seconds", Kind: Counter, Levels: cgroups, Endpoint: EndpointCadvisor, Help: "Cumulative time the cgroup's tasks were throttled, in seconds (Heapster: nanoseconds; from /metrics/cadvisor)."},
+	CPUCFSThrottledTimeRate:    {Name: "cpu_cfs_throttled_seconds_per_second", Heapster: "cpu/cfs_throttled_time_rate", HeapsterScale: 1, Unit: "seconds/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CPUCFSThrottledTime), Endpoint: EndpointCadvisor, Help: "Seconds of throttling per second over the last scrape interval."},
+	CPUCFSThrottledRatio:       {Name: "cpu_cfs_throttled_ratio", Heapster: "cpu/cfs_throttled_ratio", HeapsterScale: 1, Unit: "ratio", Levels: specLvls, Rollup: RollupRatio, Endpoint: EndpointCadvisor, Help: "Throttled CFS periods divided by CFS periods over the last scrape interval (0-1); absent when no period elapsed."},
+
 	MemoryUsage:               {Name: "memory_usage_bytes", Heapster: "memory/usage", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Memory usage including page cache, in bytes."},
 	MemoryWorkingSet:          {Name: "memory_working_set_bytes", Heapster: "memory/working_set", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Working set memory (usage minus inactive file), in bytes."},
 	MemoryRSS:                 {Name: "memory_rss_bytes", Heapster: "memory/rss", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Anonymous and swap cache memory, in bytes."},
@@ -145,6 +177,8 @@ var Metrics = [NumMetrics]Metric{
 	MemoryAllocatable:         {Name: "memory_allocatable_bytes", Heapster: "memory/node_allocatable", HeapsterScale: 1, Unit: "bytes", Levels: nodeCl, Rollup: RollupSum, Help: "Memory allocatable to pods, in bytes."},
 	MemoryReservation:         {Name: "memory_reservation_ratio", Heapster: "memory/node_reservation", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "Memory requests divided by allocatable memory (0-1)."},
 	MemoryUtilization:         {Name: "memory_utilization_ratio", Heapster: "memory/node_utilization", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "Memory working set divided by allocatable memory (0-1)."},
+	OOMKills:                  {Name: "oom_kills_total", Heapster: "memory/oom_kills", HeapsterScale: 1, Unit: "kills", Kind: Counter, Levels: Levels(LevelContainer), SpansRestarts: true, Help: "OOM kills of the container's processes kubemon saw: terminations with reason OOMKilled in the pod status (the main process killed, the container restarted) and rises of cAdvisor's container_oom_events_total within one run of the container (another process killed); counted from 0 when kubemon first sees the container, across its restarts."},
+	OOMKillsRate:              {Name: "oom_kills_per_second", Heapster: "memory/oom_kills_rate", HeapsterScale: 1, Unit: "kills/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(OOMKills), Help: "OOM kills per second over the last scrape interval (one kill in a 15 s interval: 0.0667)."},
 
 	NetworkRx:           {Name: "network_receive_bytes_total", Heapster: "network/rx", HeapsterScale: 1, Unit: "bytes", Kind: Counter, Levels: podUp, Help: "Cumulative bytes received."},
 	NetworkRxRate:       {Name: "network_receive_bytes_per_second", Heapster: "network/rx_rate", HeapsterScale: 1, Unit: "bytes/s", Levels: noCont, Rollup: RollupSum, RateOf: id(NetworkRx), Help: "Bytes received per second over the last scrape interval."},
@@ -170,6 +204,12 @@ var Metrics = [NumMetrics]Metric{
 	Info:                  {Name: "info", HeapsterScale: 1, Unit: "info", Levels: Levels(LevelPod, LevelNamespace), Help: "Always 1; its labels carry the object's Kubernetes labels, each as label_<name> and all in Heapster's form (labels=\"k:v,...\"), and for a pod its owning workload (workload_kind, workload)."},
 	Uptime:                {Name: "uptime_seconds", Heapster: "uptime", HeapsterScale: 1000, Unit: "seconds", Levels: Levels(LevelContainer, LevelPod, LevelNode, LevelSysContainer), Help: "Time since the object started, in seconds (Heapster: milliseconds)."},
 	Restarts:              {Name: "restart_count", Heapster: "restart_count", HeapsterScale: 1, Unit: "restarts", Levels: Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster), Rollup: RollupSum, Help: "Container restarts reported by the pod status (a gauge: sums over pods drop when pods go away)."},
+	CrashLoopBackOff:      {Name: "crash_loop_backoff", Heapster: "crash_loop_backoff", HeapsterScale: 1, Unit: "containers", Levels: specLvls, Rollup: RollupSum, Help: "Containers waiting in CrashLoopBackOff (the kubelet holds back the restart of a container that keeps exiting): 1 or 0 for a container, from its pod status, also while it has no stats; summed above."},
+
+	KubeletUp:      {Name: "kubelet_up", Heapster: "kubelet/up", HeapsterScale: 1, Unit: "bool", Levels: Levels(LevelNode), Help: "1 when kubemon's last scrape of the node's kubelet succeeded, 0 when it failed (refused, timed out, unreadable), at the scrape's start time."},
+	SinkLag:        {Name: "sink_lag_seconds", Heapster: "kubemon/sink_lag", HeapsterScale: 1, Unit: "seconds", Levels: self, Labels: []string{LabelSink}, Help: "How far behind the present a sink's delivered data ends, in seconds (at least the sink's settle time): kubemon_sink_lag_seconds of /metrics, stored every interval."},
+	StoreSize:      {Name: "store_size_bytes", Heapster: "kubemon/store_size", HeapsterScale: 1, Unit: "bytes", Levels: self, Help: "Bytes of kubemon's store on disk, as its size retention counts them (blocks, WAL and head chunks)."},
+	StoreSizeLimit: {Name: "store_size_limit_bytes", Heapster: "kubemon/store_size_limit", HeapsterScale: 1, Unit: "bytes", Levels: self, Help: "The store's size limit (retentionSize), beyond which its oldest blocks are deleted; absent when there is none."},
 }
 
 func init() {

@@ -22,6 +22,8 @@ const (
 	LevelNode
 	LevelSysContainer
 	LevelCluster
+	// LevelKubemon is kubemon itself: its sinks' lag, its store's size.
+	LevelKubemon
 	NumLevels
 )
 
@@ -33,6 +35,7 @@ var levelInfo = [NumLevels]struct{ prom, heapster string }{
 	LevelNode:         {"node", "node"},
 	LevelSysContainer: {"system_container", "sys_container"},
 	LevelCluster:      {"cluster", "cluster"},
+	LevelKubemon:      {"kubemon", "kubemon"},
 }
 
 // Prefix is the level's Prometheus metric-name prefix ("container", "pod", ...).
@@ -68,6 +71,7 @@ func Levels(ls ...Level) LevelSet {
 //	node:             Node
 //	system_container: Node, Container
 //	cluster:          (nothing)
+//	kubemon:          Sink for a sink's series, else nothing
 type Object struct {
 	Level        Level
 	Node         string
@@ -76,6 +80,7 @@ type Object struct {
 	Container    string
 	WorkloadKind string // Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet, Pod
 	Workload     string
+	Sink         string // a sink's name (kubemon level)
 }
 
 // Values holds one value per metric, indexed by MetricID. Absent values are
@@ -115,6 +120,11 @@ type Entry struct {
 	// deleted, a container removed): its series end at Time, with
 	// Prometheus staleness markers. Values are ignored.
 	Gone bool
+	// OOMEvents is cAdvisor's container_oom_events_total of a container's
+	// current cgroup (OOM kills in this run of the container; 0 when
+	// /metrics/cadvisor was not read). The pipeline counts its rises into
+	// OOMKills.
+	OOMEvents float64
 }
 
 // TimeOf is when metric m of the entry was observed, in Unix milliseconds.
@@ -134,6 +144,31 @@ type ContainerMeta struct {
 	MemoryRequest, MemoryLimit float64
 	// Restarts is the container's restart count from the pod status.
 	Restarts int32
+	// Waiting is the reason the container waits, from the pod status
+	// (CrashLoopBackOff, ContainerCreating, ImagePullBackOff ...); "" when
+	// it runs or has terminated.
+	Waiting string
+	// LastTermination is how the container's previous run ended (the pod
+	// status' lastState.terminated); zero when it never restarted.
+	LastTermination Termination
+}
+
+// Reasons of container states in a pod status, as the kubelet writes them.
+const (
+	ReasonOOMKilled        = "OOMKilled"
+	ReasonCrashLoopBackOff = "CrashLoopBackOff"
+)
+
+// Termination is how one run of a container ended.
+type Termination struct {
+	// Reason is the kubelet's: OOMKilled, Error, Completed, ...
+	Reason   string
+	ExitCode int32
+	// Started and Finished are the run's start and end, in Unix
+	// milliseconds (second precision, as the API has them); 0 when unknown.
+	Started, Finished int64
+	// ContainerID is the run's runtime ID, "containerd://<id>".
+	ContainerID string
 }
 
 // PodMeta is what kubemon knows about a pod from its spec and status.
@@ -200,6 +235,9 @@ const (
 	// LabelKubeLabelPrefix prefixes each Kubernetes label of an info series
 	// ("label_<sanitized name>").
 	LabelKubeLabelPrefix = "label_"
+	// LabelSink names one of kubemon's sinks (as configured, or
+	// <type>-<n>) on its kubemon-level series.
+	LabelSink = "sink"
 )
 
 // levelLabels are the label keys identifying an object of each level.
@@ -211,6 +249,7 @@ var levelLabels = [NumLevels][]string{
 	LevelNode:         {LabelNode},
 	LevelSysContainer: {LabelContainer, LabelNode},
 	LevelCluster:      nil,
+	LevelKubemon:      nil,
 }
 
 // LabelKeys lists the label keys identifying an object of level l (the
@@ -233,6 +272,8 @@ func (o Object) Label(k string) string {
 		return o.WorkloadKind
 	case LabelWorkload:
 		return o.Workload
+	case LabelSink:
+		return o.Sink
 	}
 	return ""
 }

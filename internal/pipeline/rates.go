@@ -33,7 +33,7 @@ type prevSample struct {
 }
 
 // maxCounters bounds the number of counters with rates in the vocabulary.
-const maxCounters = 12
+const maxCounters = 16
 
 func init() {
 	if len(counters) > maxCounters {

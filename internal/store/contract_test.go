@@ -13,7 +13,7 @@ import (
 // the label keys the model's contract (testdata/series.golden) lists.
 func TestLabelsFollowContract(t *testing.T) {
 	for _, s := range model.AllSeries() {
-		o := model.Object{Level: s.Level, Node: "n", Namespace: "ns", Pod: "p", Container: "c", WorkloadKind: "Deployment", Workload: "w"}
+		o := model.Object{Level: s.Level, Node: "n", Namespace: "ns", Pod: "p", Container: "c", WorkloadKind: "Deployment", Workload: "w", Sink: "s"}
 		kl := map[string]string{"app": "a"}
 		e := &model.Entry{Object: o, Labels: kl, Pod: &model.PodMeta{WorkloadKind: "Deployment", Workload: "w", Labels: kl}}
 		if s.Level != model.LevelPod {

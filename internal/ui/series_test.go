@@ -128,7 +128,7 @@ func TestSpelledNames(t *testing.T) {
 		cpu + `_x`,
 		cpu + `9`,
 		podInfo + `rmation`,
-		`container_oom_kills_total`,
+		`container_oom_kills_total_x`,
 	} {
 		if got := spelledNames(src); len(got) != 0 {
 			t.Errorf("%s: found %q, want none", src, got)

@@ -121,6 +121,9 @@ func readNames(modelDir string) (*names, error) {
 		need = append(need, l.LabelKeys()...)
 		need = append(need, model.InfoLabelKeys(l)...)
 	}
+	for _, m := range model.Metrics {
+		need = append(need, m.Labels...)
+	}
 	for _, k := range need {
 		if !have[k] {
 			return nil, fmt.Errorf("seriesjs: %s: label key %q is not the value of a Label* string constant", modelDir, k)

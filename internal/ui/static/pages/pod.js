@@ -3,8 +3,7 @@
  * and memory against request and limit, network, filesystem, restarts,
  * uptime), charts of CPU, memory, network and filesystem with request and
  * limit lines and a marker wherever a container restarted (or was
- * OOM-killed, from container_oom_kills_total when kubemon stores it: the
- * metric table has no such series), and its containers.
+ * OOM-killed: its OOM-kill counter went up), and its containers.
  */
 
 import { h } from "../dom.js";
@@ -38,7 +37,7 @@ import {
 export function eventMarkers(L) {
   return [
     { kind: "restart", query: m(S.container.restarts, L) },
-    { kind: "oom", query: m("container_oom_kills_total", L) },
+    { kind: "oom", query: m(S.container.oomKills, L) },
   ];
 }
 
