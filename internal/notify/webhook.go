@@ -66,7 +66,7 @@ func newWebhookMetrics(reg prometheus.Registerer) (*webhookMetrics, error) {
 		dropped: c("alerts_dropped_total", "Alerts of webhook notifications dropped unsent: the queue was full (the oldest go), or kubemon stopped."),
 		retries: c("retries_total", "Webhook requests sent again after a failure."),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "kubemon", Subsystem: "webhook", Name: "queue_length",
-			Help: "Webhook notifications waiting to be sent (the one being sent included)."}, []string{"webhook"}),
+			Help: "Webhook notifications waiting to be sent (not the one being sent)."}, []string{"webhook"}),
 	}
 	if reg != nil {
 		for _, col := range []prometheus.Collector{m.sent, m.failed, m.dropped, m.retries, m.queue} {
@@ -78,7 +78,8 @@ func newWebhookMetrics(reg prometheus.Registerer) (*webhookMetrics, error) {
 	return m, nil
 }
 
-// webhook sends notifications to one URL, in order, from a bounded queue.
+// webhook sends notifications to one URL, in order, from a bounded queue
+// (of the messages waiting: the one being sent has left it).
 type webhook struct {
 	url, label string
 	o          Options
@@ -255,16 +256,12 @@ func (h *webhook) run(ctx context.Context) {
 		var m *WebhookMessage
 		if len(h.queue) > 0 {
 			m = h.queue[0]
+			h.queue = h.queue[1:]
+			h.m.queue.WithLabelValues(h.label).Set(float64(len(h.queue)))
 		}
 		h.mu.Unlock()
 		if m != nil {
 			h.deliver(ctx, m)
-			h.mu.Lock()
-			if len(h.queue) > 0 && h.queue[0] == m { // not dropped meanwhile
-				h.queue = h.queue[1:]
-			}
-			h.m.queue.WithLabelValues(h.label).Set(float64(len(h.queue)))
-			h.mu.Unlock()
 		}
 		if ctx.Err() != nil {
 			h.mu.Lock()
