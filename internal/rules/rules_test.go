@@ -103,6 +103,18 @@ func run(t *testing.T, m *Manager) {
 	})
 }
 
+// writeFile replaces path's content at once (written beside, renamed), so
+// that a poll never reads half a file.
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func waitUntil(t *testing.T, timeout time.Duration, what string, f func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -306,9 +318,7 @@ func TestAlertFiresAndResolves(t *testing.T) {
         annotations:
           summary: "flag is {{ $value }}"
 `, v)
-		if err := os.WriteFile(flag, []byte(rule), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeFile(t, flag, []byte(rule))
 	}
 	write(1)
 	m, err := New(e.options(flag))
@@ -368,9 +378,7 @@ func TestReloadKeepsPrevious(t *testing.T) {
 	run(t, m)
 	waitUntil(t, 10*time.Second, "the first evaluation", func() bool { return !m.RuleGroups()[0].GetLastEvaluation().IsZero() })
 
-	if err := os.WriteFile(path, bad, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, bad)
 	waitUntil(t, 10*time.Second, "the bad file to be refused", func() bool {
 		return testutil.ToFloat64(m.reloads.WithLabelValues("failure")) == 1
 	})
@@ -394,9 +402,7 @@ func TestReloadKeepsPrevious(t *testing.T) {
 	})
 
 	fixed := strings.Replace(string(bad), "sum(rate(x[5m])", "sum(rate(x[5m]))", 1)
-	if err := os.WriteFile(path, []byte(fixed), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, path, []byte(fixed))
 	waitUntil(t, 10*time.Second, "the fixed file to load", func() bool { return testutil.ToFloat64(m.reloadOK) == 1 })
 	if got := strings.Join(groupNames(m), " "); got != "rules.yml:broken" {
 		t.Fatalf("groups after the fix %q, want rules.yml:broken", got)
