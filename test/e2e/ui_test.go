@@ -21,9 +21,10 @@ type uiPage struct {
 	name  string // for screenshots
 	route string // the URL's fragment, "#/..."
 	// charts and stats name what the view must show (data-testid
-	// suffixes); tables the tables that must have rows.
-	charts, tables []string
-	minStats       int
+	// suffixes); tables the tables that must have rows; markers the kinds
+	// of marker every chart must draw.
+	charts, tables, markers []string
+	minStats                int
 }
 
 // uiObjects are the names a UI test browses to.
@@ -56,20 +57,26 @@ func pickObjects(t testing.TB, p *proc) uiObjects {
 	return o
 }
 
+// uiPages are the views TestUIPages checks; o's container has restarted
+// (restartForUI), so its pod, container, namespace and workload pages have
+// events, a Warning among them, and a firing alert.
 func uiPages(o uiObjects) []uiPage {
 	usage := []string{"cpu", "memory"}
+	all := []string{"restart", "event", "alert"}
 	return []uiPage{
 		{name: "overview", route: "#/", charts: usage, minStats: 6, tables: []string{"top-pods-cpu", "top-pods-memory"}},
 		{name: "nodes", route: "#/nodes", tables: []string{"nodes"}},
 		{name: "node", route: "#/node/" + o.node, charts: []string{"cpu", "memory", "network", "filesystem"}, tables: []string{"pods"}, minStats: 2},
 		{name: "namespaces", route: "#/namespaces", tables: []string{"namespaces"}},
-		{name: "namespace", route: "#/namespace/" + o.namespace, charts: usage, tables: []string{"pods"}},
+		{name: "namespace", route: "#/namespace/" + o.namespace, charts: usage, tables: []string{"pods", "events"}, markers: []string{"event", "alert"}},
 		{name: "workloads", route: "#/workloads", tables: []string{"workloads"}},
-		{name: "workload", route: "#/workload/" + o.namespace + "/" + o.workloadKind + "/" + o.workload, charts: usage, tables: []string{"pods"}},
+		{name: "workload", route: "#/workload/" + o.namespace + "/" + o.workloadKind + "/" + o.workload, charts: usage, tables: []string{"pods", "events"},
+			markers: []string{"event", "alert"}},
 		{name: "pods", route: "#/pods", tables: []string{"pods"}},
-		{name: "pod", route: "#/pod/" + o.namespace + "/" + o.pod, charts: []string{"cpu", "memory", "network", "filesystem"}, tables: []string{"containers"}},
-		{name: "container", route: "#/container/" + o.namespace + "/" + o.pod + "/" + o.container, charts: usage},
+		{name: "pod", route: "#/pod/" + o.namespace + "/" + o.pod, charts: []string{"cpu", "memory", "network", "filesystem"}, tables: []string{"containers", "events"}, markers: all},
+		{name: "container", route: "#/container/" + o.namespace + "/" + o.pod + "/" + o.container, charts: usage, tables: []string{"events"}, markers: all},
 		{name: "rightsizing", route: "#/rightsizing?window=1h", tables: []string{"rightsizing"}},
+		{name: "alerts", route: "#/alerts", tables: []string{"alerts", "rule-groups", "rules"}},
 	}
 }
 
@@ -200,6 +207,16 @@ func checkShown(t testing.TB, b *browser, p *proc, pg uiPage, settle time.Durati
 		}
 	}
 	compared += checkTables(t, b, p, pg)
+	events, warnings := checkEventsTable(t, b, p, pg)
+	markers := checkMarkers(t, b, p, pg, warnings, settle)
+	alerts := 0
+	if eval[int](t, b, `document.querySelectorAll('[data-testid="table-alerts"]').length`) > 0 {
+		alerts = checkAlertsPage(t, b, p, pg)
+	}
+	if events+markers+alerts > 0 {
+		t.Logf("%s: %d events (%d Warning), %d chart markers and %d alert and rule values equal to the APIs'", pg.name, events, len(warnings), markers, alerts)
+	}
+	compared += events + markers + alerts
 	return compared, len(drawn), points
 }
 
@@ -338,15 +355,21 @@ func waitCycles(t testing.TB, p *proc, n int) {
 
 // TestUIPages: every view of the web UI, on a desktop and a phone-width
 // window, loads without a console error or a failed request, shows numbers
-// and charts equal to what the API answers for their queries, and is kept
-// as a screenshot; a click path goes cluster → node → pod → container.
+// and charts equal to what the API answers for their queries, events
+// tables equal to /api/v1/events, chart markers (restarts, Warning events,
+// firing alerts) where the data puts them, an Alerts page equal to
+// /api/v1/alerts and /api/v1/rules (a rule file of the test's fires for a
+// container it restarts), and is kept as a screenshot; a click path goes
+// cluster → node → pod → container, and from the Alerts page to the
+// alert's pod.
 func TestUIPages(t *testing.T) {
 	t.Parallel()
 	const interval = 5 * time.Second
 	p := startDemo(t, "--sim-mode", "constant", "--nodes", "6", "--pods-per-node", "8",
-		"--interval", interval.String(), "--data-dir", t.TempDir())
+		"--interval", interval.String(), "--data-dir", t.TempDir(), "--rules", uiRules(t))
 	waitCycles(t, p, 4)
 	o := pickObjects(t, p)
+	restartForUI(t, p, o)
 	b := newBrowser(t)
 	settle := interval + 3*time.Second // a scrape's samples are stored when it ends
 	for _, vp := range []viewport{desktop, phone} {
@@ -356,6 +379,10 @@ func TestUIPages(t *testing.T) {
 			shot := b.screenshot(t, pg.name+"-"+vp.name)
 			if probs := b.takeProblems(); len(probs) > 0 {
 				t.Errorf("%s (%s): %d problems: %q", pg.name, vp.name, len(probs), probs)
+			}
+			// Nothing but the tables' own scrolling is wider than a phone.
+			if w := eval[int](t, b, `document.documentElement.scrollWidth - window.innerWidth`); w > 8 {
+				t.Errorf("%s (%s): the page is %d px wider than the window", pg.name, vp.name, w)
 			}
 			if vp == desktop {
 				stats, charts, points := checkShown(t, b, p, pg, settle)
@@ -376,6 +403,12 @@ func TestUIPages(t *testing.T) {
 		if hash := eval[string](t, b, `location.hash`); !strings.HasPrefix(hash, step.want) {
 			t.Errorf("after clicking %s the page is %s, want %s…", step.link, hash, step.want)
 		}
+	}
+	// From the Alerts page to the restarted container's pod.
+	b.open(t, p.base+"/#/alerts")
+	b.click(t, `[data-testid="table-alerts"] [data-testid="row"][data-state="firing"] a[data-testid="link-pod"]`)
+	if hash, want := eval[string](t, b, `location.hash`), "#/pod/"+o.namespace+"/"+o.pod; hash != want {
+		t.Errorf("the firing alert's pod link leads to %s, want %s", hash, want)
 	}
 	if probs := b.takeProblems(); len(probs) > 0 {
 		t.Errorf("click path: %q", probs)

@@ -71,10 +71,11 @@ function activity(delta) {
 
 /**
  * get fetches a relative API URL and returns the parsed "data" of a
- * Prometheus envelope. optional404: answer null instead of failing when the
- * endpoint does not exist (yet).
+ * Prometheus envelope (envelope: the whole envelope, with its warnings).
+ * optional404: answer null instead of failing when the endpoint does not
+ * exist (yet).
  */
-export async function get(url, { signal, optional404 = false } = {}) {
+export async function get(url, { signal, optional404 = false, envelope = false } = {}) {
   const headers = { Accept: "application/json" };
   const token = getToken();
   if (token) headers.Authorization = "Bearer " + token;
@@ -101,7 +102,7 @@ export async function get(url, { signal, optional404 = false } = {}) {
     if (!res.ok || !body || body.status !== "success") {
       throw new ApiError(message, { status: res.status, errorType: (body && body.errorType) || "", url });
     }
-    return body.data;
+    return envelope ? body : body.data;
   } finally {
     activity(-1);
   }
@@ -193,6 +194,41 @@ function flushBatches() {
       },
     );
   }
+}
+
+/**
+ * eventsURL is the relative URL of GET /api/v1/events with params
+ * (namespace, kind, name, uid, reason, type, start, end, limit; empty ones
+ * left out).
+ */
+export function eventsURL(params) {
+  const p = {};
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== null && v !== "") p[k] = v;
+  return "api/v1/events?" + qs(p);
+}
+
+/**
+ * events fetches Kubernetes events (newest first) from eventsURL(params):
+ * {url, events, warnings}, or {url, events: null} when this kubemon keeps
+ * no events (the endpoint answers 404: --events.enabled=false).
+ */
+export async function events(params, { signal } = {}) {
+  const url = eventsURL(params);
+  const body = await get(url, { signal, optional404: true, envelope: true });
+  if (!body) return { url, events: null, warnings: [] };
+  return { url, events: body.data || [], warnings: body.warnings || [] };
+}
+
+/** alerts returns the pending and firing alerts (/api/v1/alerts, Prometheus's format). */
+export async function alerts({ signal } = {}) {
+  const data = await get("api/v1/alerts", { signal });
+  return (data && data.alerts) || [];
+}
+
+/** ruleGroups returns the rule groups with their rules (/api/v1/rules, Prometheus's format). */
+export async function ruleGroups({ signal } = {}) {
+  const data = await get("api/v1/rules", { signal });
+  return (data && data.groups) || [];
 }
 
 /** targets returns the scrape targets (Prometheus's format), or null before the endpoint exists. */

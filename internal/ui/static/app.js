@@ -36,6 +36,7 @@ import * as pods from "./pages/pods.js";
 import * as pod from "./pages/pod.js";
 import * as container from "./pages/container.js";
 import * as rightsizing from "./pages/rightsizing.js";
+import * as alerts from "./pages/alerts.js";
 
 const ROUTES = [
   { match: [], page: overview, nav: "overview" },
@@ -49,6 +50,7 @@ const ROUTES = [
   { match: ["pod", "*", "*"], page: pod, nav: "pods" },
   { match: ["container", "*", "*", "*"], page: container, nav: "pods" },
   { match: ["rightsizing"], page: rightsizing, nav: "rightsizing" },
+  { match: ["alerts"], page: alerts, nav: "alerts" },
 ];
 
 const NAV = [
@@ -58,6 +60,7 @@ const NAV = [
   ["workloads", "Workloads", "/workloads"],
   ["pods", "Pods", "/pods"],
   ["rightsizing", "Right-sizing", "/rightsizing"],
+  ["alerts", "Alerts", "/alerts"],
 ];
 
 const PRESETS = ["15m", "1h", "6h", "24h", "2d", "7d", "14d", "30d", "90d"];
@@ -88,7 +91,8 @@ const state = {
 const els = {};
 
 function buildShell() {
-  const navLinks = NAV.map(([id, label]) => h("a", { class: "nav-link", dataset: { nav: id } }, label));
+  els.badge = h("span", { class: "nav-badge", dataset: { testid: "alerts-badge", count: "" }, hidden: true, title: "Alerts firing" });
+  const navLinks = NAV.map(([id, label]) => h("a", { class: "nav-link", dataset: { nav: id } }, label, id === "alerts" ? els.badge : null));
   els.nav = h("nav", { class: "nav", id: "nav", "aria-label": "Main" }, navLinks);
   els.menu = h(
     "button",
@@ -330,6 +334,7 @@ async function load({ soft = false } = {}) {
       onCleanup: (fn) => cleanups.push(fn),
       search: null, // a page sets ctx.search = (text) => ... to receive the search box
       title: "",
+      now: serverNow, // the server's clock, unix seconds
     };
     if (!matched) {
       swap(notFound(route), [], [], null, samePath);
@@ -349,6 +354,9 @@ async function load({ soft = false } = {}) {
     els.updated.textContent = "Updated " + clock(Date.now() / 1000);
     els.updated.title = `Charts up to ${new Date(range.end * 1000).toLocaleString()}; numbers at ${new Date(range.time * 1000).toLocaleString()}`;
     setState("ready");
+    // The navigation's count of firing alerts, once the view is ready (the
+    // Alerts page sets it from its own answer).
+    if (matched && matched.page !== alerts) refreshBadge(signal);
   } catch (err) {
     if (seq !== state.loadSeq || api.isAbort(err)) return;
     for (const fn of cleanups) fn();
@@ -377,6 +385,25 @@ function swap(content, mounts, cleanups, search, samePath) {
 
 function zoomTo(from, to) {
   router.update({ from: String(from), to: String(to) }, { reload: true, replace: false });
+}
+
+/* ---------- the alerts badge ---------- */
+
+/** setBadge shows how many alerts are firing next to "Alerts" (nothing when none). */
+function setBadge(list) {
+  const n = list.filter((a) => a.state === "firing").length;
+  els.badge.textContent = String(n);
+  els.badge.dataset.count = String(n);
+  els.badge.hidden = n === 0;
+  els.badge.title = `${n} alert${n === 1 ? "" : "s"} firing`;
+}
+
+async function refreshBadge(signal) {
+  try {
+    setBadge(await api.alerts({ signal }));
+  } catch {
+    // Not allowed, or aborted by the next load: the badge keeps what it showed.
+  }
 }
 
 /* ---------- refresh ---------- */
@@ -511,6 +538,7 @@ async function init(signal) {
 
 function start() {
   buildShell();
+  window.addEventListener("kubemon:alerts", (e) => setBadge(e.detail.alerts));
   window.addEventListener("hashchange", () => {
     load();
     scheduleRefresh();

@@ -7,24 +7,41 @@
  *   {name: "cpu", title: "CPU", unit: "cores", series: [
  *      {label: "usage", query: m(series.pod.cpuUsageRate, L), style: "area"},
  *      {label: "request", query: m(series.pod.cpuRequest, L), style: "request"}],
- *    markers: [{kind: "restart", query: m(series.container.restarts, L)}]}
+ *    markers: [{kind: "restart", query: m(series.container.restarts, L)},
+ *              {kind: "alert", query: m(ALERTS, L)},
+ *              {kind: "event", events: eventsPromise}]}
  *
  * loadCharts fetches every query of every chart in parallel (query_range
  * over the page's range and step), and chartCard draws one: usage as lines
  * or areas, requests, limits, allocatable and capacity as dashed lines,
  * axes in the chart's unit, a live legend (the values under the cursor),
- * vertical markers where a counter (a container's restart count) went up,
- * and drag-to-zoom, which hands the selected range to the page (every chart
- * of the page then reloads on it). Charts resize with their container.
+ * markers, and drag-to-zoom, which hands the selected range to the page
+ * (every chart of the page then reloads on it). Charts resize with their
+ * container.
+ *
+ * Markers, by kind:
+ *   restart, oom  a dashed vertical line with a flag at the top where a
+ *                 counter (a container's restart or OOM-kill count) went up;
+ *   event         a dotted line with a diamond at the bottom at the time a
+ *                 Warning event last happened (the page's events, from
+ *                 api/v1/events, already fetched: {url, events});
+ *   alert         a shaded band over each run of points of an ALERTS series
+ *                 (Prometheus's series of active alerts) whose alertstate
+ *                 is "firing": from the first point to the last one.
+ * A marker spec's keep(labels or event) leaves some out. The list under
+ * the chart says what they are; hovering the plot names the markers under
+ * the cursor.
  *
  * What each chart drew is published for tests as
- * window.kubemon.charts[name] = {query, start, end, step, series, markers}.
+ * window.kubemon.charts[name] = {query, markerQuery, eventsQuery, start,
+ * end, step, series, markers}.
  */
 
 import { h } from "./dom.js";
 import { label as K } from "./series.js";
 import { queryRange } from "./api.js";
 import { axisValues, dateTime, formatter, rangeText } from "./format.js";
+import { ALERT_NAME, ALERT_STATE } from "./promql.js";
 
 /* global uPlot */
 
@@ -43,6 +60,8 @@ function palette() {
     capacity: d ? "#9aa4b2" : "#7b8594",
     restart: d ? "#ffb86b" : "#e0701b",
     oom: d ? "#ff6b8b" : "#c81e4a",
+    event: d ? "#e08ee0" : "#a3359f",
+    alert: d ? "#ff6b6b" : "#d23b3b",
   };
 }
 
@@ -88,6 +107,77 @@ function increases(matrix) {
   return out.sort((a, b) => a.time - b.time);
 }
 
+/** who names what a marker is about: its container, pod, node, workload or namespace. */
+function who(labels) {
+  return labels[K.container] || labels[K.pod] || labels[K.node] || labels[K.workload] || labels[K.namespace] || "";
+}
+
+/**
+ * alertRuns finds, in ALERTS series, the runs of points of firing alerts
+ * (points at most one step apart): [{time, end, labels}], time and end the
+ * first and last point's.
+ */
+function alertRuns(matrix, step, keep) {
+  const out = [];
+  for (const s of matrix) {
+    if (s.metric[ALERT_STATE] !== "firing" || (keep && !keep(s.metric))) continue;
+    let run = null;
+    for (const [t] of s.values) {
+      if (run && t - run.end <= step + 1e-6) run.end = t;
+      else {
+        if (run) out.push(run);
+        run = { time: t, end: t, labels: s.metric };
+      }
+    }
+    if (run) out.push(run);
+  }
+  return out.sort((a, b) => a.time - b.time);
+}
+
+/** containerOf reads the container an event's fieldPath names ("spec.containers{app}" → "app"), or "". */
+export function containerOf(fieldPath) {
+  const x = /^spec\.(?:initContainers|containers|ephemeralContainers)\{(.+)\}$/.exec(fieldPath || "");
+  return x ? x[1] : "";
+}
+
+/** eventTime is an event's last time (RFC 3339) in unix seconds. */
+export function eventTime(e) {
+  return Date.parse(e.lastTime) / 1000;
+}
+
+/**
+ * buildMarkers turns the loaded marker specs into markers, by time:
+ * {time, kind, label, by} and, for alerts, end.
+ */
+function buildMarkers(loadedMarkers, step) {
+  const out = [];
+  for (const { spec: mk, matrix, data } of loadedMarkers) {
+    if (mk.kind === "restart" || mk.kind === "oom") {
+      for (const inc of increases(matrix)) {
+        const w = inc.labels[K.container] || inc.labels[K.pod] || "";
+        const what = mk.kind === "oom" ? "OOM kill" : "restart";
+        out.push({ time: inc.time, kind: mk.kind, label: `${w ? w + " " : ""}${what}${inc.by > 1 ? ` ×${inc.by}` : ""}`, by: inc.by });
+      }
+    } else if (mk.kind === "alert") {
+      for (const run of alertRuns(matrix, step, mk.keep)) {
+        const l = run.labels;
+        const w = who(l);
+        const sev = l.severity ? ` (${l.severity})` : "";
+        out.push({ time: run.time, end: run.end, kind: "alert", label: `${l[ALERT_NAME] || "alert"}${sev} firing${w ? " on " + w : ""}`, by: 1 });
+      }
+    } else if (mk.kind === "event") {
+      for (const e of (data && data.events) || []) {
+        if (e.type !== "Warning" || (mk.keep && !mk.keep(e))) continue;
+        const o = e.involvedObject || {};
+        const ctr = containerOf(o.fieldPath);
+        const what = `${o.name || o.kind || ""}${ctr ? "/" + ctr : ""}`;
+        out.push({ time: eventTime(e), kind: "event", label: `${e.reason}${what ? " " + what : ""}${e.count > 1 ? ` ×${e.count}` : ""}: ${e.message}`, by: 1 });
+      }
+    }
+  }
+  return out.sort((a, b) => a.time - b.time || a.kind.localeCompare(b.kind));
+}
+
 /**
  * loadCharts fetches all charts' queries in parallel; range = {start, end,
  * step}. Returns one loaded chart per spec, in order.
@@ -100,14 +190,16 @@ export async function loadCharts(specs, range, signal) {
     if (!pending.has(q)) pending.set(q, queryRange(q, start, end, step, { signal }));
     return pending.get(q);
   };
+  // Event markers come with their events (a promise the page shares with its events table).
+  const markerData = (mk) => (mk.kind === "event" ? Promise.resolve(mk.events) : fetchOnce(mk.query));
   const jobs = specs.map((spec) =>
-    Promise.all([Promise.all(spec.series.map((s) => fetchOnce(s.query))), Promise.all((spec.markers || []).map((mk) => fetchOnce(mk.query)))]),
+    Promise.all([Promise.all(spec.series.map((s) => fetchOnce(s.query))), Promise.all((spec.markers || []).map(markerData))]),
   );
   const results = await Promise.all(jobs);
   return specs.map((spec, i) => {
     const [ser, mks] = results[i];
     const series = spec.series.map((s, j) => ({ spec: s, matrix: ser[j] }));
-    const markers = (spec.markers || []).map((mk, j) => ({ spec: mk, matrix: mks[j] }));
+    const markers = (spec.markers || []).map((mk, j) => (mk.kind === "event" ? { spec: mk, data: mks[j] } : { spec: mk, matrix: mks[j] }));
     return { spec, range, series, markers };
   });
 }
@@ -132,33 +224,68 @@ const BYTE_INCRS = (() => {
   return out;
 })();
 
-/** markerPlugin draws a vertical line at each marker's time. */
+/**
+ * markerPlugin draws the markers: alert bands behind the series (a shaded
+ * span with a bar along the top), restart and OOM-kill lines with a flag at
+ * the top and Warning events as dotted lines with a diamond at the bottom,
+ * over them.
+ */
 function markerPlugin(markers, colors) {
+  const inView = (u, mk) => !((mk.end ?? mk.time) < u.scales.x.min || mk.time > u.scales.x.max);
   return {
     hooks: {
+      drawClear: [
+        (u) => {
+          const bands = markers.filter((mk) => mk.kind === "alert" && inView(u, mk));
+          if (!bands.length) return;
+          const { ctx, bbox } = u;
+          const dpr = devicePixelRatio;
+          ctx.save();
+          for (const mk of bands) {
+            const x0 = Math.max(bbox.left, u.valToPos(mk.time, "x", true));
+            const x1 = Math.min(bbox.left + bbox.width, u.valToPos(mk.end, "x", true));
+            const w = Math.max(2 * dpr, x1 - x0);
+            ctx.fillStyle = alpha(colors.alert, 0.1);
+            ctx.fillRect(x0, bbox.top, w, bbox.height);
+            ctx.fillStyle = alpha(colors.alert, 0.75);
+            ctx.fillRect(x0, bbox.top, w, 3 * dpr);
+          }
+          ctx.restore();
+        },
+      ],
       draw: [
         (u) => {
-          if (!markers.length) return;
+          const lines = markers.filter((mk) => mk.kind !== "alert" && inView(u, mk));
+          if (!lines.length) return;
           const { ctx, bbox } = u;
-          const [xmin, xmax] = [u.scales.x.min, u.scales.x.max];
+          const dpr = devicePixelRatio;
+          const s = 5 * dpr;
           ctx.save();
-          ctx.lineWidth = Math.max(1, devicePixelRatio);
-          ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
-          for (const mk of markers) {
-            if (mk.time < xmin || mk.time > xmax) continue;
+          ctx.lineWidth = Math.max(1, dpr);
+          for (const mk of lines) {
             const x = Math.round(u.valToPos(mk.time, "x", true)) + 0.5;
-            ctx.strokeStyle = colors[mk.kind] || colors.restart;
+            const color = colors[mk.kind] || colors.restart;
+            ctx.strokeStyle = color;
+            ctx.fillStyle = color;
+            ctx.setLineDash(mk.kind === "event" ? [1.5 * dpr, 2.5 * dpr] : [4 * dpr, 3 * dpr]);
             ctx.beginPath();
             ctx.moveTo(x, bbox.top);
             ctx.lineTo(x, bbox.top + bbox.height);
             ctx.stroke();
-            // a small flag at the top
-            ctx.fillStyle = ctx.strokeStyle;
             ctx.beginPath();
-            const s = 5 * devicePixelRatio;
-            ctx.moveTo(x - s, bbox.top);
-            ctx.lineTo(x + s, bbox.top);
-            ctx.lineTo(x, bbox.top + s * 1.4);
+            if (mk.kind === "event") {
+              // a diamond at the bottom
+              const y = bbox.top + bbox.height - s;
+              ctx.moveTo(x, y - s);
+              ctx.lineTo(x + s, y);
+              ctx.lineTo(x, y + s);
+              ctx.lineTo(x - s, y);
+            } else {
+              // a flag at the top
+              ctx.moveTo(x - s, bbox.top);
+              ctx.lineTo(x + s, bbox.top);
+              ctx.lineTo(x, bbox.top + s * 1.4);
+            }
             ctx.closePath();
             ctx.fill();
           }
@@ -166,6 +293,55 @@ function markerPlugin(markers, colors) {
         },
       ],
     },
+  };
+}
+
+const KIND_NAMES = { restart: "Restart", oom: "OOM kill", event: "Warning event", alert: "Alert firing" };
+
+/**
+ * markerTip shows, while the cursor is over the plot, the markers under it
+ * (within 6 px of a line, or inside a band): what they are and when.
+ */
+function markerTip(markers, tip) {
+  return (u) => {
+    const left = u.cursor.left;
+    if (!markers.length || left == null || left < 0) {
+      tip.hidden = true;
+      return;
+    }
+    const near = [];
+    for (const mk of markers) {
+      const x0 = u.valToPos(mk.time, "x");
+      const x1 = mk.kind === "alert" ? u.valToPos(mk.end, "x") : x0;
+      if (left >= x0 - 6 && left <= x1 + 6) near.push(mk);
+    }
+    if (!near.length) {
+      tip.hidden = true;
+      return;
+    }
+    const shown = near.slice(0, 6);
+    tip.replaceChildren(
+      ...shown.map((mk) =>
+        h(
+          "div",
+          { class: "tip-row marker-" + mk.kind },
+          h("span", { class: "swatch" }),
+          h("strong", null, KIND_NAMES[mk.kind] || mk.kind),
+          " ",
+          mk.kind === "alert" ? `${dateTime(mk.time, true)} – ${dateTime(mk.end, true)}` : dateTime(mk.time, true),
+          h("div", { class: "tip-label" }, mk.label),
+        ),
+      ),
+      near.length > shown.length ? h("div", { class: "muted" }, `and ${near.length - shown.length} more`) : null,
+    );
+    tip.hidden = false;
+    const plotLeft = u.over.offsetLeft;
+    const width = u.over.clientWidth;
+    // Beside the cursor, on the side with room.
+    tip.style.left = "";
+    tip.style.right = "";
+    if (left < width / 2) tip.style.left = `${plotLeft + left + 12}px`;
+    else tip.style.right = `${u.root.clientWidth - plotLeft - left + 12}px`;
   };
 }
 
@@ -199,25 +375,20 @@ export function chartCard(loaded, { onZoom, height = 220 } = {}) {
       });
     });
   }
-  const markers = [];
-  for (const { spec: mk, matrix } of loaded.markers) {
-    for (const inc of increases(matrix)) {
-      const who = inc.labels[K.container] || inc.labels[K.pod] || "";
-      const what = mk.kind === "oom" ? "OOM kill" : "restart";
-      markers.push({ time: inc.time, kind: mk.kind, label: `${who ? who + " " : ""}${what}${inc.by > 1 ? ` ×${inc.by}` : ""}`, by: inc.by });
-    }
-  }
+  const markers = buildMarkers(loaded.markers, range.step);
+  const eventsSpec = loaded.markers.find((x) => x.spec.kind === "event");
 
   registry()[spec.name] = {
     title: spec.title,
     unit: spec.unit,
     query: spec.series.map((s) => s.query),
-    markerQuery: (spec.markers || []).map((m) => m.query),
+    markerQuery: (spec.markers || []).filter((m) => m.query).map((m) => m.query),
+    eventsQuery: eventsSpec && eventsSpec.data ? eventsSpec.data.url : null,
     start: range.start,
     end: range.end,
     step: range.step,
     series: lines.map((l) => ({ label: l.label, query: l.query, values: l.values })),
-    markers: markers.map((m) => ({ time: m.time, kind: m.kind, label: m.label })),
+    markers: markers.map((m) => (m.kind === "alert" ? { time: m.time, end: m.end, kind: m.kind, label: m.label } : { time: m.time, kind: m.kind, label: m.label })),
   };
 
   const plotEl = h("div", { class: "chart-plot" });
@@ -225,12 +396,13 @@ export function chartCard(loaded, { onZoom, height = 220 } = {}) {
   const markerNote = markers.length
     ? h(
         "ul",
-        { class: "chart-markers", "aria-label": "events" },
+        { class: "chart-markers", "aria-label": "Markers", dataset: { testid: "chart-markers" } },
         summarizeMarkers(markers).map((m) =>
-          h("li", { class: "marker-" + m.kind, title: m.times.map((t) => dateTime(t, true)).join(", ") }, h("span", { class: "swatch" }), m.text),
+          h("li", { class: "marker-" + m.kind, dataset: { kind: m.kind }, title: m.title }, h("span", { class: "swatch" }), m.text),
         ),
       )
     : null;
+  const tip = h("div", { class: "chart-tip", role: "tooltip", hidden: true });
   const el = h(
     "section",
     { class: "card chart-card", dataset: { testid: "chart-" + spec.name }, "aria-label": spec.title },
@@ -240,7 +412,7 @@ export function chartCard(loaded, { onZoom, height = 220 } = {}) {
       h("h3", null, spec.title),
       h("span", { class: "chart-range", title: "Time range and resolution" }, `${rangeText(range.start, range.end)} · ${range.step}s step`),
     ),
-    h("div", { class: "chart-body" }, plotEl, empty ? h("div", { class: "chart-empty" }, "No data in this time range") : null),
+    h("div", { class: "chart-body" }, plotEl, empty ? h("div", { class: "chart-empty" }, "No data in this time range") : null, tip),
     markerNote,
   );
 
@@ -307,6 +479,7 @@ export function chartCard(loaded, { onZoom, height = 220 } = {}) {
       ],
       plugins: [markerPlugin(markers, colors)],
       hooks: {
+        setCursor: [markerTip(markers, tip)],
         setSelect: [
           (u) => {
             if (!onZoom || u.select.width < 4) return;
@@ -362,20 +535,31 @@ function lastValue(ys) {
   return null;
 }
 
+/** summarizeMarkers gives the legend of a chart's markers: one line per kind, its times in the title. */
 function summarizeMarkers(markers) {
   const groups = new Map();
   for (const m of markers) {
-    const key = m.kind;
-    if (!groups.has(key)) groups.set(key, { kind: m.kind, n: 0, times: [] });
-    const g = groups.get(key);
+    if (!groups.has(m.kind)) groups.set(m.kind, { kind: m.kind, n: 0, items: [], names: new Set() });
+    const g = groups.get(m.kind);
     g.n += m.by;
-    g.times.push(m.time);
+    g.items.push(m);
+    if (m.kind === "alert") g.names.add(m.label.split(" ")[0]);
   }
-  return [...groups.values()].map((g) => ({
-    kind: g.kind,
-    times: g.times,
-    text: `${g.n} ${g.kind === "oom" ? "OOM kill" : "restart"}${g.n === 1 ? "" : "s"} in range`,
-  }));
+  const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
+  const order = ["alert", "event", "oom", "restart"];
+  return [...groups.values()]
+    .sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind))
+    .map((g) => {
+      let text;
+      if (g.kind === "oom") text = plural(g.n, "OOM kill", "OOM kills") + " in range";
+      else if (g.kind === "restart") text = plural(g.n, "restart", "restarts") + " in range";
+      else if (g.kind === "event") text = plural(g.n, "Warning event", "Warning events");
+      else text = `${[...g.names].join(", ")} firing` + (g.n > 1 ? ` (${g.n} spans)` : "");
+      const title = g.items
+        .map((m) => (m.kind === "alert" ? `${dateTime(m.time, true)} – ${dateTime(m.end, true)}` : dateTime(m.time, true)) + "  " + m.label)
+        .join("\n");
+      return { kind: g.kind, text, title };
+    });
 }
 
 /**

@@ -535,7 +535,7 @@ export function capacityTiles(r, p = "") {
  * the cluster or a node (see capacityQueries) with request, allocatable and
  * capacity lines; memoryUsage adds the memory usage line.
  */
-export function capacityCharts(level, L, { memoryUsage = false } = {}) {
+export function capacityCharts(level, L, { memoryUsage = false, markers = [] } = {}) {
   const q = metrics(level, L);
   const memory = [
     { label: "working set", query: q("memoryWorkingSet"), style: "area" },
@@ -555,9 +555,10 @@ export function capacityCharts(level, L, { memoryUsage = false } = {}) {
         { label: "allocatable", query: q("cpuAllocatable"), style: "allocatable" },
         { label: "capacity", query: q("cpuCapacity"), style: "capacity" },
       ],
+      markers,
     },
-    { name: "memory", title: "Memory", unit: "bytes", series: memory.filter(Boolean) },
-    networkChart(q),
+    { name: "memory", title: "Memory", unit: "bytes", series: memory.filter(Boolean), markers },
+    networkChart(q, markers),
     {
       name: "filesystem",
       title: "Filesystem",
@@ -566,16 +567,19 @@ export function capacityCharts(level, L, { memoryUsage = false } = {}) {
         { label: "used", query: q("filesystemUsage"), style: "area" },
         { label: "capacity", query: q("filesystemLimit"), style: "capacity" },
       ],
+      markers,
     },
   ];
 }
 
 /**
  * selectFilter renders a labelled <select> bound to a URL parameter
- * (changing it reloads the page's data): options are values, "" = all.
+ * (changing it reloads the page's data): options are values, "" = all,
+ * sorted unless sorted is false.
  */
-function selectFilter({ label, param, options, value, all }) {
-  const opts = [...new Set(options.filter(Boolean))].sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
+export function selectFilter({ label, param, options, value, all, sorted = true }) {
+  let opts = [...new Set(options.filter(Boolean))];
+  if (sorted) opts = opts.sort((x, y) => x.localeCompare(y, undefined, { numeric: true }));
   if (value && !opts.includes(value)) opts.unshift(value);
   const sel = h(
     "select",

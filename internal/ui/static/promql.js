@@ -53,3 +53,13 @@ export function dur(secs) {
   }
   return secs + "s";
 }
+
+/**
+ * Prometheus's own names for alerts (not kubemon's series, so not in
+ * series.js): the series the rule manager writes for every pending and
+ * firing alert (value 1, the alert's labels plus these two), as
+ * rules.AlertMetricName, rules.AlertNameLabel and rules.AlertStateLabel.
+ */
+export const ALERTS = "ALERTS";
+export const ALERT_NAME = "alertname";
+export const ALERT_STATE = "alertstate";

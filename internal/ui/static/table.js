@@ -17,6 +17,9 @@
  * all" is pressed. setFilter(text) keeps the rows whose name columns contain
  * the text.
  *
+ * rowAttrs(r), when given, adds attributes to a row (a class, dataset
+ * entries); attrs to the <table> element.
+ *
  * Test hooks: the table has data-testid="table-<name>", each body row
  * data-testid="row" and data-key, each cell data-col; links carry
  * data-testid (link-node, link-pod, ...).
@@ -45,9 +48,10 @@ export function table(opts) {
   const thead = h("thead");
   const tbody = h("tbody");
   const foot = h("div", { class: "table-foot" });
+  const extra = opts.attrs || {};
   const tableEl = h(
     "table",
-    { class: "data", dataset: { testid: "table-" + name } },
+    { ...extra, class: ["data", extra.class], dataset: { ...(extra.dataset || {}), testid: "table-" + name } },
     thead,
     tbody,
   );
@@ -125,7 +129,8 @@ export function table(opts) {
     const shown = showAll ? view : view.slice(0, LIMIT);
     const frag = document.createDocumentFragment();
     for (const r of shown) {
-      const tr = h("tr", { dataset: { testid: "row", key: key(r) } });
+      const ra = opts.rowAttrs ? opts.rowAttrs(r) : {};
+      const tr = h("tr", { ...ra, dataset: { ...(ra.dataset || {}), testid: "row", key: key(r) } });
       for (const c of columns) {
         const raw = c.get(r);
         const absent = raw === null || raw === undefined || raw === "";

@@ -2,7 +2,9 @@
  * Container (#/container/NS/POD/CONTAINER): tiles (CPU and memory against
  * request and limit, memory usage and RSS, filesystem, restarts, uptime)
  * and charts of CPU, memory (working set, usage, RSS) and filesystem with
- * request and limit lines and restart / OOM-kill markers.
+ * request and limit lines and restart, OOM-kill, alert and Warning-event
+ * markers (the events of the container or of its pod as a whole); the
+ * pod's Kubernetes events over the range.
  */
 
 import { h } from "../dom.js";
@@ -10,6 +12,8 @@ import * as f from "../format.js";
 import { m } from "../promql.js";
 import { label as K, series as S } from "../series.js";
 import { a, chartsGrid, first, instants, links, notice, pageHead, statOf, stats, tile, tiles, usageQueries, usageTiles } from "../components.js";
+import { containerOf } from "../chart.js";
+import { eventsCard, eventsTable, loadEvents } from "../events.js";
 import { eventMarkers } from "./pod.js";
 
 export async function render(ctx) {
@@ -24,7 +28,13 @@ export async function render(ctx) {
     fs: m(CS.filesystemUsage, L),
     uptime: m(CS.uptime, L),
   };
-  const markers = eventMarkers(L);
+  const events = loadEvents(ctx, { namespace: ns, kind: "Pod", name: pod });
+  // Markers for the events of this container and of the pod as a whole.
+  const mine = (e) => {
+    const c = containerOf((e.involvedObject || {}).fieldPath);
+    return !c || c === container;
+  };
+  const markers = eventMarkers(L, events, mine);
   const CHARTS = [
     {
       name: "cpu",
@@ -58,7 +68,9 @@ export async function render(ctx) {
       markers,
     },
   ];
-  const [r, charts] = await Promise.all([instants(ctx, Q), ctx.loadCharts(CHARTS)]);
+  const [r, charts, ev] = await Promise.all([instants(ctx, Q), ctx.loadCharts(CHARTS), events]);
+  const et = eventsTable(ev, { filter: ctx.params.get("q") || "", of: "pod" });
+  ctx.search = (text) => et.setFilter(text);
   const s = stats(r);
   const nodeName = (r.cpu.result[0] || r.memory.result[0] || r.uptime.result[0])?.metric[K.node] || "";
   const gone = first(r.cpu) === null && first(r.memory) === null && first(r.uptime) === null;
@@ -88,5 +100,6 @@ export async function render(ctx) {
       tile({ title: "Restarts", main: s("restarts", "restarts", f.count), tone: Number(first(r.restarts)) > 0 ? "warn" : null }),
     ),
     chartsGrid(charts.map((x) => ctx.chart(x))),
+    eventsCard(ev, et),
   );
 }

@@ -2,12 +2,15 @@
  * Namespace (#/namespace/NS): tiles (pods, workloads, CPU and memory
  * against requests and limits, network, filesystem, restarts), charts of
  * CPU, memory, network and filesystem with request and limit lines, the
- * namespace's workloads and its pods.
+ * namespace's workloads and its pods; the Kubernetes events of the
+ * namespace over the range (their Warning events and the alerts firing in
+ * the namespace are marked on the charts).
  */
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { by, m } from "../promql.js";
+import { ALERTS, by, m } from "../promql.js";
+import { eventsCard, eventsTable, loadEvents } from "../events.js";
 import { label as K, series as S } from "../series.js";
 import * as router from "../router.js";
 import {
@@ -39,19 +42,27 @@ export async function render(ctx) {
     workloads: `count(count by ${by(K.workloadKind, K.workload)} (${m(S.pod.info, L, [`${K.workload}!=""`])}))`,
     ...networkStorageQueries(S.namespace, L),
   };
-  const [r, charts, workloads, pods] = await Promise.all([
+  const events = loadEvents(ctx, { namespace: ns });
+  const markers = [
+    { kind: "alert", query: m(ALERTS, L) },
+    { kind: "event", events },
+  ];
+  const [r, charts, workloads, pods, ev] = await Promise.all([
     instants(ctx, Q),
-    ctx.loadCharts(usageCharts(S.namespace, L)),
+    ctx.loadCharts(usageCharts(S.namespace, L, { markers })),
     loadWorkloads(ctx, ns),
     loadPods(ctx, L),
+    events,
   ]);
   const s = stats(r);
   const q = ctx.params.get("q") || "";
   const wt = workloadsTable(workloads, { hide: ["namespace"], sortParam: "wsort", filter: q });
   const pt = podsTable(pods, { hide: ["namespace"], filter: q });
+  const et = eventsTable(ev, { filter: q });
   ctx.search = (text) => {
     wt.setFilter(text);
     pt.setFilter(text);
+    et.setFilter(text);
   };
   return h(
     "div",
@@ -69,5 +80,6 @@ export async function render(ctx) {
     chartsGrid(charts.map((c) => ctx.chart(c))),
     card("Workloads", wt.el),
     card("Pods", pt.el),
+    eventsCard(ev, et),
   );
 }

@@ -2,13 +2,16 @@
  * Node (#/node/NAME): tiles for the node's CPU and memory (usage,
  * utilization, requests, limits, allocatable, capacity), network,
  * filesystem, pods, restarts and uptime; charts of CPU, memory, network and
- * filesystem over the range with request, allocatable and capacity lines;
- * the pods on the node.
+ * filesystem over the range with request, allocatable and capacity lines,
+ * bands where an alert on the node (not on one of its pods) was firing and
+ * its Warning events; the pods on the node and the node's Kubernetes
+ * events over the range.
  */
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { m } from "../promql.js";
+import { ALERTS, m } from "../promql.js";
+import { eventsCard, eventsTable, loadEvents } from "../events.js";
 import { label as K, series as S } from "../series.js";
 import {
   capacityCharts,
@@ -38,12 +41,27 @@ export async function render(ctx) {
     pods: `count(${m(S.pod.info, L)})`,
     uptime: m(S.node.uptime, L),
   };
-  const [r, charts, pods] = await Promise.all([instants(ctx, Q), ctx.loadCharts(capacityCharts(S.node, L, { memoryUsage: true })), loadPods(ctx, L)]);
+  const events = loadEvents(ctx, { kind: "Node", name });
+  const markers = [
+    // The node's own alerts: those about its pods carry its name too.
+    { kind: "alert", query: m(ALERTS, L), keep: (l) => !l[K.pod] },
+    { kind: "event", events },
+  ];
+  const [r, charts, pods, ev] = await Promise.all([
+    instants(ctx, Q),
+    ctx.loadCharts(capacityCharts(S.node, L, { memoryUsage: true, markers })),
+    loadPods(ctx, L),
+    events,
+  ]);
   const s = stats(r);
   const known = first(r.cpu_capacity) !== null || first(r.cpu) !== null || pods.rows.length > 0;
 
   const t = podsTable(pods, { hide: ["node"], filter: ctx.params.get("q") || "" });
-  ctx.search = (text) => t.setFilter(text);
+  const et = eventsTable(ev, { filter: ctx.params.get("q") || "", of: "node" });
+  ctx.search = (text) => {
+    t.setFilter(text);
+    et.setFilter(text);
+  };
 
   const T = capacityTiles(r);
   return h(
@@ -69,5 +87,6 @@ export async function render(ctx) {
     ),
     chartsGrid(charts.map((c) => ctx.chart(c))),
     card("Pods on this node", t.el),
+    eventsCard(ev, et),
   );
 }

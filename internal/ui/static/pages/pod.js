@@ -2,15 +2,18 @@
  * Pod (#/pod/NS/NAME): where it runs (node, workload, labels), tiles (CPU
  * and memory against request and limit, network, filesystem, restarts,
  * uptime), charts of CPU, memory, network and filesystem with request and
- * limit lines and a marker wherever a container restarted (or was
- * OOM-killed: its OOM-kill counter went up), and its containers.
+ * limit lines and markers: wherever a container restarted (or was
+ * OOM-killed: its OOM-kill counter went up), a Warning event of the pod
+ * happened, and a band where an alert on the pod or its containers was
+ * firing; its containers, and the pod's Kubernetes events over the range.
  */
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { by, m } from "../promql.js";
+import { ALERTS, by, m } from "../promql.js";
 import { label as K, series as S } from "../series.js";
 import { table } from "../table.js";
+import { eventsCard, eventsTable, loadEvents } from "../events.js";
 import {
   a,
   card,
@@ -34,10 +37,17 @@ import {
   usageTiles,
 } from "../components.js";
 
-export function eventMarkers(L) {
+/**
+ * eventMarkers are the markers of a pod's or a container's charts (L: its
+ * matchers): restarts, OOM kills, firing alerts whose labels name it, and
+ * the Warning events among events (a loadEvents promise; keep filters them).
+ */
+export function eventMarkers(L, events, keep) {
   return [
     { kind: "restart", query: m(S.container.restarts, L) },
     { kind: "oom", query: m(S.container.oomKills, L) },
+    { kind: "alert", query: m(ALERTS, L) },
+    { kind: "event", events, keep },
   ];
 }
 
@@ -67,7 +77,13 @@ export async function render(ctx) {
     restarts: m(CS.restarts, L),
     uptime: m(CS.uptime, L),
   };
-  const [r, c, charts] = await Promise.all([instants(ctx, Q), instants(ctx, C), ctx.loadCharts(usageCharts(P, L, { markers: eventMarkers(L) }))]);
+  const events = loadEvents(ctx, { namespace: ns, kind: "Pod", name: pod });
+  const [r, c, charts, ev] = await Promise.all([
+    instants(ctx, Q),
+    instants(ctx, C),
+    ctx.loadCharts(usageCharts(P, L, { markers: eventMarkers(L, events) })),
+    events,
+  ]);
   const s = stats(r);
 
   const info = r.info.result.length ? r.info.result[0].metric : {};
@@ -101,7 +117,11 @@ export async function render(ctx) {
     filter: ctx.params.get("q") || "",
     noun: "containers",
   });
-  ctx.search = (text) => ct.setFilter(text);
+  const et = eventsTable(ev, { filter: ctx.params.get("q") || "", of: "pod" });
+  ctx.search = (text) => {
+    ct.setFilter(text);
+    et.setFilter(text);
+  };
 
   const gone = !r.info.result.length && first(r.cpu) === null && first(r.memory) === null;
   return h(
@@ -139,5 +159,6 @@ export async function render(ctx) {
     ),
     chartsGrid(charts.map((x) => ctx.chart(x))),
     card("Containers", ct.el),
+    eventsCard(ev, et),
   );
 }

@@ -2,12 +2,16 @@
  * Workload (#/workload/NS/KIND/NAME): tiles (pods, CPU and memory against
  * requests and limits, network, restarts), charts with request and limit
  * lines, and the workload's pods (the pods whose info series names the
- * workload).
+ * workload); the Kubernetes events of the workload, of the pods it had over
+ * the range and of what it owns by name (a Deployment's ReplicaSets, a
+ * CronJob's Jobs), their Warning events and the alerts firing on the
+ * workload or its pods marked on the charts.
  */
 
 import { h } from "../dom.js";
 import * as f from "../format.js";
-import { m } from "../promql.js";
+import { ALERTS, by, dur, m } from "../promql.js";
+import { eventsCard, eventsTable, loadEvents, workloadEvents } from "../events.js";
 import { label as K, series as S } from "../series.js";
 import {
   a,
@@ -37,14 +41,31 @@ export async function render(ctx) {
     pods: `count(${m(S.pod.info, L)})`,
     ...networkStorageQueries(S.workload, L),
   };
-  const [r, charts, pods] = await Promise.all([
+  // The pods it had over the range, for their events.
+  const span = dur(ctx.range.end - ctx.range.start);
+  const podsQuery = `max by ${by(K.pod)} (last_over_time(${m(S.pod.info, L)}[${span}]))`;
+  const events = ctx
+    .query(podsQuery)
+    .then((r) => loadEvents(ctx, { namespace: ns }, workloadEvents(kind, name, new Set(r.map((x) => x.metric[K.pod])))));
+  const NS = { [K.namespace]: ns };
+  const markers = [
+    // Alerts on the workload, and on its pods.
+    { kind: "alert", query: `${m(ALERTS, L)} or (${m(ALERTS, NS)} and on ${by(K.namespace, K.pod)} ${m(S.pod.info, L)})` },
+    { kind: "event", events },
+  ];
+  const [r, charts, pods, ev] = await Promise.all([
     instants(ctx, Q),
-    ctx.loadCharts(usageCharts(S.workload, L)),
-    loadPods(ctx, L, { [K.namespace]: ns }),
+    ctx.loadCharts(usageCharts(S.workload, L, { markers })),
+    loadPods(ctx, L, NS),
+    events,
   ]);
   const s = stats(r);
   const pt = podsTable(pods, { hide: ["namespace", "workload"], filter: ctx.params.get("q") || "" });
-  ctx.search = (text) => pt.setFilter(text);
+  const et = eventsTable(ev, { filter: ctx.params.get("q") || "", dataset: { podsQuery, podsTime: ctx.time } });
+  ctx.search = (text) => {
+    pt.setFilter(text);
+    et.setFilter(text);
+  };
   return h(
     "div",
     { class: "page" },
@@ -56,5 +77,6 @@ export async function render(ctx) {
     ),
     chartsGrid(charts.map((c) => ctx.chart(c))),
     card("Pods", pt.el),
+    eventsCard(ev, et),
   );
 }
