@@ -37,6 +37,7 @@ var packLevels = map[string]model.Level{
 	"Node":            model.LevelNode,
 	"SystemContainer": model.LevelSysContainer,
 	"Cluster":         model.LevelCluster,
+	"Kubemon":         model.LevelKubemon,
 }
 
 // packMetrics are the metrics the pack may name, by their Go identifiers
@@ -53,6 +54,11 @@ var packMetrics = map[string]model.MetricID{
 	"FilesystemAvailable":   model.FilesystemAvailable,
 	"EphemeralStorageUsage": model.EphemeralStorageUsage,
 	"Restarts":              model.Restarts,
+	"OOMKills":              model.OOMKills,
+	"KubeletUp":             model.KubeletUp,
+	"SinkLag":               model.SinkLag,
+	"StoreSize":             model.StoreSize,
+	"StoreSizeLimit":        model.StoreSizeLimit,
 }
 
 // packLabels are the label keys the pack may name, by their Go
@@ -64,6 +70,7 @@ var packLabels = map[string]string{
 	"Node":         model.LabelNode,
 	"WorkloadKind": model.LabelWorkloadKind,
 	"Workload":     model.LabelWorkload,
+	"Sink":         model.LabelSink,
 }
 
 // packFuncs spell series names and label keys through the model.

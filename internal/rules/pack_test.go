@@ -134,43 +134,71 @@ func TestPackFires(t *testing.T) {
 	now := time.Now().Truncate(time.Second)
 	ctr := model.Object{Level: model.LevelContainer, Node: "n1", Namespace: "shop", Pod: "web-1", Container: "app"}
 	node := model.Object{Level: model.LevelNode, Node: "n1"}
-	// fill writes a container and a node at each of the times, with the
-	// values of set at that time.
-	fill := func(e *env, set func(at time.Time, c, n *model.Values)) {
+	sink := model.Object{Level: model.LevelKubemon, Sink: "influxdb"}
+	self := model.Object{Level: model.LevelKubemon}
+	objects := []model.Object{ctr, node, sink, self}
+	// fill writes every object at each minute of the last 20, with the
+	// values set gives it at that time.
+	fill := func(e *env, set func(at time.Time, o model.Object, v *model.Values)) {
 		t.Helper()
 		for at := now.Add(-20 * time.Minute); !at.After(now); at = at.Add(time.Minute) {
-			c, n := model.Entry{Object: ctr, Time: at.UnixMilli(), Values: model.NewValues()}, model.Entry{Object: node, Time: at.UnixMilli(), Values: model.NewValues()}
-			set(at, &c.Values, &n.Values)
-			if _, err := e.st.Append(context.Background(), &model.Batch{Time: at, Entries: []model.Entry{c, n}}); err != nil {
+			b := &model.Batch{Time: at}
+			for _, o := range objects {
+				en := model.Entry{Object: o, Time: at.UnixMilli(), Values: model.NewValues()}
+				set(at, o, &en.Values)
+				b.Entries = append(b.Entries, en)
+			}
+			if _, err := e.st.Append(context.Background(), b); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	healthy := func(_ time.Time, c, n *model.Values) {
-		c[model.Restarts], c[model.MemoryWorkingSet], c[model.MemoryLimit] = 1, 50, 100
-		n[model.CPUUtilization], n[model.MemoryUtilization] = 0.5, 0.5
-		n[model.FilesystemAvailable], n[model.FilesystemLimit], n[model.EphemeralStorageUsage] = 50, 100, 10
-	}
-	crossed := func(at time.Time, c, n *model.Values) {
-		c[model.Restarts], c[model.MemoryWorkingSet], c[model.MemoryLimit] = 1, 95, 100
-		if now.Sub(at) < 5*time.Minute {
-			c[model.Restarts] = 4 // three restarts in the last 5 minutes
-		}
-		n[model.CPUUtilization], n[model.MemoryUtilization] = 0.95, 0.95
-		n[model.FilesystemAvailable], n[model.FilesystemLimit], n[model.EphemeralStorageUsage] = 5, 100, 80
-	}
-	// recovered restarted three times 17 minutes ago, none since: its crash
-	// loop is over.
-	recovered := func(at time.Time, c, n *model.Values) {
-		healthy(at, c, n)
-		if now.Sub(at) < 17*time.Minute {
-			c[model.Restarts] = 4
+	healthy := func(_ time.Time, o model.Object, v *model.Values) {
+		switch o {
+		case ctr:
+			v[model.Restarts], v[model.MemoryWorkingSet], v[model.MemoryLimit], v[model.OOMKills] = 1, 50, 100, 2
+		case node:
+			v[model.CPUUtilization], v[model.MemoryUtilization], v[model.KubeletUp] = 0.5, 0.5, 1
+			v[model.FilesystemAvailable], v[model.FilesystemLimit], v[model.EphemeralStorageUsage] = 50, 100, 10
+		case sink:
+			v[model.SinkLag] = 75
+		case self:
+			v[model.StoreSize], v[model.StoreSizeLimit] = 95, 100
 		}
 	}
+	crossed := func(at time.Time, o model.Object, v *model.Values) {
+		recent := now.Sub(at) < 5*time.Minute
+		switch o {
+		case ctr:
+			v[model.Restarts], v[model.MemoryWorkingSet], v[model.MemoryLimit], v[model.OOMKills] = 1, 95, 100, 2
+			if recent {
+				v[model.Restarts] = 4 // three restarts in the last 5 minutes
+			}
+			if now.Sub(at) < 2*time.Minute {
+				v[model.OOMKills] = 3 // an OOM kill 2 minutes ago
+			}
+		case node:
+			v[model.CPUUtilization], v[model.MemoryUtilization], v[model.KubeletUp] = 0.95, 0.95, 0
+			v[model.FilesystemAvailable], v[model.FilesystemLimit], v[model.EphemeralStorageUsage] = 5, 100, 80
+		case sink:
+			v[model.SinkLag] = 1200
+		case self:
+			v[model.StoreSize], v[model.StoreSizeLimit] = 110, 100
+		}
+	}
+	// recovered restarted three times and was OOM-killed 17 minutes ago,
+	// nothing since: its crash loop is over.
+	recovered := func(at time.Time, o model.Object, v *model.Values) {
+		healthy(at, o, v)
+		if o == ctr && now.Sub(at) < 17*time.Minute {
+			v[model.Restarts], v[model.OOMKills] = 4, 3
+		}
+	}
+	p := parser.NewParser(parser.Options{})
 	rgs := parsePack(t)
 	for _, tc := range []struct {
 		name string
-		set  func(time.Time, *model.Values, *model.Values)
+		set  func(time.Time, model.Object, *model.Values)
 		fire bool
 	}{{"healthy", healthy, false}, {"crossed", crossed, true}, {"recovered", recovered, false}} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,11 +232,16 @@ func TestPackFires(t *testing.T) {
 						t.Errorf("%s: %d alerts over a cluster past its threshold, want 1: %v", r.Alert, len(v), v)
 						continue
 					}
-					want := node
-					if strings.HasPrefix(r.Alert, "KubemonContainer") {
-						want = ctr
+					// The object that crossed the threshold: the one whose
+					// series the rule selects first.
+					l, m := firstSeries(t, p, r.Expr)
+					var want model.Object
+					for _, o := range objects {
+						if o.Level == l && (o.Sink != "") == slices.Contains(model.Metrics[m].Labels, model.LabelSink) {
+							want = o
+						}
 					}
-					for _, k := range want.Level.LabelKeys() {
+					for _, k := range model.SeriesLabelKeys(l, m) {
 						if got := v[0].Metric.Get(k); got != want.Label(k) {
 							t.Errorf("%s: %s=%q, want %q", r.Alert, k, got, want.Label(k))
 						}
@@ -217,4 +250,25 @@ func TestPackFires(t *testing.T) {
 			}
 		})
 	}
+}
+
+// firstSeries is the level and metric of the first series expr selects.
+func firstSeries(t *testing.T, p parser.Parser, expr string) (model.Level, model.MetricID) {
+	t.Helper()
+	e, err := p.ParseExpr(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && name == "" {
+			name = vs.Name
+		}
+		return nil
+	})
+	l, m, ok := model.ParseSeriesName(name)
+	if !ok {
+		t.Fatalf("%s selects no series of the metric table first", expr)
+	}
+	return l, m
 }
