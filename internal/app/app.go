@@ -117,7 +117,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	client := scrape.NewClient(scrape.ClientOptions{
 		Endpoint:   scrape.Endpoint(cfg.Scrape.Endpoint),
 		HTTPClient: found.client, BearerToken: found.token, Timeout: cfg.ScrapeTimeout(),
-		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods && found.pods == nil, DiskIO: cfg.Scrape.DiskIO,
+		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods && found.pods == nil, Cadvisor: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
 		Interval: cfg.Interval, Targets: targets, Namespaces: found.namespaces, Pods: found.pods, Logger: log, Registerer: reg,
@@ -206,9 +206,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
-	if err := startSinks(cfg, st.Queryable(), log, reg, goRun); err != nil {
+	exporters, err := startSinks(cfg, st.Queryable(), log, reg, goRun)
+	if err != nil {
 		return err
 	}
+	goRun("self series", selfSeries{store: st, sinks: exporters, limit: int64(cfg.RetentionSize), interval: cfg.Interval, log: log}.run)
 	goRun("scrape", manager.Run)
 	goRun("pipeline", collector.Run)
 	srvErr := make(chan error, 1)

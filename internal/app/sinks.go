@@ -19,9 +19,10 @@ import (
 	"github.com/kubemon/kubemon/internal/sink/remotewrite"
 )
 
-// startSinks builds an Exporter per configured sink, reading q, and runs
-// each in the group.
-func startSinks(cfg config.Config, q storage.Queryable, log *slog.Logger, reg prometheus.Registerer, goRun func(string, func(context.Context) error)) error {
+// startSinks builds an Exporter per configured sink, reading q, runs
+// each in the group and returns them.
+func startSinks(cfg config.Config, q storage.Queryable, log *slog.Logger, reg prometheus.Registerer, goRun func(string, func(context.Context) error)) ([]*sink.Exporter, error) {
+	var exporters []*sink.Exporter
 	sinks := append([]config.Sink(nil), cfg.Sinks...)
 	config.NameSinks(sinks)
 	for _, s := range sinks {
@@ -30,7 +31,7 @@ func startSinks(cfg config.Config, q storage.Queryable, log *slog.Logger, reg pr
 		}
 		w, batch, shards, err := newWriter(s)
 		if err != nil {
-			return fmt.Errorf("sink %s: %w", s.Name, err)
+			return nil, fmt.Errorf("sink %s: %w", s.Name, err)
 		}
 		e, err := sink.NewExporter(sink.Options{
 			Name: s.Name, Writer: w, Store: q, Dir: filepath.Join(cfg.DataDir, "sinks"),
@@ -44,12 +45,13 @@ func startSinks(cfg config.Config, q storage.Queryable, log *slog.Logger, reg pr
 			Logger: log, Registerer: reg,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
 		log.Info("sink configured", "sink", s.Name, "type", s.Type, "url", redact(s.URL))
 		goRun("sink "+s.Name, e.Run)
+		exporters = append(exporters, e)
 	}
-	return nil
+	return exporters, nil
 }
 
 // newWriter builds a sink's Writer, with its batch size and shard count

@@ -38,7 +38,7 @@ func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	rw.reset()
 	t.h.ServeHTTP(rw, req)
 	if rw.code == http.StatusOK && strings.HasSuffix(req.URL.Path, "/metrics/cadvisor") {
-		rw.keepDiskIO()
+		rw.keepExtras()
 	}
 	return &http.Response{
 		Status: strconv.Itoa(rw.code) + " " + http.StatusText(rw.code), StatusCode: rw.code,
@@ -74,22 +74,23 @@ func (r *responseBuffer) Write(b []byte) (int, error) {
 	return r.body.Write(b)
 }
 
-// diskIOFamilies are the /metrics/cadvisor families scrape.DecodeCadvisorIO
-// reads (TestDiskIOFilter holds the filter to that).
-var diskIOFamilies = func() [][]byte {
-	out := make([][]byte, len(scrape.DiskIOFamilies))
-	for i, f := range scrape.DiskIOFamilies {
+// extraFamilies are the /metrics/cadvisor families
+// scrape.DecodeCadvisorExtras reads (TestDiskIOFilter holds the filter to
+// that).
+var extraFamilies = func() [][]byte {
+	out := make([][]byte, len(scrape.ExtraFamilies))
+	for i, f := range scrape.ExtraFamilies {
 		out[i] = []byte(f)
 	}
 	return out
 }()
 
-// keepDiskIO drops from a /metrics/cadvisor body every line outside the
-// disk IO families. The scrape client reads that endpoint for disk IO
-// only (DecodeCadvisorIO) and decodes the same counters from the shorter
-// body; parsing the simulator's whole exposition was the largest single
-// cost of a backfill.
-func (r *responseBuffer) keepDiskIO() {
+// keepExtras drops from a /metrics/cadvisor body every line outside the
+// families the scrape client reads from it beside the Summary (disk IO,
+// CPU throttling, OOM events: DecodeCadvisorExtras), which decodes the
+// same counters from the shorter body; parsing the simulator's whole
+// exposition was the largest single cost of a backfill.
+func (r *responseBuffer) keepExtras() {
 	in := r.body.Bytes()
 	out := in[:0] // in place: out never overtakes the line being read
 	for len(in) > 0 {
@@ -103,7 +104,7 @@ func (r *responseBuffer) keepDiskIO() {
 		if bytes.HasPrefix(name, []byte("# HELP ")) || bytes.HasPrefix(name, []byte("# TYPE ")) {
 			name = name[len("# HELP "):]
 		}
-		for _, f := range diskIOFamilies {
+		for _, f := range extraFamilies {
 			if bytes.HasPrefix(name, f) && len(name) > len(f) && (name[len(f)] == '{' || name[len(f)] == ' ') {
 				out = append(out, line...)
 				break
@@ -167,10 +168,11 @@ func newSource(o *Options, epoch time.Time) (*source, error) {
 	for _, t := range s.targets {
 		s.offsets = append(s.offsets, scrape.Offset(t.Node, o.Interval))
 	}
-	// `kubemon demo`'s scrape settings: the Summary API, disk IO from
-	// /metrics/cadvisor, pods from the kubelet's /pods.
+	// `kubemon demo`'s scrape settings: the Summary API, disk IO, CPU
+	// throttling and OOM events from /metrics/cadvisor, pods from the
+	// kubelet's /pods.
 	s.client = scrape.NewClient(scrape.ClientOptions{
-		Endpoint: scrape.EndpointSummary, DiskIO: true, FetchPods: true,
+		Endpoint: scrape.EndpointSummary, Cadvisor: true, FetchPods: true,
 		HTTPClient: &http.Client{Transport: handlerTransport{cl.Handler()}},
 		Timeout:    time.Minute,
 	})

@@ -142,7 +142,10 @@ type Scrape struct {
 	MaxBytes int64 `yaml:"maxBytes"`
 	// FetchPods reads the kubelet's /pods for requests, limits and owners.
 	FetchPods bool `yaml:"fetchPods"`
-	// DiskIO reads the kubelet's /metrics/cadvisor for disk IO counters.
+	// DiskIO reads the kubelet's /metrics/cadvisor for what the Summary
+	// API lacks: disk IO, CPU throttling (CFS) and OOM events (the flags
+	// --kubelet-cadvisor and --kubelet-disk-io; the key keeps its first
+	// name).
 	DiskIO bool `yaml:"diskIO"`
 	// BearerTokenFile, when set, holds the token sent to kubelets.
 	BearerTokenFile string `yaml:"bearerTokenFile"`

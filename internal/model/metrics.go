@@ -42,13 +42,13 @@ const (
 	CPUAllocatable
 	CPUReservation
 	CPUUtilization
-	CPUCFSPeriods
-	CPUCFSPeriodsRate
-	CPUCFSThrottledPeriods
-	CPUCFSThrottledPeriodsRate
-	CPUCFSThrottledTime
-	CPUCFSThrottledTimeRate
-	CPUCFSThrottledRatio
+	CFSPeriods
+	CFSPeriodsRate
+	CFSThrottledPeriods
+	CFSThrottledPeriodsRate
+	CFSThrottledTime
+	CFSThrottledTimeRate
+	CFSThrottledRatio
 
 	MemoryUsage
 	MemoryWorkingSet
@@ -139,7 +139,6 @@ var (
 	noCont   = Levels(LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
 	nodeCl   = Levels(LevelNode, LevelCluster)
 	specLvls = Levels(LevelContainer, LevelPod, LevelNamespace, LevelWorkload, LevelNode, LevelCluster)
-	cgroups  = Levels(LevelContainer, LevelPod)
 	self     = Levels(LevelKubemon)
 )
 
@@ -156,13 +155,13 @@ var Metrics = [NumMetrics]Metric{
 	CPUReservation: {Name: "cpu_reservation_ratio", Heapster: "cpu/node_reservation", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "CPU requests divided by allocatable CPU (0-1)."},
 	CPUUtilization: {Name: "cpu_utilization_ratio", Heapster: "cpu/node_utilization", HeapsterScale: 1, Unit: "ratio", Levels: nodeCl, Rollup: RollupRatio, Help: "CPU usage rate divided by allocatable CPU (0-1)."},
 
-	CPUCFSPeriods:              {Name: "cpu_cfs_periods_total", Heapster: "cpu/cfs_periods", HeapsterScale: 1, Unit: "periods", Kind: Counter, Levels: cgroups, Endpoint: EndpointCadvisor, Help: "Cumulative CFS enforcement periods (100 ms by default) in which the cgroup was runnable; only cgroups with a CPU limit have them (from /metrics/cadvisor)."},
-	CPUCFSPeriodsRate:          {Name: "cpu_cfs_periods_per_second", Heapster: "cpu/cfs_periods_rate", HeapsterScale: 1, Unit: "periods/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CPUCFSPeriods), Endpoint: EndpointCadvisor, Help: "CFS enforcement periods per second over the last scrape interval (at most 10 per second and CPU at the default 100 ms period)."},
-	CPUCFSThrottledPeriods:     {Name: "cpu_cfs_throttled_periods_total", Heapster: "cpu/cfs_throttled_periods", HeapsterScale: 1, Unit: "periods", Kind: Counter, Levels: cgroups, Endpoint: EndpointCadvisor, Help: "Cumulative CFS periods in which the cgroup used up its CPU quota and was throttled (from /metrics/cadvisor)."},
-	CPUCFSThrottledPeriodsRate: {Name: "cpu_cfs_throttled_periods_per_second", Heapster: "cpu/cfs_throttled_periods_rate", HeapsterScale: 1, Unit: "periods/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CPUCFSThrottledPeriods), Endpoint: EndpointCadvisor, Help: "Throttled CFS periods per second over the last scrape interval."},
-	CPUCFSThrottledTime:        {Name: "cpu_cfs_throttled_seconds_total", Heapster: "cpu/cfs_throttled_time", HeapsterScale: 1e9, Unit: "seconds", Kind: Counter, Levels: cgroups, Endpoint: EndpointCadvisor, Help: "Cumulative time the cgroup's tasks were throttled, in seconds (Heapster: nanoseconds; from /metrics/cadvisor)."},
-	CPUCFSThrottledTimeRate:    {Name: "cpu_cfs_throttled_seconds_per_second", Heapster: "cpu/cfs_throttled_time_rate", HeapsterScale: 1, Unit: "seconds/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CPUCFSThrottledTime), Endpoint: EndpointCadvisor, Help: "Seconds of throttling per second over the last scrape interval."},
-	CPUCFSThrottledRatio:       {Name: "cpu_cfs_throttled_ratio", Heapster: "cpu/cfs_throttled_ratio", HeapsterScale: 1, Unit: "ratio", Levels: specLvls, Rollup: RollupRatio, Endpoint: EndpointCadvisor, Help: "Throttled CFS periods divided by CFS periods over the last scrape interval (0-1); absent when no period elapsed."},
+	CFSPeriods:              {Name: "cpu_cfs_periods_total", Heapster: "cpu/cfs_periods", HeapsterScale: 1, Unit: "periods", Kind: Counter, Levels: Levels(LevelContainer), Endpoint: EndpointCadvisor, Help: "Cumulative CFS enforcement periods (100 ms by default) in which the container was runnable; only containers with a CPU limit have them (from /metrics/cadvisor)."},
+	CFSPeriodsRate:          {Name: "cpu_cfs_periods_per_second", Heapster: "cpu/cfs_periods_rate", HeapsterScale: 1, Unit: "periods/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CFSPeriods), Endpoint: EndpointCadvisor, Help: "CFS enforcement periods per second over the last scrape interval (10 per second at the default 100 ms period for a busy container; a pod's is the sum of its containers')."},
+	CFSThrottledPeriods:     {Name: "cpu_cfs_throttled_periods_total", Heapster: "cpu/cfs_throttled_periods", HeapsterScale: 1, Unit: "periods", Kind: Counter, Levels: Levels(LevelContainer), Endpoint: EndpointCadvisor, Help: "Cumulative CFS periods in which the container used up its CPU quota and was throttled (from /metrics/cadvisor)."},
+	CFSThrottledPeriodsRate: {Name: "cpu_cfs_throttled_periods_per_second", Heapster: "cpu/cfs_throttled_periods_rate", HeapsterScale: 1, Unit: "periods/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CFSThrottledPeriods), Endpoint: EndpointCadvisor, Help: "Throttled CFS periods per second over the last scrape interval."},
+	CFSThrottledTime:        {Name: "cpu_cfs_throttled_seconds_total", Heapster: "cpu/cfs_throttled_time", HeapsterScale: 1e9, Unit: "seconds", Kind: Counter, Levels: Levels(LevelContainer), Endpoint: EndpointCadvisor, Help: "Cumulative time the container's tasks were throttled, in seconds (Heapster: nanoseconds; from /metrics/cadvisor)."},
+	CFSThrottledTimeRate:    {Name: "cpu_cfs_throttled_seconds_per_second", Heapster: "cpu/cfs_throttled_time_rate", HeapsterScale: 1, Unit: "seconds/s", Levels: specLvls, Rollup: RollupSum, RateOf: id(CFSThrottledTime), Endpoint: EndpointCadvisor, Help: "Seconds of throttling per second over the last scrape interval."},
+	CFSThrottledRatio:       {Name: "cpu_cfs_throttled_ratio", Heapster: "cpu/cfs_throttled_ratio", HeapsterScale: 1, Unit: "ratio", Levels: specLvls, Rollup: RollupRatio, Endpoint: EndpointCadvisor, Help: "Throttled CFS periods divided by CFS periods over the last scrape interval (0-1); absent when no period elapsed."},
 
 	MemoryUsage:               {Name: "memory_usage_bytes", Heapster: "memory/usage", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Memory usage including page cache, in bytes."},
 	MemoryWorkingSet:          {Name: "memory_working_set_bytes", Heapster: "memory/working_set", HeapsterScale: 1, Unit: "bytes", Levels: all, Rollup: RollupSum, Help: "Working set memory (usage minus inactive file), in bytes."},

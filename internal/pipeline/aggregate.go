@@ -8,7 +8,8 @@ import (
 
 // Aggregate returns the cycle-wide roll-ups of entries: namespaces and
 // workloads as sums of their pods, and the cluster as the sum of its nodes
-// with its own utilization and reservation. t (Unix milliseconds) stamps
+// with its own utilization and reservation; each with its own throttled
+// ratio. t (Unix milliseconds) stamps
 // them. Entries of other levels are ignored.
 func Aggregate(entries []model.Entry, t int64) []model.Entry {
 	groups := map[model.Object]*model.Values{}
@@ -42,6 +43,8 @@ func Aggregate(entries []model.Entry, t int64) []model.Entry {
 		v := *groups[o]
 		if o.Level == model.LevelCluster {
 			setRatios(&v)
+		} else {
+			setThrottledRatio(&v)
 		}
 		out = append(out, model.Entry{Object: o, Time: t, Values: v})
 	}

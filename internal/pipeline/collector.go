@@ -113,9 +113,21 @@ func NewCollector(o CollectorOptions) *Collector {
 }
 
 // Handle takes one node's scrape result. Its signature matches
-// scrape.Handler. Calls for one node must not overlap.
+// scrape.Handler. Calls for one node must not overlap. Each result, failed
+// or not, also gives the node's KubeletUp at the scrape's start time (now
+// when a failed one has none).
 func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.NodeStats, err error) {
-	if err != nil || stats == nil {
+	if err != nil {
+		at := c.o.Now()
+		if stats != nil && !stats.ScrapeTime.IsZero() {
+			at = stats.ScrapeTime
+		}
+		if c.o.Emit != nil {
+			c.o.Emit(ctx, &model.Batch{Time: at, Entries: []model.Entry{kubeletUp(t.Node, at, 0)}})
+		}
+		return
+	}
+	if stats == nil {
 		return
 	}
 	c.mu.Lock()
@@ -132,6 +144,7 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 	}
 	nr.mu.Lock()
 	entries := Node(nr.r, stats, pods, t.Meta)
+	entries = append(entries, kubeletUp(t.Node, stats.ScrapeTime, 1))
 	nr.lastSeen = c.o.Now()
 	var gone []model.Entry
 	gone, nr.objects = Vanished(nr.objects, entries, stats.ScrapeTime.UnixMilli())
@@ -141,7 +154,7 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 		c.o.Emit(ctx, &model.Batch{Time: stats.ScrapeTime, Entries: append(entries, gone...)})
 	}
 	keep := make([]model.Entry, 0, len(entries)/2)
-	for i := range entries {
+	for i := range entries[:len(entries)-1] { // not the KubeletUp entry
 		if l := entries[i].Object.Level; l == model.LevelPod || l == model.LevelNode {
 			keep = append(keep, entries[i])
 		}
@@ -253,4 +266,13 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 				"window", ReadyWindow*c.o.Interval)
 		}
 	}
+}
+
+// kubeletUp is a node's entry holding only its KubeletUp, up (1 or 0), at
+// the scrape's start: a second entry of the node's object, whose other
+// values carry the kubelet's stats time.
+func kubeletUp(node string, at time.Time, up float64) model.Entry {
+	e := model.Entry{Object: model.Object{Level: model.LevelNode, Node: node}, Time: at.UnixMilli(), Values: model.NewValues()}
+	e.Values[model.KubeletUp] = up
+	return e
 }

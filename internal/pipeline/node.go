@@ -6,34 +6,47 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// Node processes one node's scrape in place and returns its entries: it
-// enriches pods and containers from pods' metadata, computes rates with r,
-// rolls containers up into their pods and pods into the node, and sets the
-// node's capacity, allocatable, utilization and reservation from meta.
+// Node processes one node's scrape and returns its entries (stats.Entries,
+// and an entry for each container of a known pod that has no stats): it
+// enriches pods and containers from pods' metadata, counts OOM kills and
+// computes rates with r, rolls containers up into their pods and pods into
+// the node, sets the throttling ratios, and sets the node's capacity,
+// allocatable, utilization and reservation from meta.
 func Node(r *Rater, stats *model.NodeStats, pods []model.PodMeta, meta model.NodeMeta) []model.Entry {
-	entries := stats.Entries
-	Enrich(entries, pods)
+	entries := Enrich(stats.Entries, pods)
+	r.CountOOMKills(entries)
 	r.Rates(entries)
 	RollupNode(entries)
 	for i := range entries {
-		if e := &entries[i]; e.Object.Level == model.LevelNode {
-			setNodeMeta(&e.Values, meta)
+		e := &entries[i]
+		switch e.Object.Level {
+		case model.LevelNode:
+			setNodeMeta(&e.Values, meta) // and its ratios
+		case model.LevelPod, model.LevelContainer:
+			setThrottledRatio(&e.Values)
 		}
 	}
 	return entries
 }
 
-// Enrich sets requests, limits and restart counts on container entries and
-// links pod and container entries to their pod's metadata.
-func Enrich(entries []model.Entry, pods []model.PodMeta) {
+// Enrich sets requests, limits, restart counts and whether it waits in
+// CrashLoopBackOff on container entries, and links pod and container
+// entries to their pod's metadata. A container of a pod in entries that has
+// no entry of its own (it is not running: waiting to be restarted, being
+// created) gets one, stamped with its pod's time, holding only what the
+// pod's metadata says, so that a crash-looping container's restarts stay
+// visible. It returns entries with those added.
+func Enrich(entries []model.Entry, pods []model.PodMeta) []model.Entry {
 	if len(pods) == 0 {
-		return
+		return entries
 	}
 	type key struct{ ns, name string }
 	idx := make(map[key]*model.PodMeta, len(pods))
 	for i := range pods {
 		idx[key{pods[i].Namespace, pods[i].Name}] = &pods[i]
 	}
+	have := map[model.Object]bool{}
+	var podEntries []int
 	for i := range entries {
 		e := &entries[i]
 		if e.Object.Level != model.LevelPod && e.Object.Level != model.LevelContainer {
@@ -46,18 +59,43 @@ func Enrich(entries []model.Entry, pods []model.PodMeta) {
 		e.Pod = p
 		if e.Object.Level == model.LevelPod {
 			e.Values[model.Info] = 1
+			podEntries = append(podEntries, i)
 			continue
 		}
-		for _, c := range p.Containers {
-			if c.Name == e.Object.Container {
-				e.Values[model.CPURequest] = c.CPURequest
-				e.Values[model.CPULimit] = c.CPULimit
-				e.Values[model.MemoryRequest] = c.MemoryRequest
-				e.Values[model.MemoryLimit] = c.MemoryLimit
-				e.Values[model.Restarts] = float64(c.Restarts)
+		have[e.Object] = true
+		for ci := range p.Containers {
+			if c := &p.Containers[ci]; c.Name == e.Object.Container {
+				setContainerMeta(&e.Values, c)
 				break
 			}
 		}
+	}
+	for _, i := range podEntries {
+		pe := entries[i] // a copy: appending may move entries
+		for ci := range pe.Pod.Containers {
+			c := &pe.Pod.Containers[ci]
+			o := model.Object{Level: model.LevelContainer, Node: pe.Object.Node, Namespace: pe.Object.Namespace, Pod: pe.Object.Pod, Container: c.Name}
+			if have[o] {
+				continue
+			}
+			e := model.Entry{Object: o, Time: pe.Time, Values: model.NewValues(), Pod: pe.Pod}
+			setContainerMeta(&e.Values, c)
+			entries = append(entries, e)
+		}
+	}
+	return entries
+}
+
+// setContainerMeta sets what a container's spec and status say.
+func setContainerMeta(v *model.Values, c *model.ContainerMeta) {
+	v[model.CPURequest] = c.CPURequest
+	v[model.CPULimit] = c.CPULimit
+	v[model.MemoryRequest] = c.MemoryRequest
+	v[model.MemoryLimit] = c.MemoryLimit
+	v[model.Restarts] = float64(c.Restarts)
+	v[model.CrashLoopBackOff] = 0
+	if c.Waiting == model.ReasonCrashLoopBackOff {
+		v[model.CrashLoopBackOff] = 1
 	}
 }
 
@@ -167,4 +205,15 @@ func setRatios(v *model.Values) {
 			v[m] = math.NaN()
 		}
 	}
+	setThrottledRatio(v)
+}
+
+// setThrottledRatio computes the share of CFS periods throttled from the
+// periods' rates; absent where no period elapsed (or no CPU limit).
+func setThrottledRatio(v *model.Values) {
+	r := v[model.CFSThrottledPeriodsRate] / v[model.CFSPeriodsRate]
+	if math.IsInf(r, 0) {
+		r = math.NaN()
+	}
+	v[model.CFSThrottledRatio] = r
 }

@@ -46,10 +46,13 @@ func init() {
 // concurrent use; keep one per node.
 type Rater struct {
 	prev map[model.Object]prevSample
+	oom  map[model.Object]*oomState // containers' OOM kills (CountOOMKills)
 }
 
 // NewRater returns an empty Rater.
-func NewRater() *Rater { return &Rater{prev: map[model.Object]prevSample{}} }
+func NewRater() *Rater {
+	return &Rater{prev: map[model.Object]prevSample{}, oom: map[model.Object]*oomState{}}
+}
 
 // Rates sets the rate metrics of each entry from the change of its counters
 // since the previous call, and forgets objects that are no longer seen.
@@ -60,6 +63,8 @@ func NewRater() *Rater { return &Rater{prev: map[model.Object]prevSample{}} }
 // reset (a container restart): its rate is then its value over the time
 // since the new start when that start lies after the previous observation,
 // and absent otherwise, so a restart never gives a negative or spiked rate.
+// A counter kubemon keeps across restarts (Metric.SpansRestarts) is reset
+// only when it goes down.
 // An observation no newer than the previous one gives no rate and keeps
 // the older baseline.
 func (r *Rater) Rates(entries []model.Entry) {
@@ -85,7 +90,7 @@ func (r *Rater) Rates(entries []model.Entry) {
 				cur.values[j], cur.times[j] = before, pt // stale repeat
 				continue
 			}
-			if !restarted && now >= before {
+			if (!restarted || model.Metrics[c.counter].SpansRestarts) && now >= before {
 				e.Values[c.rate] = (now - before) / (float64(t-pt) / 1000)
 				continue
 			}

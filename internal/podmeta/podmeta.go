@@ -1,6 +1,7 @@
 // Package podmeta turns Kubernetes Pod objects into kubemon's view of a pod
 // (model.PodMeta): requests and limits per container (cores, bytes), restart
-// counts, labels and the owning workload. Discovery uses it on the
+// counts, why a container waits and how its last run ended, labels and the
+// owning workload. Discovery uses it on the
 // informers' pods and the kubelet scraper on a kubelet's /pods.
 package podmeta
 
@@ -45,21 +46,41 @@ func FromPod(p *corev1.Pod) model.PodMeta {
 		Labels:    p.Labels,
 	}
 	m.WorkloadKind, m.Workload = workloadOf(p)
-	restarts := make(map[string]int32, len(p.Status.ContainerStatuses))
-	for _, s := range p.Status.ContainerStatuses {
-		restarts[s.Name] = s.RestartCount
+	statuses := make(map[string]*corev1.ContainerStatus, len(p.Status.ContainerStatuses))
+	for i := range p.Status.ContainerStatuses {
+		statuses[p.Status.ContainerStatuses[i].Name] = &p.Status.ContainerStatuses[i]
 	}
 	for _, c := range p.Spec.Containers {
-		m.Containers = append(m.Containers, model.ContainerMeta{
+		cm := model.ContainerMeta{
 			Name:          c.Name,
 			CPURequest:    cores(c.Resources.Requests, corev1.ResourceCPU),
 			CPULimit:      cores(c.Resources.Limits, corev1.ResourceCPU),
 			MemoryRequest: memoryBytes(c.Resources.Requests, corev1.ResourceMemory),
 			MemoryLimit:   memoryBytes(c.Resources.Limits, corev1.ResourceMemory),
-			Restarts:      restarts[c.Name],
-		})
+		}
+		if s := statuses[c.Name]; s != nil {
+			cm.Restarts = s.RestartCount
+			if w := s.State.Waiting; w != nil {
+				cm.Waiting = w.Reason
+			}
+			if t := s.LastTerminationState.Terminated; t != nil {
+				cm.LastTermination = model.Termination{
+					Reason: t.Reason, ExitCode: t.ExitCode, ContainerID: t.ContainerID,
+					Started: unixMilli(t.StartedAt), Finished: unixMilli(t.FinishedAt),
+				}
+			}
+		}
+		m.Containers = append(m.Containers, cm)
 	}
 	return m
+}
+
+// unixMilli is t in Unix milliseconds, 0 for the zero time.
+func unixMilli(t metav1.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
 }
 
 // workloadOf names the pod's top owner from its controller reference alone

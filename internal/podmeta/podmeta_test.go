@@ -3,6 +3,9 @@ package podmeta
 import (
 	"math"
 	"testing"
+	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 func TestDecodeList(t *testing.T) {
@@ -12,7 +15,10 @@ func TestDecodeList(t *testing.T) {
   "spec":{"nodeName":"n1","containers":[
    {"name":"app","resources":{"requests":{"cpu":"250m","memory":"128Mi"},"limits":{"cpu":"1","memory":"256Mi"}}},
    {"name":"sidecar"}]},
-  "status":{"containerStatuses":[{"name":"app","restartCount":3},{"name":"sidecar","restartCount":0}]}},
+  "status":{"containerStatuses":[{"name":"app","restartCount":3,
+     "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container=app"}},
+     "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled","startedAt":"2026-05-01T10:00:00Z","finishedAt":"2026-05-01T10:00:07Z","containerID":"containerd://abc"}}},
+    {"name":"sidecar","restartCount":0,"state":{"running":{"startedAt":"2026-05-01T09:00:00Z"}}}]}},
  {"metadata":{"name":"report-28391234-abcde","namespace":"batch",
    "ownerReferences":[{"kind":"Job","name":"report-28391234","controller":true}]},"spec":{"containers":[{"name":"r"}]}},
  {"metadata":{"name":"db-0","namespace":"shop","ownerReferences":[{"kind":"StatefulSet","name":"db","controller":true}]},"spec":{"containers":[{"name":"db"}]}},
@@ -35,6 +41,14 @@ func TestDecodeList(t *testing.T) {
 	app, side := pods[0].Containers[0], pods[0].Containers[1]
 	if app.CPURequest != 0.25 || app.CPULimit != 1 || app.MemoryRequest != 128<<20 || app.MemoryLimit != 256<<20 || app.Restarts != 3 {
 		t.Errorf("app: %+v", app)
+	}
+	want := model.Termination{Reason: model.ReasonOOMKilled, ExitCode: 137, ContainerID: "containerd://abc",
+		Started: time.Date(2026, 5, 1, 10, 0, 0, 0, time.UTC).UnixMilli(), Finished: time.Date(2026, 5, 1, 10, 0, 7, 0, time.UTC).UnixMilli()}
+	if app.Waiting != model.ReasonCrashLoopBackOff || app.LastTermination != want {
+		t.Errorf("app's state: waiting %q, last termination %+v, want %q, %+v", app.Waiting, app.LastTermination, model.ReasonCrashLoopBackOff, want)
+	}
+	if side.Waiting != "" || side.LastTermination != (model.Termination{}) {
+		t.Errorf("a running container that never restarted: waiting %q, last termination %+v", side.Waiting, side.LastTermination)
 	}
 	if !math.IsNaN(side.CPURequest) || !math.IsNaN(side.MemoryLimit) {
 		t.Errorf("sidecar without resources must have absent requests and limits: %+v", side)

@@ -30,31 +30,61 @@ type DiskIO struct {
 	Time        int64
 }
 
+// Extras are what /metrics/cadvisor says of a cgroup that the Summary API
+// does not: disk IO, CPU throttling (CFS) and OOM events. Absent values are
+// NaN (CFS counters exist only for cgroups with a CPU quota).
+type Extras struct {
+	DiskIO
+	// CFSPeriods and CFSThrottledPeriods count enforcement periods;
+	// CFSThrottledTime is in seconds.
+	CFSPeriods, CFSThrottledPeriods, CFSThrottledTime float64
+	// OOMEvents is container_oom_events_total: OOM kills cAdvisor saw in
+	// this cgroup (a container's current run).
+	OOMEvents float64
+}
+
 // cadvisorFamilies maps the cAdvisor families kubemon reads to its metrics.
 // Disk IO comes as container_fs_{reads,writes}_bytes_total or, from newer
 // kubelets only, as container_blkio_device_usage_total{operation}.
 var cadvisorFamilies = map[string]model.MetricID{
-	"container_cpu_usage_seconds_total":       model.CPUUsage,
-	"container_memory_working_set_bytes":      model.MemoryWorkingSet,
-	"container_memory_usage_bytes":            model.MemoryUsage,
-	"container_memory_rss":                    model.MemoryRSS,
-	"container_fs_usage_bytes":                model.FilesystemUsage,
-	"container_network_receive_bytes_total":   model.NetworkRx,
-	"container_network_receive_errors_total":  model.NetworkRxErrors,
-	"container_network_transmit_bytes_total":  model.NetworkTx,
-	"container_network_transmit_errors_total": model.NetworkTxErrors,
-	"container_fs_reads_bytes_total":          model.DiskIORead,
-	"container_fs_writes_bytes_total":         model.DiskIOWrite,
-	"container_blkio_device_usage_total":      model.DiskIORead, // or DiskIOWrite, by operation
-	"container_start_time_seconds":            model.Uptime,     // read as the start time
+	"container_cpu_usage_seconds_total":         model.CPUUsage,
+	"container_memory_working_set_bytes":        model.MemoryWorkingSet,
+	"container_memory_usage_bytes":              model.MemoryUsage,
+	"container_memory_rss":                      model.MemoryRSS,
+	"container_fs_usage_bytes":                  model.FilesystemUsage,
+	"container_network_receive_bytes_total":     model.NetworkRx,
+	"container_network_receive_errors_total":    model.NetworkRxErrors,
+	"container_network_transmit_bytes_total":    model.NetworkTx,
+	"container_network_transmit_errors_total":   model.NetworkTxErrors,
+	"container_fs_reads_bytes_total":            model.DiskIORead,
+	"container_fs_writes_bytes_total":           model.DiskIOWrite,
+	"container_blkio_device_usage_total":        model.DiskIORead, // or DiskIOWrite, by operation
+	"container_start_time_seconds":              model.Uptime,     // read as the start time
+	"container_cpu_cfs_periods_total":           model.CFSPeriods,
+	"container_cpu_cfs_throttled_periods_total": model.CFSThrottledPeriods,
+	"container_cpu_cfs_throttled_seconds_total": model.CFSThrottledTime,
+	"container_oom_events_total":                model.OOMKills, // cAdvisor's per-cgroup count: Entry.OOMEvents
+}
+
+// extraMetrics are the metrics read from /metrics/cadvisor beside another
+// source (Extras), stamped with their own time (Entry.CadvisorTime).
+var extraMetrics = []model.MetricID{model.DiskIORead, model.DiskIOWrite, model.CFSPeriods, model.CFSThrottledPeriods, model.CFSThrottledTime, model.OOMKills}
+
+func isExtra(m model.MetricID) bool {
+	for _, x := range extraMetrics {
+		if m == x {
+			return true
+		}
+	}
+	return false
 }
 
 // cgroupSample is what one cAdvisor exposition says of one cgroup.
 type cgroupSample struct {
 	values model.Values
 	blkio  [2]float64 // read, write from container_blkio_device_usage_total; NaN when absent
-	time   int64      // newest sample timestamp but disk IO's, Unix ms
-	ioTime int64      // newest disk IO sample timestamp, Unix ms
+	time   int64      // newest sample timestamp but the extras', Unix ms
+	ioTime int64      // newest timestamp of the extras (disk IO, CFS, OOM events), Unix ms
 	start  int64      // Unix ms
 	eth0   [4]float64 // the node's eth0 network counters, preferred over the sum of interfaces
 	rootFS float64    // the node's largest block-device filesystem usage
@@ -114,10 +144,10 @@ func parseCadvisor(data []byte) (map[cgroupKey]*cgroupSample, error) {
 			continue
 		}
 		if ts != nil {
-			switch m {
-			case model.DiskIORead, model.DiskIOWrite:
+			switch {
+			case isExtra(m):
 				c.ioTime = max(c.ioTime, *ts)
-			case model.FilesystemUsage: // refreshed on its own, slower clock
+			case m == model.FilesystemUsage: // refreshed on its own, slower clock
 			default:
 				c.time = max(c.time, *ts)
 			}
@@ -183,11 +213,11 @@ func add(sum, v float64) float64 {
 	return sum + v
 }
 
-// DiskIOFamilies are the /metrics/cadvisor families DecodeCadvisorIO reads.
-var DiskIOFamilies = func() []string {
+// ExtraFamilies are the /metrics/cadvisor families DecodeCadvisorExtras reads.
+var ExtraFamilies = func() []string {
 	var out []string
 	for name, m := range cadvisorFamilies {
-		if m == model.DiskIORead || m == model.DiskIOWrite {
+		if isExtra(m) {
 			out = append(out, name)
 		}
 	}
@@ -195,24 +225,37 @@ var DiskIOFamilies = func() []string {
 	return out
 }()
 
-// DecodeCadvisorIO reads the disk IO counters of a /metrics/cadvisor
-// payload: container_fs_{reads,writes}_bytes_total, or
+// DecodeCadvisorExtras reads what the Summary API lacks from a
+// /metrics/cadvisor payload: the disk IO counters
+// (container_fs_{reads,writes}_bytes_total, or
 // container_blkio_device_usage_total{operation="Read"|"Write"} where a
-// kubelet sends only that. It keeps containers, pod cgroups and the node's
-// root cgroup (id="/"), understands the pre-1.16 container_name/pod_name
-// labels, and skips docker's "POD" pause containers.
-func DecodeCadvisorIO(data []byte) (map[cgroupKey]DiskIO, error) {
+// kubelet sends only that), the CFS counters
+// (container_cpu_cfs_{periods,throttled_periods,throttled_seconds}_total)
+// and container_oom_events_total. It keeps containers, pod cgroups and the
+// node's root cgroup (id="/"), understands the pre-1.16
+// container_name/pod_name labels, and skips docker's "POD" pause
+// containers. A cgroup with none of them is left out.
+func DecodeCadvisorExtras(data []byte) (map[cgroupKey]Extras, error) {
 	cg, err := parseCadvisor(data)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[cgroupKey]DiskIO, len(cg))
+	out := make(map[cgroupKey]Extras, len(cg))
 	for k, c := range cg {
-		r, w := c.values[model.DiskIORead], c.values[model.DiskIOWrite]
-		if math.IsNaN(r) && math.IsNaN(w) {
+		v := &c.values
+		x := Extras{CFSPeriods: v[model.CFSPeriods], CFSThrottledPeriods: v[model.CFSThrottledPeriods],
+			CFSThrottledTime: v[model.CFSThrottledTime], OOMEvents: v[model.OOMKills]}
+		r, w := v[model.DiskIORead], v[model.DiskIOWrite]
+		hasIO := !math.IsNaN(r) || !math.IsNaN(w)
+		if !hasIO && math.IsNaN(x.CFSPeriods) && math.IsNaN(x.OOMEvents) {
 			continue
 		}
-		out[k] = DiskIO{Read: zeroNaN(r), Write: zeroNaN(w), Time: c.ioTime}
+		x.Read, x.Write = math.NaN(), math.NaN()
+		if hasIO {
+			x.Read, x.Write = zeroNaN(r), zeroNaN(w)
+		}
+		x.Time = c.ioTime
+		out[k] = x
 	}
 	return out, nil
 }
@@ -226,9 +269,10 @@ func zeroNaN(v float64) float64 {
 
 // DecodeCadvisor decodes a kubelet /metrics/cadvisor payload into entries
 // for the node (root cgroup), pods (pod cgroups; docker's pause container
-// for the network) and containers: CPU, memory, filesystem, network and
-// disk IO, each cgroup stamped with its newest sample's time (now when the
-// exposition has none, as before Kubernetes 1.16).
+// for the network) and containers: CPU, memory, filesystem, network, disk
+// IO, CPU throttling and OOM events (containers; Entry.OOMEvents), each
+// cgroup stamped with its newest sample's time (now when the exposition has
+// none, as before Kubernetes 1.16).
 func DecodeCadvisor(data []byte, node string, now time.Time) ([]model.Entry, error) {
 	cg, err := parseCadvisor(data)
 	if err != nil {
@@ -258,6 +302,7 @@ func DecodeCadvisor(data []byte, node string, now time.Time) ([]model.Entry, err
 		if e.Start != 0 && e.Time >= e.Start {
 			e.Values[model.Uptime] = float64(e.Time-e.Start) / 1000
 		}
+		keepExtras(&e)
 		entries = append(entries, e)
 	}
 	sort.Slice(entries, func(i, j int) bool { return less(entries[i].Object, entries[j].Object) })
@@ -303,8 +348,27 @@ func cgroupOf(l labels.Labels) (cgroupKey, bool) {
 	return k, false
 }
 
-// mergeDiskIO sets the disk IO counters of container, pod and node entries.
-func mergeDiskIO(entries []model.Entry, disk map[cgroupKey]DiskIO) {
+// keepExtras keeps of an entry's cAdvisor extras those its level has:
+// the CFS counters for containers only (a pod's throttling is the sum of
+// its containers', which its own cgroup's counters are not: they count
+// the pod's periods once, not once per container; the root cgroup's are
+// not the node's pods'), and moves a container's OOM events out of Values
+// into Entry.OOMEvents (the pipeline counts them into OOMKills).
+func keepExtras(e *model.Entry) {
+	v := &e.Values
+	if e.Object.Level == model.LevelContainer && !math.IsNaN(v[model.OOMKills]) {
+		e.OOMEvents = v[model.OOMKills]
+	}
+	v[model.OOMKills] = math.NaN()
+	if e.Object.Level != model.LevelContainer {
+		v[model.CFSPeriods], v[model.CFSThrottledPeriods], v[model.CFSThrottledTime] = math.NaN(), math.NaN(), math.NaN()
+	}
+}
+
+// mergeExtras sets the disk IO counters of container, pod and node
+// entries, and the CFS counters and OOM events of container ones (see
+// keepExtras), from /metrics/cadvisor.
+func mergeExtras(entries []model.Entry, extras map[cgroupKey]Extras) {
 	for i := range entries {
 		e := &entries[i]
 		var k cgroupKey
@@ -317,10 +381,17 @@ func mergeDiskIO(entries []model.Entry, disk map[cgroupKey]DiskIO) {
 		default:
 			continue
 		}
-		if v, ok := disk[k]; ok {
-			e.Values[model.DiskIORead] = v.Read
-			e.Values[model.DiskIOWrite] = v.Write
-			e.CadvisorTime = v.Time
+		x, ok := extras[k]
+		if !ok {
+			continue
 		}
+		v := &e.Values
+		if !math.IsNaN(x.Read) {
+			v[model.DiskIORead], v[model.DiskIOWrite] = x.Read, x.Write
+		}
+		v[model.CFSPeriods], v[model.CFSThrottledPeriods], v[model.CFSThrottledTime] = x.CFSPeriods, x.CFSThrottledPeriods, x.CFSThrottledTime
+		v[model.OOMKills] = x.OOMEvents
+		keepExtras(e)
+		e.CadvisorTime = x.Time
 	}
 }

@@ -40,7 +40,7 @@ type ClientOptions struct {
 	HTTPClient *http.Client
 	// BearerToken, when set, is sent as "Authorization: Bearer".
 	BearerToken string
-	// Timeout bounds one scrape of a node as a whole (its stats, disk IO
+	// Timeout bounds one scrape of a node as a whole (its stats, cAdvisor
 	// and /pods requests together), and each Get; default 10 s.
 	Timeout time.Duration
 	// MaxBytes bounds each response body; default 64 MiB.
@@ -49,9 +49,9 @@ type ClientOptions struct {
 	// restarts and owners (NodeStats.Pods), for when discovery does not
 	// know the pods.
 	FetchPods bool
-	// DiskIO also fetches the kubelet's /metrics/cadvisor for disk IO
-	// counters, which the Summary API lacks.
-	DiskIO bool
+	// Cadvisor also fetches the kubelet's /metrics/cadvisor for what the
+	// Summary API lacks: disk IO, CPU throttling (CFS) and OOM events.
+	Cadvisor bool
 	// PodsMaxAge bounds how long a node's /pods answer is reused while its
 	// pods and container start times stay the same; default 5 minutes.
 	PodsMaxAge time.Duration
@@ -176,13 +176,13 @@ func (c *Client) Scrape(ctx context.Context, t model.Target) (*model.NodeStats, 
 	if err != nil {
 		return nil, err
 	}
-	if c.o.DiskIO && c.o.Endpoint != EndpointCadvisor {
+	if c.o.Cadvisor && c.o.Endpoint != EndpointCadvisor {
 		err := c.fetch(ctx, t.URL, "/metrics/cadvisor", func(body []byte) error {
-			io, err := DecodeCadvisorIO(body)
+			x, err := DecodeCadvisorExtras(body)
 			if err != nil {
 				return fmt.Errorf("node %s: %w", t.Node, err)
 			}
-			mergeDiskIO(entries, io)
+			mergeExtras(entries, x)
 			return nil
 		})
 		if err != nil {

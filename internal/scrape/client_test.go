@@ -105,6 +105,7 @@ func TestManager(t *testing.T) {
 	var mu sync.Mutex
 	targets := []model.Target{{Node: "a"}, {Node: "b"}, {Node: "slow"}, {Node: "failing"}}
 	got := map[string]int{}
+	var failed []*model.NodeStats
 	reg := prometheus.NewRegistry()
 	m := NewManager(ManagerOptions{
 		Interval: 100 * time.Millisecond, Scraper: f, Registerer: reg,
@@ -114,6 +115,8 @@ func TestManager(t *testing.T) {
 			defer mu.Unlock()
 			if err == nil {
 				got[t.Node]++
+			} else {
+				failed = append(failed, s)
 			}
 		},
 	})
@@ -165,6 +168,16 @@ func TestManager(t *testing.T) {
 	f.mu.Unlock()
 	if n := testutil.ToFloat64(m.failures.WithLabelValues("failing")); n < 4 {
 		t.Errorf("failures for the failing node: %v", n)
+	}
+	// A failed scrape hands on its node and start time (the node's
+	// KubeletUp 0 is stamped with it), nothing else.
+	for _, s := range failed {
+		if s == nil || s.Node != "failing" || s.ScrapeTime.IsZero() || time.Since(s.ScrapeTime) > time.Minute || s.Entries != nil {
+			t.Errorf("a failed scrape's stats: %+v", s)
+		}
+	}
+	if len(failed) < 4 {
+		t.Errorf("%d failed scrapes handled", len(failed))
 	}
 }
 
@@ -265,7 +278,7 @@ func TestScrapeTimeoutIsWhole(t *testing.T) {
 	mux.HandleFunc("/pods", slow([]byte(`{"items":[]}`)))
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	c := NewClient(ClientOptions{FetchPods: true, DiskIO: true, Timeout: timeout})
+	c := NewClient(ClientOptions{FetchPods: true, Cadvisor: true, Timeout: timeout})
 	start := time.Now()
 	_, err := c.Scrape(context.Background(), model.Target{Node: "n", URL: srv.URL})
 	took := time.Since(start)

@@ -25,8 +25,9 @@ type Forgetter interface {
 	Forget(node string)
 }
 
-// Handler receives each scrape's result: stats, or the error that stopped it.
-// It is called from the node's own loop, so calls for different nodes run
+// Handler receives each scrape's result: stats, or the error that stopped it
+// (stats then holds only the node's name and the scrape's start time). It
+// is called from the node's own loop, so calls for different nodes run
 // concurrently.
 type Handler func(ctx context.Context, t model.Target, stats *model.NodeStats, err error)
 
@@ -278,6 +279,7 @@ func (m *Manager) scrapeOnce(ctx context.Context, l *loop) {
 		m.failures.WithLabelValues(t.Node).Inc()
 		m.o.Logger.Warn("scrape failed", "node", t.Node, "err", err)
 		st.Health, st.LastError = HealthDown, err.Error()
+		stats = &model.NodeStats{Node: t.Node, ScrapeTime: start}
 	}
 	l.mu.Lock()
 	l.last = st

@@ -308,8 +308,8 @@ func TestClockSkewSources(t *testing.T) {
 	defer cl.Close()
 	n := cl.Nodes()[0]
 	target := model.Target{Node: n.Name, URL: fmt.Sprintf("http://%s:%d", n.Address, n.Port)}
-	for _, o := range []ClientOptions{{Endpoint: EndpointSummary}, {Endpoint: EndpointSummary, DiskIO: true}, {Endpoint: EndpointResource}, {Endpoint: EndpointCadvisor}} {
-		t.Run(fmt.Sprintf("%s,diskIO=%v", o.Endpoint, o.DiskIO), func(t *testing.T) {
+	for _, o := range []ClientOptions{{Endpoint: EndpointSummary}, {Endpoint: EndpointSummary, Cadvisor: true}, {Endpoint: EndpointResource}, {Endpoint: EndpointCadvisor}} {
+		t.Run(fmt.Sprintf("%s,cadvisor=%v", o.Endpoint, o.Cadvisor), func(t *testing.T) {
 			var got *model.NodeStats
 			var log bytes.Buffer
 			m := NewManager(ManagerOptions{

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -200,9 +202,10 @@ func writeJSON(w http.ResponseWriter, v any) {
 
 // Handler returns the cluster-wide endpoints:
 //
-//	GET  /sim/truth                                   Truth at now (JSON)
+//	GET  /sim/truth[?time=UNIX]                       Truth at now, or at a past second (JSON)
 //	POST /sim/restart?namespace=&pod=&container=      Restart a container
 //	POST /sim/fault?node=&fault=                      SetFault (fault: none, malformed, truncated, slow, oversized, down, clock-ahead; node "*" = all)
+//	POST /sim/fault?pod=NS/NAME&container=&fault=     SetContainerFault (fault: oom, oom-process, crashloop, throttle, none)
 //	GET  /api/v1/nodes, /api/v1/nodes/{name}          v1.NodeList / v1.Node
 //	GET  /api/v1/pods, /api/v1/namespaces/{ns}/pods   v1.PodList (fieldSelector=spec.nodeName=..., limit and continue supported)
 //	GET  /api/v1/nodes/{name}/proxy/{path...}         the node's kubelet endpoints, as through the API server proxy
@@ -223,6 +226,10 @@ func (c *Cluster) Handler() http.Handler {
 	})
 	mux.HandleFunc("POST /sim/fault", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if q.Has("pod") || q.Has("container") {
+			c.serveContainerFault(w, q.Get("pod"), q.Get("container"), q.Get("fault"))
+			return
+		}
 		f, err := ParseFault(q.Get("fault"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -276,9 +283,44 @@ func (c *Cluster) notFound(w http.ResponseWriter, resource, name string) {
 	_, _ = w.Write(b)
 }
 
-// serveTruth streams Truth at now without materialising it for all nodes.
+// serveContainerFault sets a container fault: 204, or 400 for a bad
+// request, 404 for an unknown pod or container, 409 for throttling a
+// container without a CPU limit.
+func (c *Cluster) serveContainerFault(w http.ResponseWriter, pod, container, fault string) {
+	ns, name, ok := strings.Cut(pod, "/")
+	if !ok || ns == "" || name == "" || container == "" {
+		http.Error(w, "sim: want pod=NAMESPACE/NAME and container=NAME", http.StatusBadRequest)
+		return
+	}
+	f, err := ParseContainerFault(fault)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	switch err := c.SetContainerFault(ns, name, container, f); {
+	case errors.Is(err, ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, ErrNoCPULimit):
+		http.Error(w, err.Error(), http.StatusConflict)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// serveTruth streams Truth at now (or at ?time=, Unix seconds, not in the
+// future) without materialising it for all nodes.
 func (c *Cluster) serveTruth(w http.ResponseWriter, r *http.Request) {
 	T := c.now()
+	if s := r.URL.Query().Get("time"); s != "" {
+		t, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(t) || int64(t) > T {
+			http.Error(w, "sim: time: want Unix seconds not after now", http.StatusBadRequest)
+			return
+		}
+		T = int64(t)
+	}
 	tm, _ := json.Marshal(time.Unix(T, 0).UTC())
 	w.Header().Set("Content-Type", contentJSON)
 	bw := bufio.NewWriterSize(w, 64<<10)

@@ -148,10 +148,20 @@ func (c *Cluster) podObject(ni int, pe *podEval, T int64) v1.Pod {
 			ContainerID:  "containerd://" + ce.id,
 			Started:      boolPtr(true),
 		}
-		if ce.restarts > 0 {
+		ended := ce.id // the run that ended last: while waiting, the current ID's
+		if ce.running() {
+			ended = hex64(hash4(c.seed, tagContainerID, uint64(gs), uint64(pe.gen), uint64(ci)<<32|uint64(uint32(ce.restarts-1))))
+		} else {
+			st.State = v1.ContainerState{Waiting: &v1.ContainerStateWaiting{Reason: "CrashLoopBackOff",
+				Message: "back-off " + strconv.FormatInt(ce.run.backoff, 10) + "s restarting failed container=" + wc.name +
+					" pod=" + pe.name + "_" + wl.namespace + "(" + pe.uid + ")"}}
+			st.Ready, st.Started = false, boolPtr(false)
+			notReady(&pod.Status, mtime(ce.run.last.end))
+		}
+		if last := ce.run.last; last.end != 0 {
 			st.LastTerminationState.Terminated = &v1.ContainerStateTerminated{
-				ExitCode: 137, Reason: "Error", StartedAt: mtime(ce.prevStart), FinishedAt: mtime(ce.start),
-				ContainerID: "containerd://" + hex64(hash4(c.seed, tagContainerID, uint64(gs), uint64(pe.gen), uint64(ci)<<32|uint64(uint32(ce.restarts-1)))),
+				ExitCode: last.exit, Reason: last.reason, StartedAt: mtime(ce.run.lastFrom), FinishedAt: mtime(last.end),
+				ContainerID: "containerd://" + ended,
 			}
 		}
 		pod.Status.ContainerStatuses[ci] = st
@@ -160,6 +170,18 @@ func (c *Cluster) podObject(ni int, pe *podEval, T int64) v1.Pod {
 }
 
 func int64Ptr(v int64) *int64 { return &v }
+
+// notReady marks a pod with a container that is not running as not ready
+// since at.
+func notReady(st *v1.PodStatus, at metav1.Time) {
+	for i := range st.Conditions {
+		if t := st.Conditions[i].Type; t == v1.PodReady || t == v1.ContainersReady {
+			st.Conditions[i].Status = v1.ConditionFalse
+			st.Conditions[i].Reason = "ContainersNotReady"
+			st.Conditions[i].LastTransitionTime = at
+		}
+	}
+}
 
 // podIP returns a unique 10.x.y.z address for a global slot.
 func podIP(gs int) string {

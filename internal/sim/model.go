@@ -166,7 +166,19 @@ type ctrParams struct {
 	psiIO        uint64 // µs/s of IO stall ("some")
 	ioRead       ioWave // disk read bytes/s
 	ioWrite      ioWave // disk write bytes/s
+	// throttle is the share of CFS periods a container near its CPU limit
+	// is throttled in, per unit of usage/limit (0: never throttled).
+	throttle float64
+	// oomRestarts: the periodic restarts are OOM kills (realistic mode).
+	oomRestarts bool
+	// oomEvery is the period of natural OOM kills of another process of
+	// the container, in seconds (realistic mode; 0: none).
+	oomEvery int64
 }
+
+// nearLimit is the share of its CPU limit a container's peak usage must
+// reach for it to be throttled now and then.
+const nearLimit = 0.6
 
 func (c *Cluster) slotParams(ni, s int) slotParams {
 	r := newRNG(c.seed, tagSlot, uint64(ni), uint64(s), 0)
@@ -231,14 +243,23 @@ func (c *Cluster) ctrParams(ni, s, ci int, wc *wlContainer) ctrParams {
 	p.ioWrite = ioWave{base: ior.between(0, 1024) * 1024, period: ior.between(2*60, 3600)}
 	readAmp, readPhase := int64(float64(p.ioRead.base)*ior.uniform(0.1, 0.6)), 2*math.Pi*ior.float()
 	writeAmp, writePhase := int64(float64(p.ioWrite.base)*ior.uniform(0.1, 0.6)), 2*math.Pi*ior.float()
+	// Throttling and OOM kills have their own stream too.
+	sr := newRNG(c.seed, tagSignals, uint64(ni), uint64(s), uint64(ci))
+	throttle, oomRestarts, oomProcess, oomEvery := sr.uniform(0.1, 0.4), sr.chance(0.4), sr.chance(0.03), sr.between(20*60, 2*3600)
 	if c.opts.Mode == ModeRealistic {
 		p.cpu.amp, p.cpu.phase = amp, phase
 		p.mem.amp, p.mem.phase = memAmp, memPhase
 		if restarts {
 			p.restartEvery = restartEvery
+			p.oomRestarts = oomRestarts && wc.memLim > 0
+		} else if oomProcess && wc.memLim > 0 {
+			p.oomEvery = oomEvery
 		}
 		p.ioRead.amp, p.ioRead.phase = readAmp, readPhase
 		p.ioWrite.amp, p.ioWrite.phase = writeAmp, writePhase
+	}
+	if wc.cpuLim > 0 && float64(p.cpu.base+p.cpu.amp) >= nearLimit*float64(wc.cpuLim) {
+		p.throttle = throttle
 	}
 	return p
 }
@@ -406,6 +427,25 @@ type ctrEval struct {
 
 	readRate, writeRate float64 // disk IO bytes/s at T
 	ioRead, ioWrite     uint64  // disk IO bytes since start
+
+	run runState   // restarts, the last run's end, waiting, OOM kills
+	rec *ctrRecord // a copy of its forced restarts and faults; nil: none
+	cfs cfsState   // CFS counters of the run (with a CPU limit)
+	// gapNs, gapRead and gapWrite are the CPU (core-ns) and disk IO
+	// (bytes) the container did not use while it waited since its pod
+	// started: the pod's and node's counters leave them out.
+	gapNs, gapRead, gapWrite uint64
+}
+
+// running reports whether the container runs (it has stats) at T.
+func (ce *ctrEval) running() bool { return !ce.run.waiting }
+
+// throttleSpans are the container's FaultThrottle spans.
+func (ce *ctrEval) throttleSpans() []span {
+	if ce.rec == nil {
+		return nil
+	}
+	return ce.rec.throttle
 }
 
 // podEval is the state of one pod (slot generation) at time T.
@@ -496,14 +536,18 @@ func (c *Cluster) evalNode(ni int, T int64) *nodeEval {
 		qi := qosIndex(pe.wl.qos)
 		for ci := range pe.ctrs {
 			ce := &pe.ctrs[ci]
+			// The slot's integrals, less what a crash-looping container
+			// did not use while it waited.
 			slotNs := ce.p.cpu.integralNs(n.podsStart, T)
+			slotNs -= min(ce.gapNs, slotNs)
 			ev.podsCPUNs += slotNs
 			ev.qosCPUNs[qi] += slotNs
 			ev.podsPF += ce.p.pfRate * since(n.podsStart, T)
 			ev.podsMaj += since(n.podsStart, T) / uint64(ce.p.majEvery)
 			ev.podsPSICPU += ce.p.psiCPU * since(n.podsStart, T)
-			ev.podsIORead += ce.p.ioRead.integral(n.podsStart, T)
-			ev.podsIOWrite += ce.p.ioWrite.integral(n.podsStart, T)
+			rd, wr := ce.p.ioRead.integral(n.podsStart, T), ce.p.ioWrite.integral(n.podsStart, T)
+			ev.podsIORead += rd - min(ce.gapRead, rd)
+			ev.podsIOWrite += wr - min(ce.gapWrite, wr)
 		}
 		ev.podsRate += pe.rateNano
 		ev.qosRate[qi] += pe.rateNano
@@ -566,41 +610,47 @@ func (c *Cluster) evalPod(ni, s int, T int64, pe *podEval) {
 	pe.uid = uuidFrom(hash4(c.seed, tagPodUID, gs, uint64(pe.gen), 0), hash4(c.seed, tagPodUID, gs, uint64(pe.gen), 1))
 	age := since(pe.start, T)
 	limitsComplete := true
-	var manual []manualRestart
-	if c.restartCount.Load() > 0 {
-		manual = c.manualRestarts(ni, s, pe.gen, len(pe.ctrs), T)
-	}
+	recorded := c.restartCount.Load() > 0
 	for ci := range pe.ctrs {
 		ce := &pe.ctrs[ci]
 		ce.wc = &pe.wl.ctrs[ci]
 		ce.p = c.ctrParams(ni, s, ci, ce.wc)
 		p := &ce.p
-		ce.start, ce.prevStart = pe.start, pe.start
-		if p.restartEvery > 0 && T > pe.start {
-			k := (T - pe.start) / p.restartEvery
-			ce.restarts = int32(k)
-			ce.start = pe.start + k*p.restartEvery
-			if k > 0 {
-				ce.prevStart = ce.start - p.restartEvery
-			}
+		var rec *ctrRecord
+		if recorded {
+			rec = c.record(ni, s, pe.gen, ci)
 		}
-		if manual != nil {
-			cnt, last, prev := manual[ci].count, manual[ci].last, manual[ci].prev
-			ce.restarts += cnt
-			if cnt > 0 && last >= ce.start {
-				if prev > ce.start {
-					ce.prevStart = prev
-				} else {
-					ce.prevStart = ce.start
-				}
-				ce.start = last
-			}
+		ce.rec = rec
+		ce.run = evalRuns(pe.start, p, rec, T)
+		ce.start, ce.restarts = ce.run.start, ce.run.restarts
+		ce.prevStart = ce.run.lastFrom
+		if ce.run.last.end == 0 {
+			ce.prevStart = ce.start
 		}
 		ce.id = hex64(hash4(c.seed, tagContainerID, gs, uint64(pe.gen), uint64(ci)<<32|uint64(uint32(ce.restarts))))
 		cage := since(ce.start, T)
+		for _, g := range ce.run.gaps {
+			ce.gapNs += p.cpu.integralNs(g.from, g.to)
+			ce.gapRead += p.ioRead.integral(g.from, g.to)
+			ce.gapWrite += p.ioWrite.integral(g.from, g.to)
+		}
+		ce.podCPUNs = p.cpu.integralNs(pe.start, T) - min(ce.gapNs, p.cpu.integralNs(pe.start, T))
+		pe.cpuNs += ce.podCPUNs
+		pe.ioRead += p.ioRead.integral(pe.start, T) - min(ce.gapRead, p.ioRead.integral(pe.start, T))
+		pe.ioWrite += p.ioWrite.integral(pe.start, T) - min(ce.gapWrite, p.ioWrite.integral(pe.start, T))
+		pe.pf += p.pfRate * age
+		pe.maj += age / uint64(p.majEvery)
+		pe.psiCPU += p.psiCPU * age
+		pe.psiIO += p.psiIO * age
+		if ce.wc.memLim == 0 {
+			limitsComplete = false
+		}
+		pe.memLimit += uint64(ce.wc.memLim)
+		if !ce.running() {
+			continue // waiting to be restarted: no usage, no stats
+		}
 		ce.rateNano = p.cpu.rateNano(T)
 		ce.cpuNs = p.cpu.integralNs(ce.start, T)
-		ce.podCPUNs = p.cpu.integralNs(pe.start, T)
 		ce.ws = p.mem.at(T)
 		ce.usage = ce.ws + p.cacheBytes
 		ce.rss = ce.ws * p.rssPermille / 1000 &^ 4095
@@ -615,25 +665,15 @@ func (c *Cluster) evalPod(ni, s int, T int64, pe *podEval) {
 		ce.psiIO = p.psiIO * cage
 		ce.readRate, ce.writeRate = p.ioRead.rate(T), p.ioWrite.rate(T)
 		ce.ioRead, ce.ioWrite = p.ioRead.integral(ce.start, T), p.ioWrite.integral(ce.start, T)
+		ce.cfs = cfs(p, ce.wc.cpuLim, ce.start, T, ce.throttleSpans(), nil)
 
 		pe.rateNano += ce.rateNano
-		pe.cpuNs += ce.podCPUNs
 		pe.ws += ce.ws
 		pe.usage += ce.usage
 		pe.rss += ce.rss
-		pe.pf += p.pfRate * age
-		pe.maj += age / uint64(p.majEvery)
-		pe.psiCPU += p.psiCPU * age
-		pe.psiIO += p.psiIO * age
-		pe.ioRead += p.ioRead.integral(pe.start, T)
-		pe.ioWrite += p.ioWrite.integral(pe.start, T)
 		pe.ephUsed += p.rootfs + ce.logs
 		pe.ephInodes += p.rootfs/65536 + 2
 		pe.procs += p.procs
-		if ce.wc.memLim == 0 {
-			limitsComplete = false
-		}
-		pe.memLimit += uint64(ce.wc.memLim)
 	}
 	if !limitsComplete {
 		pe.memLimit = 0

@@ -94,7 +94,9 @@ func (c *Cluster) resourceMetrics(ev *nodeEval) []byte {
 	refs := make([]ref, 0, len(ev.pods)*c.opts.ContainersPerPod)
 	for pi := range ev.pods {
 		for ci := range ev.pods[pi].ctrs {
-			refs = append(refs, ref{pi, ci})
+			if ev.pods[pi].ctrs[ci].running() {
+				refs = append(refs, ref{pi, ci})
+			}
 		}
 	}
 	ctrName := func(r ref) string { return ev.pods[r.pi].ctrs[r.ci].wc.name }
@@ -184,7 +186,9 @@ type cgroup struct {
 	cpuShares, cpuQuota  int64
 	memLimit             uint64
 	hasIO                bool
-	ioRead, ioWrite      uint64 // disk IO bytes
+	ioRead, ioWrite      uint64    // disk IO bytes
+	cfs                  *cfsState // CFS counters; nil without a CPU quota
+	oomEvents            int32     // container_oom_events_total
 }
 
 // Extra cAdvisor labels, (name, value) pairs sorted by name. Disk IO is
@@ -240,17 +244,28 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		if !quotaOK {
 			quota = 0
 		}
-		cgs = append(cgs, cgroup{id: dir, namespace: pe.wl.namespace, pod: pe.name, cpuNs: pe.cpuNs, ws: pe.ws,
+		pg := cgroup{id: dir, namespace: pe.wl.namespace, pod: pe.name, cpuNs: pe.cpuNs, ws: pe.ws,
 			usage: pe.usage, rss: pe.rss, start: pe.start, hasNet: true, rx: pe.rx, tx: pe.tx, rxErr: pe.rxErr,
 			txErr: pe.txErr, hasSpec: true, cpuShares: shares, cpuQuota: quota, memLimit: pe.memLimit,
-			hasIO: true, ioRead: pe.ioRead, ioWrite: pe.ioWrite})
+			hasIO: true, ioRead: pe.ioRead, ioWrite: pe.ioWrite}
+		if quota > 0 {
+			pg.cfs = podCFS(pe, ev.T)
+		}
+		cgs = append(cgs, pg)
 		for ci := range pe.ctrs {
 			ce := &pe.ctrs[ci]
-			cgs = append(cgs, cgroup{id: dir + "/" + ce.id, container: ce.wc.name, image: ce.wc.image, name: ce.id,
+			if !ce.running() {
+				continue // waiting to be restarted: its cgroup is gone
+			}
+			g := cgroup{id: dir + "/" + ce.id, container: ce.wc.name, image: ce.wc.image, name: ce.id,
 				namespace: pe.wl.namespace, pod: pe.name, cpuNs: ce.cpuNs, ws: ce.ws, usage: ce.usage, rss: ce.rss,
 				start: ce.start, hasFs: true, fsUsage: ce.p.rootfs, hasSpec: true,
 				cpuShares: max(ce.wc.cpuReq*1024/1000, 2), cpuQuota: ce.wc.cpuLim * 100, memLimit: uint64(ce.wc.memLim),
-				hasIO: true, ioRead: ce.ioRead, ioWrite: ce.ioWrite})
+				hasIO: true, ioRead: ce.ioRead, ioWrite: ce.ioWrite, oomEvents: ce.run.oomEvents}
+			if ce.wc.cpuLim > 0 {
+				g.cfs = &ce.cfs
+			}
+			cgs = append(cgs, g)
 		}
 	}
 	// Series within a family are sorted by label values; container comes first.
@@ -262,12 +277,12 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 	})
 
 	ts := (ev.T + ev.skew) * 1000 // on the node's clock
-	// Size the buffer from the label values: each cgroup has up to ~22
+	// Size the buffer from the label values: each cgroup has up to ~26
 	// series of ~130 bytes plus its label values.
 	size := 4096
 	for gi := range cgs {
 		g := &cgs[gi]
-		size += 22 * (130 + len(g.id) + len(g.image) + len(g.name) + len(g.namespace) + len(g.pod))
+		size += 26 * (130 + len(g.id) + len(g.image) + len(g.name) + len(g.namespace) + len(g.pod))
 	}
 	w := &promWriter{b: make([]byte, 0, size)}
 	type fam struct {
@@ -282,6 +297,7 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 	withFs := func(g *cgroup) bool { return g.hasFs }
 	withSpec := func(g *cgroup) bool { return g.hasSpec }
 	withIO := func(g *cgroup) bool { return g.hasIO }
+	withCFS := func(g *cgroup) bool { return g.cfs != nil }
 
 	// container_blkio_device_usage_total sorts first; it has two series
 	// (operation Read and Write) per cgroup.
@@ -295,6 +311,12 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 		}
 	}
 	fams := []fam{
+		{"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", "counter", withCFS,
+			func(g *cgroup) float64 { return float64(g.cfs.periods) }, nil, false},
+		{"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", "counter", withCFS,
+			func(g *cgroup) float64 { return float64(g.cfs.throttled) }, nil, false},
+		{"container_cpu_cfs_throttled_seconds_total", "Total time duration the container has been throttled.", "counter", withCFS,
+			func(g *cgroup) float64 { return g.cfs.throttledSeconds }, nil, false},
 		{"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", "counter", all,
 			func(g *cgroup) float64 { return nsToSeconds(g.cpuNs - g.cpuNs*7/10) }, nil, false},
 		{"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", "counter", all,
@@ -329,6 +351,8 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 			func(g *cgroup) float64 { return float64(g.tx) }, interfaceEth, false},
 		{"container_network_transmit_errors_total", "Cumulative count of errors encountered while transmitting", "counter", withNet,
 			func(g *cgroup) float64 { return float64(g.txErr) }, interfaceEth, false},
+		{"container_oom_events_total", "Count of out of memory events observed for the container", "counter", all,
+			func(g *cgroup) float64 { return float64(g.oomEvents) }, nil, false},
 		{"container_spec_cpu_period", "CPU period of the container.", "gauge", func(g *cgroup) bool { return g.hasSpec && g.cpuQuota > 0 },
 			func(*cgroup) float64 { return 100000 }, nil, true},
 		{"container_spec_cpu_quota", "CPU quota of the container.", "gauge", func(g *cgroup) bool { return g.hasSpec && g.cpuQuota > 0 },
@@ -385,4 +409,20 @@ func (w *promWriter) cadvisorSample(name string, v float64, tsMs int64, g *cgrou
 		l = append(l, extra[j], extra[j+1])
 	}
 	w.sample(name, v, tsMs, l...)
+}
+
+// podCFS is the CFS counters of a pod cgroup whose containers all have a
+// CPU limit (its quota is their sum): runnable whenever the pod lives,
+// throttled in the periods any container was (at most every period).
+func podCFS(pe *podEval, T int64) *cfsState {
+	st := &cfsState{periods: since(pe.start, T) * cfsPeriodsPerSecond}
+	for ci := range pe.ctrs {
+		ce := &pe.ctrs[ci]
+		x := cfs(&ce.p, ce.wc.cpuLim, pe.start, T, ce.throttleSpans(), ce.run.gaps)
+		st.throttled += x.throttled
+		st.throttledSeconds += x.throttledSeconds
+	}
+	st.throttled = min(st.throttled, st.periods)
+	st.throttledSeconds = math.Round(st.throttledSeconds*1e6) / 1e6
+	return st
 }

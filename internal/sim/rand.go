@@ -18,6 +18,7 @@ const (
 	tagVolume
 	tagSandbox
 	tagIO
+	tagSignals
 )
 
 // mix64 is the splitmix64 finaliser.

@@ -9,7 +9,8 @@
 // index, pod slot, container index, time) evaluated when a request arrives,
 // so a 5,000-node cluster costs a few megabytes and no background work. The
 // only mutable state is the set of restarts forced with Restart and the
-// faults set with SetFault.
+// faults set with SetFault (a node's kubelet) and SetContainerFault (a
+// container: OOM kills, a crash loop, CPU throttling).
 //
 // Time model: all data are evaluated at the request time truncated to the
 // second (kubelets report second precision). Cumulative CPU and disk IO
@@ -38,14 +39,19 @@ type Mode string
 
 const (
 	// ModeRealistic (the default): sinusoidal CPU, memory and disk IO usage,
-	// pod churn, spontaneous restarts of ~5% of containers and node system
-	// overhead.
+	// pod churn, spontaneous restarts of ~5% of containers (two in five of
+	// those with a memory limit OOM-killed), OOM kills of another process
+	// now and then in ~3% of the others with a memory limit, CPU
+	// throttling of containers whose peak usage nears their CPU limit, and
+	// node system overhead.
 	ModeRealistic Mode = "realistic"
 	// ModeConstant: every container uses a constant whole number of
 	// millicores (10..800), a constant whole number of MiB of working set
 	// (16..512) and constant whole numbers of KiB/s of disk reads (0..512)
-	// and writes (0..1024); no churn, no spontaneous restarts, no system
-	// overhead, so node = Σ pods = Σ containers exactly.
+	// and writes (0..1024); no churn, no spontaneous restarts or OOM kills,
+	// no throttling (containers with a CPU limit have 10 CFS periods a
+	// second, none throttled), no system overhead, so node = Σ pods = Σ
+	// containers exactly.
 	ModeConstant Mode = "constant"
 )
 
@@ -133,6 +139,37 @@ type TruthContainer struct {
 	// (re)start, rounded to whole bytes.
 	DiskReadBytesPerSecond  float64 `json:"diskReadBytesPerSecond"`
 	DiskWriteBytesPerSecond float64 `json:"diskWriteBytesPerSecond"`
+	// State is "running", or "waiting" while the kubelet backs off a
+	// crash loop (WaitingReason CrashLoopBackOff): the kubelet then has no
+	// stats of the container and its usage above is 0.
+	State         string `json:"state"`
+	WaitingReason string `json:"waitingReason,omitempty"`
+	// LastTerminationReason is how the container's previous run ended
+	// (OOMKilled, Error), as its pod status' lastState says; "" if none did.
+	LastTerminationReason string `json:"lastTerminationReason,omitempty"`
+	// OOMKills counts the container's OOM kills since its pod started:
+	// its main process' (runs ended OOMKilled) and other processes' (the
+	// container ran on). OOMEvents is cAdvisor's
+	// container_oom_events_total of its current run: the latter since the
+	// run began.
+	OOMKills  int32 `json:"oomKills"`
+	OOMEvents int32 `json:"oomEvents"`
+	// CFS is the container's CPU throttling, when it has a CPU limit and
+	// runs; nil otherwise.
+	CFS *TruthCFS `json:"cfs,omitempty"`
+}
+
+// TruthCFS is a container's CPU throttling: the CFS counters of its run as
+// /metrics/cadvisor reports them, and their rates at Truth.Time.
+type TruthCFS struct {
+	CPULimitMillicores int64   `json:"cpuLimitMillicores"`
+	Periods            uint64  `json:"periods"`
+	ThrottledPeriods   uint64  `json:"throttledPeriods"`
+	ThrottledSeconds   float64 `json:"throttledSeconds"`
+	PeriodsPerSecond   float64 `json:"periodsPerSecond"`
+	// ThrottledPeriodsPerSecond / PeriodsPerSecond is the throttled ratio.
+	ThrottledPeriodsPerSecond float64 `json:"throttledPeriodsPerSecond"`
+	ThrottledSecondsPerSecond float64 `json:"throttledSecondsPerSecond"`
 }
 
 // Cluster is a simulated cluster. Create it with New.
@@ -152,8 +189,8 @@ type Cluster struct {
 	faults []atomic.Int32
 
 	restartMu    sync.RWMutex
-	restarts     map[restartKey]*restartTimes
-	restartCount atomic.Int64 // number of entries in restarts
+	restarts     map[restartKey]*ctrRecord // forced restarts and container faults
+	restartCount atomic.Int64              // number of entries in restarts
 
 	mu      sync.Mutex
 	started bool
@@ -220,7 +257,7 @@ func New(opts Options) (*Cluster, error) {
 		seed:     uint64(opts.Seed),
 		log:      opts.Logger,
 		epoch:    opts.Now().Unix(),
-		restarts: make(map[restartKey]*restartTimes),
+		restarts: make(map[restartKey]*ctrRecord),
 		done:     make(chan struct{}),
 	}
 	c.nDS = min(len(daemonSets), opts.PodsPerNode/10)
@@ -361,7 +398,7 @@ func (c *Cluster) appendTruth(dst []TruthContainer, ni int, T int64) []TruthCont
 		c.evalPod(ni, s, T, &pe)
 		for ci := range pe.ctrs {
 			ce := &pe.ctrs[ci]
-			dst = append(dst, TruthContainer{
+			tc := TruthContainer{
 				Node:                    c.nodes[ni].name,
 				Namespace:               pe.wl.namespace,
 				Pod:                     pe.name,
@@ -371,7 +408,21 @@ func (c *Cluster) appendTruth(dst []TruthContainer, ni int, T int64) []TruthCont
 				RestartCount:            ce.restarts,
 				DiskReadBytesPerSecond:  ce.readRate,
 				DiskWriteBytesPerSecond: ce.writeRate,
-			})
+				State:                   "running",
+				LastTerminationReason:   ce.run.last.reason,
+				OOMKills:                ce.run.oomKills,
+				OOMEvents:               ce.run.oomEvents,
+			}
+			if !ce.running() {
+				tc.State, tc.WaitingReason = "waiting", "CrashLoopBackOff"
+			} else if ce.wc.cpuLim > 0 {
+				tc.CFS = &TruthCFS{
+					CPULimitMillicores: ce.wc.cpuLim, Periods: ce.cfs.periods, ThrottledPeriods: ce.cfs.throttled,
+					ThrottledSeconds: ce.cfs.throttledSeconds, PeriodsPerSecond: cfsPeriodsPerSecond,
+					ThrottledPeriodsPerSecond: ce.cfs.throttledPerSecond, ThrottledSecondsPerSecond: ce.cfs.throttledSecPerSecond,
+				}
+			}
+			dst = append(dst, tc)
 		}
 	}
 	return dst

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -709,7 +710,7 @@ func TestPayloadFormats(t *testing.T) {
 	var tr Truth
 	decodeStrict(t, rec.Body.Bytes(), &tr)
 	want := c.Truth(clk.Now())
-	if !tr.Time.Equal(want.Time) || len(tr.Containers) != len(want.Containers) || tr.Containers[5] != want.Containers[5] {
+	if !tr.Time.Equal(want.Time) || len(tr.Containers) != len(want.Containers) || !reflect.DeepEqual(tr.Containers[5], want.Containers[5]) {
 		t.Errorf("/sim/truth differs from Truth(now)")
 	}
 	// only_cpu_and_memory.

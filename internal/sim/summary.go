@@ -129,7 +129,7 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 		ps := stats.PodStats{
 			PodRef:     stats.PodReference{Name: pe.name, Namespace: pe.wl.namespace, UID: pe.uid},
 			StartTime:  onNodeClock(pe.start),
-			Containers: make([]stats.ContainerStats, len(pe.ctrs)),
+			Containers: make([]stats.ContainerStats, 0, len(pe.ctrs)),
 			CPU:        &stats.CPUStats{Time: now, UsageNanoCores: a.p(pe.rateNano), UsageCoreNanoSeconds: a.p(pe.cpuNs)},
 			Memory: &stats.MemoryStats{
 				Time: now, UsageBytes: a.p(pe.usage), WorkingSetBytes: a.p(pe.ws), RSSBytes: a.p(pe.rss),
@@ -142,7 +142,11 @@ func (c *Cluster) buildSummary(ev *nodeEval, cpuMemOnly bool) *stats.Summary {
 		age := since(pe.start, T)
 		for ci := range pe.ctrs {
 			ce := &pe.ctrs[ci]
-			cs := &ps.Containers[ci]
+			if !ce.running() {
+				continue // waiting to be restarted: the kubelet has no stats of it
+			}
+			ps.Containers = append(ps.Containers, stats.ContainerStats{})
+			cs := &ps.Containers[len(ps.Containers)-1]
 			cs.Name = ce.wc.name
 			cs.StartTime = onNodeClock(ce.start)
 			cs.CPU = &stats.CPUStats{Time: now, UsageNanoCores: a.p(ce.rateNano), UsageCoreNanoSeconds: a.p(ce.cpuNs)}

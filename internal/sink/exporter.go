@@ -206,6 +206,15 @@ func (e *Exporter) delivered() int64 {
 	return st.To
 }
 
+// Name is the sink's name, as its self-metrics' sink label has it.
+func (e *Exporter) Name() string { return e.o.Name }
+
+// Lag is how far behind the present the delivered data ends, in seconds
+// (kubemon_sink_lag_seconds); ok is false before the sink has a position.
+func (e *Exporter) Lag() (seconds float64, ok bool) {
+	return e.lag(), e.delivered() != 0
+}
+
 // lag is how far behind the present the delivered data ends, in seconds.
 func (e *Exporter) lag() float64 {
 	d := e.delivered()

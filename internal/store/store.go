@@ -155,6 +155,16 @@ func (s *Store) Queryable() storage.Queryable { return s.db }
 // DB is the underlying TSDB.
 func (s *Store) DB() *tsdb.DB { return s.db }
 
+// Size is the store's size on disk as its size retention counts it: the
+// persisted blocks, the WAL and the head's chunks, in bytes.
+func (s *Store) Size() int64 {
+	n := s.db.Head().Size()
+	for _, b := range s.db.Blocks() {
+		n += b.Size()
+	}
+	return n
+}
+
 // Close flushes and closes the store. Call it on shutdown; after a crash
 // the WAL is replayed on the next Open.
 func (s *Store) Close() error { return s.db.Close() }

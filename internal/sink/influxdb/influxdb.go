@@ -289,6 +289,7 @@ const (
 	tagNamespace    = "namespace_name"
 	tagNodename     = "nodename"
 	tagPod          = "pod_name"
+	tagSink         = "sink_name" // kubemon's own sinks' series
 	tagType         = "type"
 	tagWorkloadKind = "workload_kind"
 	tagWorkload     = "workload_name"
@@ -311,6 +312,7 @@ func (w *Writer) tagsOf(dst []tag, l model.Level, ls labels.Labels, podLabels st
 	add(tagNamespace, ls.Get(model.LabelNamespace))
 	add(tagNodename, node)
 	add(tagPod, ls.Get(model.LabelPod))
+	add(tagSink, ls.Get(model.LabelSink))
 	add(tagType, l.Heapster())
 	add(tagWorkloadKind, ls.Get(model.LabelWorkloadKind))
 	add(tagWorkload, ls.Get(model.LabelWorkload))

@@ -168,6 +168,26 @@ func newWriter(t *testing.T, o Options) *Writer {
 	return w
 }
 
+// TestKubemonLevel: kubemon's own series (a sink's lag, the store's size)
+// are written with type=kubemon and the sink's name as a tag.
+func TestKubemonLevel(t *testing.T) {
+	r := newRecorder(t)
+	w := newWriter(t, Options{URL: r.srv.URL, Database: "k8s", ClusterName: "prod"})
+	if err := w.Write(context.Background(), []sink.Series{
+		series(model.PromName(model.LevelKubemon, model.SinkLag), []string{model.LabelSink, "influxdb-1"}, s1(72)),
+		series(model.PromName(model.LevelKubemon, model.StoreSize), nil, s1(1<<20)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		model.Metrics[model.SinkLag].Heapster + `,cluster_name=prod,sink_name=influxdb-1,type=kubemon value=72 1767225600000`,
+		model.Metrics[model.StoreSize].Heapster + `,cluster_name=prod,type=kubemon value=1.048576e+06 1767225600000`,
+	}
+	if got := r.lines(); !slices.Equal(got, want) {
+		t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestEveryLevelTags(t *testing.T) {
 	r := newRecorder(t)
 	w := newWriter(t, Options{URL: r.srv.URL, Database: "k8s", ClusterName: "prod"})
