@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+
 	"github.com/kubemon/kubemon/internal/model"
 )
 
@@ -646,4 +648,53 @@ func checkAlertsPage(t testing.TB, b *browser, p *proc, pg uiPage) int {
 		compared++
 	}
 	return compared
+}
+
+// checkMarkerTips opens o's pod page over the last 15 minutes and moves the
+// cursor over its CPU chart's Warning event and alert band: the tooltip
+// says what each is (the kind, the event's reason, the alert's name).
+func checkMarkerTips(t testing.TB, b *browser, base string, o uiObjects) {
+	t.Helper()
+	b.open(t, base+"/#/pod/"+o.namespace+"/"+o.pod+"?range=15m")
+	c := jsonOf[map[string]shownMarkers](t, evalJSON(t, b, `JSON.stringify(window.kubemon.charts)`))["cpu"]
+	box := jsonOf[struct{ X, Y, W, H float64 }](t, evalJSON(t, b, `(() => {
+		const el = document.querySelector('[data-testid="chart-cpu"] .u-over');
+		el.scrollIntoView({block: "center"});
+		const r = el.getBoundingClientRect();
+		return JSON.stringify({x: r.left, y: r.top, w: r.width, h: r.height});
+	})()`))
+	if !(box.W > 100 && box.H > 50) {
+		t.Fatalf("the CPU chart's plot area is %+v", box)
+	}
+	for _, want := range []struct{ kind, title string }{{"event", "Warning event"}, {"alert", "Alert firing"}} {
+		var m *shownMarker
+		for i := range c.Markers {
+			if c.Markers[i].Kind == want.kind {
+				m = &c.Markers[i]
+				break
+			}
+		}
+		if m == nil {
+			t.Errorf("the pod's CPU chart over 15 minutes has no %s marker: %+v", want.kind, c.Markers)
+			continue
+		}
+		at := m.Time
+		if m.End != nil {
+			at = (m.Time + *m.End) / 2
+		}
+		x := box.X + (at-c.Start)/(c.End-c.Start)*box.W
+		b.do(t, "moving the cursor over the "+want.kind+" marker", chromedp.MouseEvent(chromedp.MouseMoved, x, box.Y+box.H/2))
+		tip := eval[string](t, b, `(() => { const el = document.querySelector('[data-testid="chart-cpu"] .chart-tip'); return el && !el.hidden ? el.innerText : "" })()`)
+		// The label's first word: the event's reason, the alert's name.
+		what := strings.Fields(m.Label)[0]
+		if !strings.Contains(tip, want.title) || !strings.Contains(tip, strings.TrimSuffix(what, ":")) || strings.Contains(tip, "null") || strings.Contains(tip, "undefined") {
+			t.Errorf("over the %s marker %q the tooltip says %q, want %q and %q", want.kind, m.Label, tip, want.title, what)
+		}
+	}
+	b.screenshot(t, "pod-marker-tooltip")
+	// Away from the plot the tooltip goes.
+	b.do(t, "moving the cursor away", chromedp.MouseEvent(chromedp.MouseMoved, 1, 1))
+	if tip := eval[bool](t, b, `document.querySelector('[data-testid="chart-cpu"] .chart-tip').hidden`); !tip {
+		t.Errorf("the marker tooltip stays after the cursor left the chart")
+	}
 }

@@ -391,8 +391,10 @@ func TestUIPages(t *testing.T) {
 		}
 	}
 
-	// A user's click path, from the cluster down to a container.
 	b.size(t, desktop)
+	checkMarkerTips(t, b, p.base, o)
+
+	// A user's click path, from the cluster down to a container.
 	b.open(t, p.base+"/#/nodes")
 	for _, step := range []struct{ link, want string }{
 		{`[data-testid="table-nodes"] a[data-testid="link-node"]`, "#/node/"},

@@ -332,7 +332,7 @@ function markerTip(markers, tip) {
           h("div", { class: "tip-label" }, mk.label),
         ),
       ),
-      near.length > shown.length ? h("div", { class: "muted" }, `and ${near.length - shown.length} more`) : null,
+      ...(near.length > shown.length ? [h("div", { class: "muted" }, `and ${near.length - shown.length} more`)] : []),
     );
     tip.hidden = false;
     const plotLeft = u.over.offsetLeft;
@@ -555,9 +555,11 @@ function summarizeMarkers(markers) {
       else if (g.kind === "restart") text = plural(g.n, "restart", "restarts") + " in range";
       else if (g.kind === "event") text = plural(g.n, "Warning event", "Warning events");
       else text = `${[...g.names].join(", ")} firing` + (g.n > 1 ? ` (${g.n} spans)` : "");
-      const title = g.items
-        .map((m) => (m.kind === "alert" ? `${dateTime(m.time, true)} – ${dateTime(m.end, true)}` : dateTime(m.time, true)) + "  " + m.label)
-        .join("\n");
+      const lines = g.items
+        .slice(0, 40)
+        .map((m) => (m.kind === "alert" ? `${dateTime(m.time, true)} – ${dateTime(m.end, true)}` : dateTime(m.time, true)) + "  " + m.label);
+      if (g.items.length > 40) lines.push(`… and ${g.items.length - 40} more`);
+      const title = lines.join("\n");
       return { kind: g.kind, text, title };
     });
 }
