@@ -94,10 +94,13 @@ function buildShell() {
   els.badge = h("span", { class: "nav-badge", dataset: { testid: "alerts-badge", count: "" }, hidden: true, title: "Alerts firing" });
   const navLinks = NAV.map(([id, label]) => h("a", { class: "nav-link", dataset: { nav: id } }, label, id === "alerts" ? els.badge : null));
   els.nav = h("nav", { class: "nav", id: "nav", "aria-label": "Main" }, navLinks);
+  // At phone width the navigation is behind the menu button: it shows the count too.
+  els.menuBadge = h("span", { class: "nav-badge menu-badge", hidden: true, "aria-hidden": "true" });
   els.menu = h(
     "button",
     { type: "button", class: "menu-btn", "aria-controls": "nav", "aria-expanded": "false", "aria-label": "Menu" },
     h("span", { class: "menu-icon", "aria-hidden": "true" }),
+    els.menuBadge,
   );
   els.menu.addEventListener("click", () => {
     const open = !document.body.classList.contains("nav-open");
@@ -396,6 +399,8 @@ function setBadge(list) {
   els.badge.dataset.count = String(n);
   els.badge.hidden = n === 0;
   els.badge.title = `${n} alert${n === 1 ? "" : "s"} firing`;
+  els.menuBadge.textContent = String(n);
+  els.menuBadge.hidden = n === 0;
 }
 
 async function refreshBadge(signal) {
