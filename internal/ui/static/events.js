@@ -158,7 +158,7 @@ export function eventsCard(data, t) {
         ? notice("warn", "This kubemon keeps no Kubernetes events", " (it runs with --events.enabled=false).")
         : null,
       warnings.map((w) => notice("warn", null, w)),
-      t.el,
+      data.events === null ? null : t.el,
     ),
     {
       testid: "events",
