@@ -153,10 +153,13 @@ func TestPackFires(t *testing.T) {
 			}
 		}
 	}
-	healthy := func(_ time.Time, o model.Object, v *model.Values) {
+	healthy := func(at time.Time, o model.Object, v *model.Values) {
 		switch o {
 		case ctr:
 			v[model.Restarts], v[model.MemoryWorkingSet], v[model.MemoryLimit], v[model.OOMKills] = 1, 50, 100, 2
+			v[model.CrashLoopBackOff] = 0
+			m := float64(at.Unix()-now.Unix()) / 60 // counters: 600 periods a minute, 60 throttled
+			v[model.CFSPeriods], v[model.CFSThrottledPeriods] = 1e6+600*m, 1e5+60*m
 		case node:
 			v[model.CPUUtilization], v[model.MemoryUtilization], v[model.KubeletUp] = 0.5, 0.5, 1
 			v[model.FilesystemAvailable], v[model.FilesystemLimit], v[model.EphemeralStorageUsage] = 50, 100, 10
@@ -171,8 +174,12 @@ func TestPackFires(t *testing.T) {
 		switch o {
 		case ctr:
 			v[model.Restarts], v[model.MemoryWorkingSet], v[model.MemoryLimit], v[model.OOMKills] = 1, 95, 100, 2
+			v[model.CrashLoopBackOff] = 0
+			m := float64(at.Unix()-now.Unix()) / 60 // 600 periods a minute, 300 throttled
+			v[model.CFSPeriods], v[model.CFSThrottledPeriods] = 1e6+600*m, 1e5+300*m
 			if recent {
 				v[model.Restarts] = 4 // three restarts in the last 5 minutes
+				v[model.CrashLoopBackOff] = float64(at.Unix() % 120 / 60) // backing off, on and off
 			}
 			if now.Sub(at) < 2*time.Minute {
 				v[model.OOMKills] = 3 // an OOM kill 2 minutes ago
@@ -186,12 +193,19 @@ func TestPackFires(t *testing.T) {
 			v[model.StoreSize], v[model.StoreSizeLimit] = 110, 100
 		}
 	}
-	// recovered restarted three times and was OOM-killed 17 minutes ago,
-	// nothing since: its crash loop is over.
+	// recovered restarted three times, backing off, and was OOM-killed
+	// until 7 minutes ago; nothing since: its crash loop is over, although
+	// its restarts are still within 15 minutes.
 	recovered := func(at time.Time, o model.Object, v *model.Values) {
 		healthy(at, o, v)
-		if o == ctr && now.Sub(at) < 17*time.Minute {
-			v[model.Restarts], v[model.OOMKills] = 4, 3
+		if o == ctr && now.Sub(at) < 12*time.Minute {
+			v[model.Restarts], v[model.OOMKills] = 2, 3
+			if now.Sub(at) < 10*time.Minute {
+				v[model.Restarts] = 4
+			}
+			if now.Sub(at) >= 7*time.Minute {
+				v[model.CrashLoopBackOff] = 1
+			}
 		}
 	}
 	p := parser.NewParser(parser.Options{})

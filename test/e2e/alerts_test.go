@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,6 +150,126 @@ func writeRules(t *testing.T, path, content string) {
 	}
 }
 
+// packRule is a rule of the default pack as /api/v1/rules lists it.
+type packRule struct {
+	Query    string
+	Duration time.Duration // its for:
+}
+
+func (p *proc) packRule(t *testing.T, alert string) packRule {
+	t.Helper()
+	var r struct {
+		Data struct {
+			Groups []struct {
+				File  string `json:"file"`
+				Rules []struct {
+					Name     string  `json:"name"`
+					Query    string  `json:"query"`
+					Duration float64 `json:"duration"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	p.getJSON(t, "/api/v1/rules", &r)
+	for _, g := range r.Data.Groups {
+		for _, rule := range g.Rules {
+			if rule.Name == alert && g.File == "kubemon:default-rules.yml" {
+				return packRule{Query: rule.Query, Duration: time.Duration(rule.Duration * float64(time.Second))}
+			}
+		}
+	}
+	t.Fatalf("the default pack has no rule %s", alert)
+	return packRule{}
+}
+
+// holds reports whether kubemon's evaluation of q now selects a series
+// with the labels kv; it may run outside the test's goroutine (no t).
+func (p *proc) holds(q string, kv ...string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, p.base+"/api/v1/query?query="+url.QueryEscape(q), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	var r struct {
+		Data struct {
+			Result []sample `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("query %s: %s %v", q, resp.Status, err)
+	}
+next:
+	for _, s := range r.Data.Result {
+		for i := 0; i+1 < len(kv); i += 2 {
+			if s.Metric[kv[i]] != kv[i+1] {
+				continue next
+			}
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// watch follows one alert of the default pack from the start: when its
+// condition first held in kubemon's store, and when Alertmanager first had
+// it.
+type watch struct {
+	alert string
+	kv    []string
+	rule  packRule
+
+	mu          sync.Mutex
+	since, seen time.Time
+	at          amserver.Alert
+	err         error
+}
+
+// watchAlert polls every 250 ms until the test ends.
+func watchAlert(t *testing.T, p *proc, am *amserver.Server, alert string, kv ...string) *watch {
+	w := &watch{alert: alert, kv: kv, rule: p.packRule(t, alert)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			held, err := p.holds(w.rule.Query, kv...)
+			all, aerr := am.Alerts()
+			now := time.Now()
+			w.mu.Lock()
+			if err != nil || aerr != nil {
+				w.err = errors.Join(err, aerr)
+			}
+			if held && w.since.IsZero() {
+				w.since = now
+			}
+			for _, a := range all {
+				if a.Labels["alertname"] == alert && w.seen.IsZero() && labelsHave(a.Labels, kv) {
+					w.seen, w.at = now, a
+				}
+			}
+			w.mu.Unlock()
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond):
+			}
+		}
+	}()
+	return w
+}
+
+func labelsHave(ls map[string]string, kv []string) bool {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if ls[kv[i]] != kv[i+1] {
+			return false
+		}
+	}
+	return true
+}
+
 // TestAlerts runs kubemon demo (constant mode, a 2 s interval) with the
 // default rule pack and rule files, sending to a real Alertmanager
 // (Debian's prometheus-alertmanager on loopback) and to a webhook:
@@ -155,23 +278,23 @@ func writeRules(t *testing.T, path, content string) {
 //     the external label and annotations filled from the store, and is
 //     resolved there within an interval of the window's end; the webhook
 //     gets it firing and resolved;
-//   - a rule on a kubelet that stops answering (the simulator's node fault)
-//     fires and resolves when the kubelet is back;
 //   - a rule file turned bad while kubemon runs is refused with its line
 //     (log, kubemon_rules_last_reload_successful 0, SIGHUP too), and its
 //     rule keeps firing; fixed, it loads;
-//   - the default pack's KubemonContainerCrashLooping fires at
-//     Alertmanager within its for plus one interval of a simulated crash
-//     loop (a container restarted three times).
+//   - the default pack's alerts for the simulator's faults — an OOM kill,
+//     a crash loop, a kubelet that stops answering — reach Alertmanager
+//     within their for plus one interval of their condition holding in the
+//     store, and are resolved there after recovery.
 func TestAlerts(t *testing.T) {
+	t.Parallel() // about 8 minutes, mostly waiting for the pack's windows
 	am := amserver.Start(t)
 	hook := newHookReceiver(t)
 	dir := t.TempDir()
 	const (
 		interval = 2 * time.Second
-		hold     = 4 * time.Second // the for: of the e2e rules
+		hold     = 4 * time.Second // the for: of E2EWindow
+		slack    = 5 * time.Second // a delivery, a poll, a loaded machine
 	)
-	uptime := name(model.LevelNode, model.Uptime)
 	from := time.Now().Add(40 * time.Second).Truncate(time.Second)
 	to := from.Add(20 * time.Second)
 	rulesFile := filepath.Join(dir, "e2e.yml")
@@ -179,20 +302,13 @@ func TestAlerts(t *testing.T) {
   - name: e2e
     rules:
       - alert: E2EWindow
-        expr: count(%[1]s) and on() (vector(time()) >= %[2]d < %[3]d)
+        expr: count(%s) and on() (vector(time()) >= %d < %d)
         for: 4s
         labels:
           severity: page
         annotations:
           summary: "{{ $value }} nodes report, {{ $externalLabels.cluster }}"
-      - alert: E2EKubeletDown
-        expr: time() - timestamp(%[1]s) > 8
-        for: 2s
-        labels:
-          severity: page
-        annotations:
-          summary: "kubelet of {{ $labels.%[4]s }} silent for {{ $value }} s"
-`, uptime, from.Unix(), to.Unix(), model.LabelNode))
+`, name(model.LevelNode, model.Uptime), from.Unix(), to.Unix()))
 	extra := filepath.Join(dir, "extra-1.yml")
 	writeRules(t, extra, "groups:\n  - name: extra\n    rules:\n      - alert: E2EAlwaysOn\n        expr: vector(1)\n        for: 0s\n")
 
@@ -200,21 +316,82 @@ func TestAlerts(t *testing.T) {
 		"--data-dir", filepath.Join(dir, "data"), "--rules", rulesFile, "--rules", filepath.Join(dir, "extra-*.yml"),
 		"--alertmanager-url", am.URL(), "--alert-webhook-url", hook.srv.URL+"/hook", "--alert-external-label", "cluster=e2e")
 
-	// A crash loop: three restarts of one container, at once. It fires
-	// two minutes (the pack's for) later, checked at the end.
-	waitFor(t, 30*time.Second, "the first samples", func() bool { return len(p.query(t, sel(model.LevelContainer, model.Restarts))) > 0 })
-	c := p.query(t, sel(model.LevelContainer, model.Restarts))[0].Metric
-	ns, pod, ctr := c[model.LabelNamespace], c[model.LabelPod], c[model.LabelContainer]
-	for range 3 {
-		p.post(t, "/sim/restart?"+url.Values{"namespace": {ns}, "pod": {pod}, "container": {ctr}}.Encode())
-	}
-	crashSel := sel(model.LevelContainer, model.Restarts, model.LabelNamespace, ns, model.LabelPod, pod, model.LabelContainer, ctr)
-	var crashFrom time.Time // when the pack's expression first held
-	waitFor(t, 30*time.Second, "the restarts in the store", func() bool {
-		r := p.query(t, fmt.Sprintf("max_over_time(%[1]s[15m]) - min_over_time(%[1]s[15m]) >= 2", crashSel))
-		crashFrom = time.Now()
-		return len(r) == 1
+	// The faults, at once, each on its own node: an OOM kill of one
+	// container, a crash loop of another, and a third node's kubelet down.
+	restarts := sel(model.LevelContainer, model.Restarts)
+	waitFor(t, 30*time.Second, "containers on 3 nodes", func() bool {
+		nodes := map[string]bool{}
+		for _, s := range p.query(t, restarts) {
+			nodes[s.Metric[model.LabelNode]] = true
+		}
+		return len(nodes) == 3
 	})
+	byNode := map[string]map[string]string{}
+	for _, s := range p.query(t, restarts) {
+		byNode[s.Metric[model.LabelNode]] = s.Metric
+	}
+	var nodes []string
+	for n := range byNode {
+		nodes = append(nodes, n)
+	}
+	slices.Sort(nodes)
+	oomC, crashC, downNode := byNode[nodes[0]], byNode[nodes[1]], nodes[2]
+	ctrKV := func(c map[string]string) []string {
+		return []string{model.LabelNamespace, c[model.LabelNamespace], model.LabelPod, c[model.LabelPod], model.LabelContainer, c[model.LabelContainer]}
+	}
+	fault := func(c map[string]string, f string) {
+		t.Helper()
+		p.post(t, "/sim/fault?"+url.Values{"pod": {c[model.LabelNamespace] + "/" + c[model.LabelPod]}, "container": {c[model.LabelContainer]}, "fault": {f}}.Encode())
+	}
+	fault(oomC, "oom")
+	oomAt := time.Now()
+	fault(crashC, "crashloop")
+	var crashOver time.Time
+	p.post(t, "/sim/fault?"+url.Values{"node": {downNode}, "fault": {"down"}}.Encode())
+	downAt := time.Now()
+
+	oomW := watchAlert(t, p, am, "KubemonContainerOOMKilled", ctrKV(oomC)...)
+	crashW := watchAlert(t, p, am, "KubemonContainerCrashLooping", ctrKV(crashC)...)
+	downW := watchAlert(t, p, am, "KubemonKubeletDown", model.LabelNode, downNode)
+
+	// firesInTime waits until Alertmanager has w's alert: it must arrive
+	// within its for plus one interval of its condition first holding in
+	// kubemon's store.
+	firesInTime := func(t *testing.T, w *watch) amserver.Alert {
+		t.Helper()
+		waitFor(t, 6*time.Minute, w.alert+" at Alertmanager", func() bool {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return !w.seen.IsZero()
+		})
+		w.mu.Lock()
+		since, seen, a, err := w.since, w.seen, w.at, w.err
+		w.mu.Unlock()
+		if err != nil {
+			t.Logf("%s: the last poll failed: %v", w.alert, err)
+		}
+		switch late := seen.Sub(since); {
+		case since.IsZero() || since.After(seen):
+			t.Errorf("%s reached Alertmanager at %s, before its condition was seen to hold (%s)", w.alert, seen, since)
+		case late > w.rule.Duration+interval+slack:
+			t.Errorf("%s reached Alertmanager %s after its condition held, want within its for (%s) plus an interval (%s)", w.alert, late, w.rule.Duration, interval)
+		default:
+			t.Logf("%s reached Alertmanager %s after its condition held (for: %s)", w.alert, late.Round(100*time.Millisecond), w.rule.Duration)
+		}
+		if a.Labels["severity"] == "" || a.Labels["cluster"] != "e2e" || a.Annotations["summary"] == "" ||
+			!strings.HasSuffix(a.Annotations["runbook_url"], "#"+strings.ToLower(w.alert)) {
+			t.Errorf("%s at Alertmanager: %+v", w.alert, a)
+		}
+		return a
+	}
+	// resolves waits until Alertmanager no longer has the alert (it was
+	// sent resolved: its endsAt while firing is minutes ahead), at most
+	// within after recovered.
+	resolves := func(t *testing.T, recovered time.Time, within time.Duration, alert string, kv ...string) {
+		t.Helper()
+		waitFor(t, time.Until(recovered.Add(within+slack)), alert+" resolved at Alertmanager", func() bool { return len(amAlert(t, am, alert, kv...)) == 0 })
+		t.Logf("%s resolved at Alertmanager %s after recovery", alert, time.Since(recovered).Round(100*time.Millisecond))
+	}
 
 	t.Run("window", func(t *testing.T) {
 		var seen time.Time
@@ -259,32 +436,6 @@ func TestAlerts(t *testing.T) {
 		}
 	})
 
-	t.Run("kubelet down", func(t *testing.T) {
-		node := p.query(t, uptime)[0].Metric[model.LabelNode]
-		p.post(t, "/sim/fault?"+url.Values{"node": {node}, "fault": {"down"}}.Encode())
-		down := time.Now()
-		var got []amserver.Alert
-		waitFor(t, 60*time.Second, "E2EKubeletDown at Alertmanager", func() bool {
-			got = amAlert(t, am, "E2EKubeletDown", model.LabelNode, node)
-			return len(got) > 0
-		})
-		// Silent for 8 s, then the for (2 s), an interval, a scrape's.
-		if took := time.Since(down); took > 8*time.Second+2*time.Second+2*interval+5*time.Second {
-			t.Errorf("E2EKubeletDown reached Alertmanager %s after the kubelet stopped answering", took)
-		}
-		if others := amAlert(t, am, "E2EKubeletDown"); len(others) != 1 {
-			t.Errorf("E2EKubeletDown for %d nodes, want only %s: %+v", len(others), node, others)
-		}
-		p.post(t, "/sim/fault?"+url.Values{"node": {node}, "fault": {"none"}}.Encode())
-		back := time.Now()
-		waitFor(t, 60*time.Second, "E2EKubeletDown resolved at Alertmanager", func() bool {
-			return len(amAlert(t, am, "E2EKubeletDown")) == 0
-		})
-		if took := time.Since(back); took > 2*interval+5*time.Second {
-			t.Errorf("E2EKubeletDown resolved %s after the kubelet answered again", took)
-		}
-	})
-
 	t.Run("bad rule file", func(t *testing.T) {
 		waitFor(t, 30*time.Second, "E2EAlwaysOn at Alertmanager", func() bool { return len(amAlert(t, am, "E2EAlwaysOn")) == 1 })
 		writeRules(t, extra, "groups:\n  - name: extra\n    rules:\n      - alert: E2EAlwaysOn\n        expr: vector(1) +\n")
@@ -317,20 +468,44 @@ func TestAlerts(t *testing.T) {
 		}
 	})
 
+	t.Run("OOM kill", func(t *testing.T) {
+		a := firesInTime(t, oomW)
+		if !strings.Contains(a.Annotations["description"], "killed for want of memory 1 times") {
+			t.Errorf("KubemonContainerOOMKilled's description %q, want one kill", a.Annotations["description"])
+		}
+	})
+
 	t.Run("crash loop", func(t *testing.T) {
-		const packHold = 2 * time.Minute // KubemonContainerCrashLooping's for:
-		var got []amserver.Alert
-		waitFor(t, time.Until(crashFrom)+packHold+interval+30*time.Second, "KubemonContainerCrashLooping at Alertmanager", func() bool {
-			got = amAlert(t, am, "KubemonContainerCrashLooping", model.LabelNamespace, ns, model.LabelPod, pod, model.LabelContainer, ctr)
-			return len(got) > 0
-		})
-		if late := time.Since(crashFrom); late > packHold+interval+5*time.Second {
-			t.Errorf("KubemonContainerCrashLooping reached Alertmanager %s after the restarts were stored, want within %s + %s", late, packHold, interval)
+		a := firesInTime(t, crashW)
+		if !strings.Contains(a.Annotations["description"], "CrashLoopBackOff") {
+			t.Errorf("KubemonContainerCrashLooping's description %q", a.Annotations["description"])
 		}
-		a := got[0]
-		if a.Labels["severity"] != "warning" || a.Labels["cluster"] != "e2e" || !strings.Contains(a.Annotations["description"], "restarted 3 times") ||
-			!strings.HasSuffix(a.Annotations["runbook_url"], "#kubemoncontainercrashlooping") {
-			t.Errorf("KubemonContainerCrashLooping at Alertmanager: %+v", a)
+		fault(crashC, "none") // the run after the current back-off goes on
+		crashOver = time.Now()
+	})
+
+	t.Run("kubelet down", func(t *testing.T) {
+		firesInTime(t, downW)
+		if took := time.Since(downAt); took < 3*time.Minute {
+			t.Errorf("KubemonKubeletDown fired %s after the kubelet stopped answering, before its for (3m)", took)
 		}
+		if others := amAlert(t, am, "KubemonKubeletDown"); len(others) != 1 {
+			t.Errorf("KubemonKubeletDown for %d nodes, want only %s: %+v", len(others), downNode, others)
+		}
+		p.post(t, "/sim/fault?"+url.Values{"node": {downNode}, "fault": {"none"}}.Encode())
+		// The next scrape stores node_kubelet_up 1: resolved at the next
+		// evaluation.
+		resolves(t, time.Now(), 2*interval, "KubemonKubeletDown", model.LabelNode, downNode)
+	})
+
+	t.Run("recovery", func(t *testing.T) {
+		// The OOM kill leaves the 5-minute window; the crash loop's last
+		// back-off (at most the 80 s one it was in) ends and its 5-minute
+		// window passes.
+		resolves(t, oomAt, 5*time.Minute+2*interval, "KubemonContainerOOMKilled", ctrKV(oomC)...)
+		if crashOver.IsZero() {
+			t.Fatal("the crash loop was not ended")
+		}
+		resolves(t, crashOver, 80*time.Second+5*time.Minute+2*interval, "KubemonContainerCrashLooping", ctrKV(crashC)...)
 	})
 }
