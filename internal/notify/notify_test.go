@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -375,5 +376,35 @@ func TestBadURLs(t *testing.T) {
 		if err != nil && (strings.Contains(err.Error(), "secret") || strings.Contains(err.Error(), "pw")) {
 			t.Errorf("error %q shows credentials", err)
 		}
+	}
+}
+
+// TestWebhookSplits: a rule with more changed alerts than a message holds
+// is told in several messages, each of at most MaxWebhookAlerts.
+func TestWebhookSplits(t *testing.T) {
+	r := newReceiver(t, nil)
+	n, err := New(Options{Webhooks: []string{r.srv.URL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, n)
+	alerts := make([]*promrules.Alert, MaxWebhookAlerts+5)
+	for i := range alerts {
+		alerts[i] = firing("Many", "i", strconv.Itoa(i))
+	}
+	n.Notify(context.Background(), "x", alerts...)
+	waitUntil(t, 10*time.Second, "two messages", func() bool { return len(r.received()) == 2 })
+	seen := map[string]bool{}
+	for i, b := range r.received() {
+		m := decode(t, b)
+		if want := []int{MaxWebhookAlerts, 5}[i]; len(m.Alerts) != want {
+			t.Errorf("message %d: %d alerts, want %d", i, len(m.Alerts), want)
+		}
+		for _, a := range m.Alerts {
+			seen[a.Labels["i"]] = true
+		}
+	}
+	if len(seen) != len(alerts) {
+		t.Errorf("%d distinct alerts delivered, want %d", len(seen), len(alerts))
 	}
 }

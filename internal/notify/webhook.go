@@ -146,10 +146,7 @@ func (h *webhook) notify(alerts []*notifier.Alert, now time.Time) {
 		h.sent[fp] = sentAlert{at: now, validUntil: a.EndsAt, last: wa}
 		changed = append(changed, wa)
 	}
-	var msgs []*WebhookMessage
-	if len(changed) > 0 {
-		msgs = append(msgs, h.message(changed))
-	}
+	msgs := h.messages(changed)
 	msgs = append(msgs, h.expiredLocked(now)...)
 	h.mu.Unlock()
 	for _, m := range msgs {
@@ -173,7 +170,23 @@ func (h *webhook) expiredLocked(now time.Time) []*WebhookMessage {
 	}
 	var out []*WebhookMessage
 	for _, was := range byName {
-		out = append(out, h.message(was))
+		out = append(out, h.messages(was)...)
+	}
+	return out
+}
+
+// MaxWebhookAlerts is the most alerts one webhook message carries; a rule
+// with more changed alerts is told in several messages.
+const MaxWebhookAlerts = 1000
+
+// messages groups alerts of one rule into messages of at most
+// MaxWebhookAlerts alerts.
+func (h *webhook) messages(alerts []WebhookAlert) []*WebhookMessage {
+	var out []*WebhookMessage
+	for len(alerts) > 0 {
+		n := min(len(alerts), MaxWebhookAlerts)
+		out = append(out, h.message(alerts[:n]))
+		alerts = alerts[n:]
 	}
 	return out
 }
