@@ -146,4 +146,3 @@ func BenchmarkUIPod7d(b *testing.B) {
 		b.Errorf("problems: %q", probs)
 	}
 }
-
