@@ -178,7 +178,7 @@ func TestPackFires(t *testing.T) {
 			m := float64(at.Unix()-now.Unix()) / 60 // 600 periods a minute, 300 throttled
 			v[model.CFSPeriods], v[model.CFSThrottledPeriods] = 1e6+600*m, 1e5+300*m
 			if recent {
-				v[model.Restarts] = 4 // three restarts in the last 5 minutes
+				v[model.Restarts] = 4                                     // three restarts in the last 5 minutes
 				v[model.CrashLoopBackOff] = float64(at.Unix() % 120 / 60) // backing off, on and off
 			}
 			if now.Sub(at) < 2*time.Minute {
