@@ -180,8 +180,14 @@ type PodMeta struct {
 	Labels       map[string]string
 	WorkloadKind string // kind of the top owner: Deployment, StatefulSet, DaemonSet, Job, CronJob, ReplicaSet; "" for a bare pod
 	Workload     string // name of the top owner
-	Containers   []ContainerMeta
+	// Phase is the pod's phase: Pending, Running, Succeeded, Failed.
+	Phase      string
+	Containers []ContainerMeta
 }
+
+// PhaseRunning is the phase of a pod bound to a node whose containers were
+// created (some may be waiting to be restarted).
+const PhaseRunning = "Running"
 
 // NodeMeta is what kubemon knows about a node from the Node object.
 type NodeMeta struct {

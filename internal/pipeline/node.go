@@ -7,14 +7,15 @@ import (
 )
 
 // Node processes one node's scrape and returns its entries (stats.Entries,
-// and an entry for each container of a known pod that has no stats): it
+// and an entry for each running pod and each container of a known pod that
+// has no stats): it
 // enriches pods and containers from pods' metadata, counts OOM kills and
 // computes rates with r, rolls containers up into their pods and pods into
 // the node, sets the throttling ratios, and sets the node's capacity,
 // allocatable, utilization and reservation from meta.
 func Node(r *Rater, stats *model.NodeStats, pods []model.PodMeta, meta model.NodeMeta) []model.Entry {
-	entries := Enrich(stats.Entries, pods)
-	r.CountOOMKills(entries)
+	entries := Enrich(RunningPods(stats, pods), pods)
+	r.CountOOMKills(entries, pods)
 	r.Rates(entries)
 	RollupNode(entries)
 	for i := range entries {
@@ -25,6 +26,36 @@ func Node(r *Rater, stats *model.NodeStats, pods []model.PodMeta, meta model.Nod
 		case model.LevelPod, model.LevelContainer:
 			setThrottledRatio(&e.Values)
 		}
+	}
+	return entries
+}
+
+// RunningPods returns stats' entries and an entry (stamped with the node's
+// time, holding nothing yet) for each running pod of pods the kubelet has
+// no stats of: one whose every container waits to be restarted (a crash
+// loop) may have none, and Enrich gives its containers their restarts.
+func RunningPods(stats *model.NodeStats, pods []model.PodMeta) []model.Entry {
+	entries := stats.Entries
+	if len(pods) == 0 {
+		return entries
+	}
+	t := stats.ScrapeTime.UnixMilli()
+	have := make(map[model.Object]bool, len(pods))
+	for i := range entries {
+		switch o := entries[i].Object; o.Level {
+		case model.LevelPod:
+			have[o] = true
+		case model.LevelNode:
+			t = entries[i].Time
+		}
+	}
+	for i := range pods {
+		p := &pods[i]
+		o := model.Object{Level: model.LevelPod, Node: stats.Node, Namespace: p.Namespace, Pod: p.Name}
+		if p.Phase != model.PhaseRunning || have[o] || p.Node != "" && p.Node != stats.Node {
+			continue
+		}
+		entries = append(entries, model.Entry{Object: o, Time: t, Values: model.NewValues()})
 	}
 	return entries
 }

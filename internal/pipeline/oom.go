@@ -30,8 +30,9 @@ type oomState struct {
 // the run's end) counts once. A container's first observation is the
 // baseline: what happened before counts nothing. Kills of runs that began
 // and ended between two observations show only as the last termination:
-// one kill at most. Containers no longer in entries are forgotten.
-func (r *Rater) CountOOMKills(entries []model.Entry) {
+// one kill at most. A container is forgotten when its pod is no longer in
+// pods (the node's pods' metadata; when nil, once it is not in entries).
+func (r *Rater) CountOOMKills(entries []model.Entry, pods []model.PodMeta) {
 	seen := make(map[model.Object]bool, len(r.oom))
 	for i := range entries {
 		e := &entries[i]
@@ -92,8 +93,13 @@ func (r *Rater) CountOOMKills(entries []model.Entry) {
 		}
 		e.Values[model.OOMKills] = st.count
 	}
+	type podKey struct{ ns, name string }
+	alive := make(map[podKey]bool, len(pods))
+	for i := range pods {
+		alive[podKey{pods[i].Namespace, pods[i].Name}] = true
+	}
 	for o := range r.oom {
-		if !seen[o] {
+		if !seen[o] && !alive[podKey{o.Namespace, o.Pod}] {
 			delete(r.oom, o)
 		}
 	}

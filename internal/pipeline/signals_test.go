@@ -299,3 +299,65 @@ func TestCollectorKubeletUp(t *testing.T) {
 		t.Error("the node left discovery: its series (kubelet up with them) are not ended")
 	}
 }
+
+// TestRunningPodsWithoutStats: a running pod of which the kubelet has no
+// stats (its only container waits in CrashLoopBackOff: the kubelet lists a
+// pod by its running containers) still gets its entries, its container's
+// OOM kills go on being counted, and they roll up into the node; a pod
+// that ended, or runs on another node, gets none.
+func TestRunningPodsWithoutStats(t *testing.T) {
+	meta := func(last model.Termination, waiting string) []model.PodMeta {
+		pods := sigPod(model.ContainerMeta{Restarts: 4, Waiting: waiting, LastTermination: last}, model.ContainerMeta{})
+		pods[0].Containers = pods[0].Containers[:1]
+		pods[0].Phase, pods[0].Node = model.PhaseRunning, "n"
+		done := model.PodMeta{Namespace: "ns", Name: "done", Node: "n", Phase: "Succeeded", Containers: []model.ContainerMeta{{Name: "x"}}}
+		away := model.PodMeta{Namespace: "ns", Name: "away", Node: "other", Phase: model.PhaseRunning, Containers: []model.ContainerMeta{{Name: "y"}}}
+		return append(pods, done, away)
+	}
+	oom := func(finished int64) model.Termination {
+		return model.Termination{Reason: model.ReasonOOMKilled, ExitCode: 137, Started: finished - 1000, Finished: finished}
+	}
+	r := NewRater()
+	scrape := func(ts int64, withPod bool, pods []model.PodMeta) []model.Entry {
+		es := []model.Entry{entry(sigNode, ts, 1, map[model.MetricID]float64{model.CPUUsage: float64(ts)})}
+		if withPod {
+			es = append(es, entry(sigPodO, ts, 1, nil), entry(c1, ts, ts-500, map[model.MetricID]float64{model.CPUUsage: 1}))
+		}
+		return Node(r, &model.NodeStats{Node: "n", ScrapeTime: time.UnixMilli(ts + 100), Entries: es}, pods, model.NodeMeta{})
+	}
+	scrape(10_000, true, meta(oom(5_000), ""))                                   // running: the baseline
+	es := scrape(20_000, false, meta(oom(15_000), model.ReasonCrashLoopBackOff)) // killed, waiting, no stats
+	if len(es) != 3 {
+		t.Fatalf("%d entries, want the node's, its running pod's and the pod's container's: %+v", len(es), es)
+	}
+	p, c := findEntry(t, es, sigPodO), findEntry(t, es, c1)
+	if p.Time != 20_000 || c.Time != 20_000 || p.Values[model.Info] != 1 || p.Values[model.Restarts] != 4 || p.Values[model.CrashLoopBackOff] != 1 {
+		t.Errorf("the pod without stats: %+v", p)
+	}
+	if c.Values[model.OOMKills] != 1 || c.Values[model.CrashLoopBackOff] != 1 || c.Values.Has(model.CPUUsage) {
+		t.Errorf("its container: OOM kills %v, crash loop %v", c.Values[model.OOMKills], c.Values[model.CrashLoopBackOff])
+	}
+	if n := findEntry(t, es, sigNode); n.Values[model.CrashLoopBackOff] != 1 || n.Values[model.Restarts] != 4 {
+		t.Errorf("the node: crash loop %v, restarts %v", n.Values[model.CrashLoopBackOff], n.Values[model.Restarts])
+	}
+	// A pod gone from the metadata is forgotten.
+	scrape(30_000, false, meta(oom(15_000), model.ReasonCrashLoopBackOff)[1:])
+	if len(r.oom) != 0 {
+		t.Errorf("the pod left the metadata: %d OOM states kept", len(r.oom))
+	}
+
+	// While its pod is in the metadata, a container without any entry (its
+	// pod not running: no entry is made) is remembered, and a kill in
+	// between counts when it is seen again.
+	r = NewRater()
+	scrape(10_000, true, meta(oom(5_000), ""))
+	pending := meta(oom(5_000), "")
+	pending[0].Phase = "Pending"
+	if es := scrape(20_000, false, pending); len(es) != 1 || len(r.oom) != 1 {
+		t.Fatalf("a pod not running and without stats: %d entries, %d OOM states, want the node's and 1", len(es), len(r.oom))
+	}
+	es = scrape(30_000, true, meta(oom(25_000), ""))
+	if c := findEntry(t, es, c1); c.Values[model.OOMKills] != 1 {
+		t.Errorf("the kill while it had no entry: %v OOM kills, want 1", c.Values[model.OOMKills])
+	}
+}

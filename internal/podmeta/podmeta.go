@@ -44,6 +44,7 @@ func FromPod(p *corev1.Pod) model.PodMeta {
 		UID:       string(p.UID),
 		Node:      p.Spec.NodeName,
 		Labels:    p.Labels,
+		Phase:     string(p.Status.Phase),
 	}
 	m.WorkloadKind, m.Workload = workloadOf(p)
 	statuses := make(map[string]*corev1.ContainerStatus, len(p.Status.ContainerStatuses))

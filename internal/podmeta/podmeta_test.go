@@ -15,7 +15,7 @@ func TestDecodeList(t *testing.T) {
   "spec":{"nodeName":"n1","containers":[
    {"name":"app","resources":{"requests":{"cpu":"250m","memory":"128Mi"},"limits":{"cpu":"1","memory":"256Mi"}}},
    {"name":"sidecar"}]},
-  "status":{"containerStatuses":[{"name":"app","restartCount":3,
+  "status":{"phase":"Running","containerStatuses":[{"name":"app","restartCount":3,
      "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container=app"}},
      "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled","startedAt":"2026-05-01T10:00:00Z","finishedAt":"2026-05-01T10:00:07Z","containerID":"containerd://abc"}}},
     {"name":"sidecar","restartCount":0,"state":{"running":{"startedAt":"2026-05-01T09:00:00Z"}}}]}},
@@ -53,7 +53,7 @@ func TestDecodeList(t *testing.T) {
 	if !math.IsNaN(side.CPURequest) || !math.IsNaN(side.MemoryLimit) {
 		t.Errorf("sidecar without resources must have absent requests and limits: %+v", side)
 	}
-	if pods[0].Node != "n1" || pods[0].UID != "u1" || pods[0].Labels["app"] != "web" {
+	if pods[0].Node != "n1" || pods[0].UID != "u1" || pods[0].Labels["app"] != "web" || pods[0].Phase != model.PhaseRunning || pods[1].Phase != "" {
 		t.Errorf("meta: %+v", pods[0])
 	}
 	if _, err := DecodeList([]byte(`{"items":[`)); err == nil {
