@@ -198,8 +198,11 @@ func (p *proc) holds(q string, kv ...string) (bool, error) {
 			Result []sample `json:"result"`
 		} `json:"data"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil || resp.StatusCode != http.StatusOK {
-		return false, fmt.Errorf("query %s: %s %v", q, resp.Status, err)
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("query %s: %s", q, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
+		return false, fmt.Errorf("query %s: %w", q, err)
 	}
 next:
 	for _, s := range r.Data.Result {
