@@ -345,18 +345,19 @@ func TestAlertmanager(t *testing.T) {
 	if r.requests() < 2 {
 		t.Errorf("%d requests: the 503 was not retried", r.requests())
 	}
-	var sent float64
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "prometheus_notifications_sent_total" {
-			for _, m := range mf.GetMetric() {
-				sent += m.GetCounter().GetValue()
+	// Counted once the answer is back, just after the receiver has the body.
+	waitUntil(t, 5*time.Second, "prometheus_notifications_sent_total at least 1", func() bool {
+		var sent float64
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "prometheus_notifications_sent_total" {
+				for _, m := range mf.GetMetric() {
+					sent += m.GetCounter().GetValue()
+				}
 			}
 		}
-	}
-	if sent < 1 {
-		t.Errorf("prometheus_notifications_sent_total %v, want at least 1", sent)
-	}
+		return sent >= 1
+	})
 }
 
 func TestBadURLs(t *testing.T) {
