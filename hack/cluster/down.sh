@@ -29,6 +29,16 @@ stop node
 for c in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$c"; done
 sleep 0.5
 
+# The node's network and cgroups are shared by name: leave them to the
+# cluster up.sh says holds them, when that is another one.
+OWNER=/run/kubemon-cluster-$NS
+if other=$(cat "$OWNER" 2>/dev/null) && [ "$other" != "$DIR" ] \
+  && pid=$(cat "$other/pids/kube-apiserver.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+  echo "down.sh: node $NS belongs to the running cluster $other: its network and cgroups are left alone" >&2
+  exit 0
+fi
+rm -f "$OWNER"
+
 # Cgroups the node created under its cgroupRoot, deepest first.
 for h in /sys/fs/cgroup/*/; do
   [ -d "$h$NS" ] && find "$h$NS" -depth -type d -exec rmdir {} \; 2>/dev/null

@@ -31,6 +31,21 @@ HOST_IP=10.77.0.1
 NODE_IP=10.77.0.2
 POD_CIDR=10.244.0.0/24
 
+# --- one cluster at a time -------------------------------------------------
+# Every cluster uses node $NS and 10.77.0.x: a second one would take over the
+# first's network, and its down.sh would tear it down. /run/kubemon-cluster-$NS
+# names the directory of the cluster that holds them; up.sh refuses while
+# that cluster's apiserver runs, and down.sh of another leaves them alone.
+OWNER=/run/kubemon-cluster-$NS
+exec 9>"$OWNER.lock"
+flock 9
+if other=$(cat "$OWNER" 2>/dev/null) && [ "$other" != "$DIR" ] \
+  && pid=$(cat "$other/pids/kube-apiserver.pid" 2>/dev/null) && kill -0 "$pid" 2>/dev/null; then
+  die "another cluster ($other, apiserver PID $pid) holds node $NS and 10.77.0.x: stop it first (hack/cluster/down.sh $other)"
+fi
+echo "$DIR" >"$OWNER"
+flock -u 9
+
 # --- packages and binaries -------------------------------------------------
 need=()
 for p in containerd runc iproute2 util-linux mount containernetworking-plugins iptables conntrack; do

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,6 +55,12 @@ func upCluster(t *testing.T) *cluster {
 			reused = &cluster{dir: dir, repo: repo}
 			return
 		}
+		// One cluster at a time on this machine (they share node kmnode1
+		// and 10.77.0.x): wait for another test run's, held until this
+		// process ends. up.sh refuses to take over a running one.
+		if sharedErr = lockClusters(); sharedErr != nil {
+			return
+		}
 		dir, err := os.MkdirTemp("", "kubemon-cluster-")
 		if err != nil {
 			sharedErr = err
@@ -86,6 +93,27 @@ func upCluster(t *testing.T) *cluster {
 		}
 	})
 	return shared
+}
+
+// clusterLock is held from the first upCluster to the end of the process.
+var clusterLock *os.File
+
+// lockClusters takes the machine-wide e2e cluster lock, waiting (and
+// saying so) while another test process holds it.
+func lockClusters() error {
+	f, err := os.OpenFile("/run/lock/kubemon-e2e-cluster.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: another test run's cluster is up; waiting for it to stop")
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			f.Close()
+			return fmt.Errorf("e2e cluster lock: %w", err)
+		}
+	}
+	clusterLock = f
+	return nil
 }
 
 func (c *cluster) dumpLogs(t *testing.T) {
