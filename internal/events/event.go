@@ -3,9 +3,9 @@
 // resourceVersion, relisting when it expired), a PodFeed makes the same
 // lifecycle events from pod snapshots where there is no API (the demo's
 // simulated cluster), and a Store keeps them in a bbolt file under the data
-// directory, indexed by time, involved object, namespace, reason and type,
-// with a retention time and a size cap, and a sequence that sinks export
-// from.
+// directory, indexed by time, involved object, namespace, reason, type and
+// node, with a retention time and a size cap, and a sequence that sinks
+// export from.
 //
 // An event's time is when it last happened (see Time); an event seen again
 // with the same UID (its count increased) replaces its record.
@@ -95,6 +95,20 @@ func Node(ev *corev1.Event) string {
 		return ev.InvolvedObject.Name
 	}
 	return ""
+}
+
+// nodesOf lists the nodes ev happened on, as Query.Node selects them:
+// Node(ev), and the involved object's name when it is a Node reported
+// from elsewhere; none when neither is known.
+func nodesOf(ev *corev1.Event) []string {
+	var out []string
+	if n := Node(ev); n != "" {
+		out = append(out, n)
+	}
+	if o := ev.InvolvedObject; o.Kind == "Node" && o.Name != "" && (len(out) == 0 || out[0] != o.Name) {
+		out = append(out, o.Name)
+	}
+	return out
 }
 
 // Controller is who reported ev: source.component, else

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,6 +22,11 @@ type Query struct {
 	Reason          string
 	// Type is Normal or Warning.
 	Type string
+	// Node selects the events that happened on a node: the Node object's
+	// own and those of the objects on it (its pods' events, which their
+	// kubelet reports from the node; see events.Node). A pod's events
+	// from elsewhere (the scheduler's Scheduled) carry no node.
+	Node string
 	// Start and End bound when the events last happened (see Time), both
 	// included; zero means unbounded.
 	Start, End time.Time
@@ -52,18 +58,21 @@ func (q *Query) match(ev *corev1.Event) bool {
 		(q.Name == "" || o.Name == q.Name) &&
 		(q.UID == "" || string(o.UID) == q.UID) &&
 		(q.Reason == "" || ev.Reason == q.Reason) &&
-		(q.Type == "" || ev.Type == q.Type)
+		(q.Type == "" || ev.Type == q.Type) &&
+		(q.Node == "" || slices.Contains(nodesOf(ev), q.Node))
 }
 
 // plan picks the index that narrows q most: the involved object's UID,
-// else its kind and name, else the namespace, the reason, the type, else
-// every event by time.
+// else its kind and name, else the node, the namespace, the reason, the
+// type, else every event by time.
 func (q *Query) plan() (bucket, prefix []byte) {
 	switch {
 	case q.UID != "":
 		return bktObjectUID, lp(nil, q.UID)
 	case q.Kind != "" && q.Name != "":
 		return bktObject, lp(lp(nil, q.Kind), q.Name)
+	case q.Node != "":
+		return bktNode, lp(nil, q.Node)
 	case q.Namespace != "":
 		return bktNamespace, lp(nil, q.Namespace)
 	case q.Reason != "":

@@ -31,8 +31,12 @@ const (
 // FileName is the store's file in its directory.
 const FileName = "events.db"
 
-// formatVersion is the layout of the file's buckets and keys.
-const formatVersion = 1
+// formatVersion is the layout of the file's buckets and keys. Version 2
+// added the node index (bktNode); a version 1 file is upgraded when opened
+// (the index is built from its records, in one transaction), and a
+// kubemon that reads version 1 only refuses a version 2 file with its
+// path and what to do.
+const formatVersion = 2
 
 // Bucket names. Every event is in bktEvents under its time key
 // (time, then UID) and in each index under prefix + time key, so a time
@@ -47,7 +51,8 @@ var (
 	bktNamespace = []byte("ix-namespace") // lp(namespace)+tkey+uid
 	bktReason    = []byte("ix-reason")    // lp(reason)+tkey+uid
 	bktType      = []byte("ix-type")      // lp(type)+tkey+uid
-	allBuckets   = [][]byte{bktMeta, bktEvents, bktUIDs, bktSeq, bktObject, bktObjectUID, bktNamespace, bktReason, bktType}
+	bktNode      = []byte("ix-node")      // lp(node)+tkey+uid, for each of nodesOf(event); since version 2
+	allBuckets   = [][]byte{bktMeta, bktEvents, bktUIDs, bktSeq, bktObject, bktObjectUID, bktNamespace, bktReason, bktType, bktNode}
 
 	metaVersion = []byte("version")
 	metaID      = []byte("id")
@@ -146,8 +151,8 @@ func Open(o Options) (*Store, error) {
 	return s, nil
 }
 
-// initialize creates the buckets of a new file and reads the counters of
-// an existing one.
+// initialize creates the buckets of a new file, upgrades one of an older
+// layout and reads the counters of an existing one.
 func (s *Store) initialize(tx *bolt.Tx) error {
 	meta := tx.Bucket(bktMeta)
 	if meta == nil {
@@ -166,8 +171,15 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	if v := getU64(meta.Get(metaVersion)); v != formatVersion {
-		return fmt.Errorf("layout version %d, this kubemon reads %d: move the file aside to start an empty store", v, formatVersion)
+	v := getU64(meta.Get(metaVersion))
+	if v == 1 {
+		if err := s.upgradeFrom1(tx); err != nil {
+			return fmt.Errorf("upgrading layout version 1 to %d: %w", formatVersion, err)
+		}
+		v = formatVersion
+	}
+	if v != formatVersion {
+		return fmt.Errorf("layout version %d, this kubemon reads %d (and upgrades 1): move the file aside to start an empty store", v, formatVersion)
 	}
 	for _, b := range allBuckets {
 		if tx.Bucket(b) == nil {
@@ -179,6 +191,41 @@ func (s *Store) initialize(tx *bolt.Tx) error {
 	s.count = int64(getU64(meta.Get(metaCount)))
 	s.seq = tx.Bucket(bktSeq).Sequence()
 	return nil
+}
+
+// upgradeFrom1 adds the node index to a version 1 file: the bucket, an
+// entry for every stored event (counted against the size cap, which the
+// next write enforces) and the new version, in initialize's transaction,
+// so that an interrupted upgrade leaves the file as it was.
+func (s *Store) upgradeFrom1(tx *bolt.Tx) error {
+	for _, b := range allBuckets {
+		if !bytes.Equal(b, bktNode) && tx.Bucket(b) == nil {
+			return fmt.Errorf("bucket %q missing: the file is damaged; move it aside to start an empty store", b)
+		}
+	}
+	if _, err := tx.CreateBucketIfNotExists(bktNode); err != nil {
+		return err
+	}
+	w := s.newTxWriter(tx)
+	c := w.events.Cursor()
+	n := 0
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		w.oldEvent.Reset()
+		if err := w.oldEvent.Unmarshal(v); err != nil {
+			return fmt.Errorf("record %x: %w", k, err)
+		}
+		for _, node := range nodesOf(&w.oldEvent) {
+			if err := w.set(w.node, append(lp(nil, node), k...), nil); err != nil {
+				return err
+			}
+		}
+		n++
+	}
+	if err := w.commitMeta(); err != nil {
+		return err
+	}
+	s.o.Logger.Info("events store upgraded: node index built", "path", s.path, "events", n, "fromVersion", 1, "toVersion", formatVersion)
+	return tx.Bucket(bktMeta).Put(metaVersion, u64(formatVersion))
 }
 
 func (s *Store) newMetrics() storeMetrics {
@@ -407,9 +454,9 @@ func (s *Store) Run(ctx context.Context) error {
 // txWriter changes the buckets in one write transaction and keeps the
 // counters (bytes, count) in step.
 type txWriter struct {
-	tx                                      *bolt.Tx
-	events, uids, seqs                      *bolt.Bucket
-	object, objectUID, namespace, why, kind *bolt.Bucket
+	tx                                            *bolt.Tx
+	events, uids, seqs                            *bolt.Bucket
+	object, objectUID, namespace, why, kind, node *bolt.Bucket
 
 	bytes, count                     int64
 	seq                              uint64
@@ -422,7 +469,7 @@ func (s *Store) newTxWriter(tx *bolt.Tx) *txWriter {
 	return &txWriter{
 		tx: tx, events: tx.Bucket(bktEvents), uids: tx.Bucket(bktUIDs), seqs: tx.Bucket(bktSeq),
 		object: tx.Bucket(bktObject), objectUID: tx.Bucket(bktObjectUID), namespace: tx.Bucket(bktNamespace),
-		why: tx.Bucket(bktReason), kind: tx.Bucket(bktType),
+		why: tx.Bucket(bktReason), kind: tx.Bucket(bktType), node: tx.Bucket(bktNode),
 		bytes: int64(getU64(meta.Get(metaBytes))), count: int64(getU64(meta.Get(metaCount))),
 		seq: tx.Bucket(bktSeq).Sequence(),
 	}
@@ -451,24 +498,29 @@ func (w *txWriter) del(b *bolt.Bucket, k []byte) error {
 	return b.Delete(k)
 }
 
-// indexKeys lists ev's index entries: bucket and key prefix (the key is
-// the prefix + ev's event key).
-func (w *txWriter) indexKeys(ev *corev1.Event) [5]struct {
+// indexEntry is one index entry of an event: its bucket and key prefix
+// (the key is the prefix + the event's key).
+type indexEntry struct {
 	b      *bolt.Bucket
 	prefix []byte
-} {
+}
+
+// indexKeys lists ev's index entries: one in each of the object, object
+// UID, namespace, reason and type indexes, and one in the node index for
+// each of nodesOf(ev) (none, one or two).
+func (w *txWriter) indexKeys(ev *corev1.Event) []indexEntry {
 	o := ev.InvolvedObject
-	type ix = struct {
-		b      *bolt.Bucket
-		prefix []byte
+	out := append(make([]indexEntry, 0, 7),
+		indexEntry{w.object, lp(lp(nil, o.Kind), o.Name)},
+		indexEntry{w.objectUID, lp(nil, string(o.UID))},
+		indexEntry{w.namespace, lp(nil, ev.Namespace)},
+		indexEntry{w.why, lp(nil, ev.Reason)},
+		indexEntry{w.kind, lp(nil, ev.Type)},
+	)
+	for _, n := range nodesOf(ev) {
+		out = append(out, indexEntry{w.node, lp(nil, n)})
 	}
-	return [5]ix{
-		{w.object, lp(lp(nil, o.Kind), o.Name)},
-		{w.objectUID, lp(nil, string(o.UID))},
-		{w.namespace, lp(nil, ev.Namespace)},
-		{w.why, lp(nil, ev.Reason)},
-		{w.kind, lp(nil, ev.Type)},
-	}
+	return out
 }
 
 // put writes one prepared event (see Store.Put).

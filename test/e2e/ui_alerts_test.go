@@ -205,7 +205,22 @@ func checkEventsTable(t testing.TB, b *browser, p *proc, pg uiPage) (rows int, w
 	if !strings.HasPrefix(tb.Query, "api/v1/events?") {
 		t.Fatalf("%s: the events table says it was read from %q, want a relative api/v1/events URL", pg.name, tb.Query)
 	}
+	if pg.events != "" && !strings.Contains("&"+strings.TrimPrefix(tb.Query, "api/v1/events?")+"&", "&"+pg.events+"&") {
+		t.Errorf("%s: the events table was read from %s, want %s", pg.name, tb.Query, pg.events)
+	}
 	want := pageEvents(t, p, pg, tb)
+	if pg.name == "node" {
+		// Not only the Node object's: its pods' too.
+		pods := 0
+		for _, e := range want {
+			if e.InvolvedObject.Kind == "Pod" {
+				pods++
+			}
+		}
+		if pods == 0 {
+			t.Errorf("%s: %s answers no pod's event (%d events)", pg.name, tb.Query, len(want))
+		}
+	}
 	byUID := map[string]uiEvent{}
 	for _, e := range want {
 		byUID[e.UID] = e

@@ -25,6 +25,9 @@ type uiPage struct {
 	// of marker every chart must draw.
 	charts, tables, markers []string
 	minStats                int
+	// events, when set, is a parameter the events table must be read
+	// with (the node page: node=NAME, the events on the node).
+	events string
 }
 
 // uiObjects are the names a UI test browses to.
@@ -66,7 +69,10 @@ func uiPages(o uiObjects) []uiPage {
 	return []uiPage{
 		{name: "overview", route: "#/", charts: usage, minStats: 6, tables: []string{"top-pods-cpu", "top-pods-memory"}},
 		{name: "nodes", route: "#/nodes", tables: []string{"nodes"}},
-		{name: "node", route: "#/node/" + o.node, charts: []string{"cpu", "memory", "network", "filesystem"}, tables: []string{"pods"}, minStats: 2},
+		// The node's events are those on it: its pods' (the restarted
+		// container's BackOff among them, a Warning marked on its charts).
+		{name: "node", route: "#/node/" + o.node, charts: []string{"cpu", "memory", "network", "filesystem"}, tables: []string{"pods", "events"}, minStats: 2,
+			markers: []string{"event"}, events: url.Values{"node": {o.node}}.Encode()},
 		{name: "namespaces", route: "#/namespaces", tables: []string{"namespaces"}},
 		{name: "namespace", route: "#/namespace/" + o.namespace, charts: usage, tables: []string{"pods", "events"}, markers: []string{"event", "alert"}},
 		{name: "workloads", route: "#/workloads", tables: []string{"workloads"}},

@@ -7,13 +7,16 @@
 //
 // Parameters, all optional, each given at most once: namespace (the
 // event's), kind, name and uid (the involved object's), reason, type
-// (Normal, Warning), start and end (RFC 3339 or Unix seconds, as
-// Prometheus's API takes them; both included, on the time an event last
-// happened) and limit (default DefaultLimit, at most Options.MaxLimit).
-// Events are returned newest first; when more match than limit, the
-// oldest are left out and a warning says so. An unknown or repeated
-// parameter, a bad time or limit is a 400 naming it. Requests are bounded
-// by Options.Timeout (503 "timeout" past it) and their answer by the limit.
+// (Normal, Warning), node (the events that happened on a node: the Node's
+// own and its pods'; see events.Query.Node), start and end (RFC 3339 or
+// Unix seconds, as Prometheus's API takes them; both included, on the time
+// an event last happened) and limit (default DefaultLimit, at most
+// Options.MaxLimit). Events are returned newest first; when more match
+// than limit, the oldest are left out and a warning says so. data is
+// always there on success ([] when nothing matched) and never on an error.
+// An unknown or repeated parameter, a bad node name, time or limit is a 400
+// naming it. Requests are bounded by Options.Timeout (503 "timeout" past
+// it) and their answer by the limit.
 package eventsapi
 
 import (
@@ -40,6 +43,8 @@ const (
 	// maxParamLen bounds a text parameter (a Kubernetes name is at most
 	// 253 bytes).
 	maxParamLen = 1024
+	// maxNodeNameLen is the longest node name (a DNS subdomain).
+	maxNodeNameLen = 253
 )
 
 // Querier answers event queries (events.Store).
@@ -139,7 +144,7 @@ func view(l events.Logged) Event {
 }
 
 // params are the parameters a request may give.
-var params = []string{"namespace", "kind", "name", "uid", "reason", "type", "start", "end", "limit"}
+var params = []string{"namespace", "kind", "name", "uid", "reason", "type", "node", "start", "end", "limit"}
 
 // badParam is a 400 about one parameter.
 type badParam struct {
@@ -165,7 +170,10 @@ func (a *API) parse(r *http.Request) (events.Query, error) {
 	}
 	q := events.Query{
 		Namespace: vals.Get("namespace"), Kind: vals.Get("kind"), Name: vals.Get("name"), UID: vals.Get("uid"),
-		Reason: vals.Get("reason"), Type: vals.Get("type"), Limit: DefaultLimit,
+		Reason: vals.Get("reason"), Type: vals.Get("type"), Node: vals.Get("node"), Limit: DefaultLimit,
+	}
+	if err := nodeName(q.Node); err != nil {
+		return q, &badParam{"node", err}
 	}
 	var err error
 	if q.Start, err = timeParam(vals.Get("start")); err != nil {
@@ -187,6 +195,31 @@ func (a *API) parse(r *http.Request) (events.Query, error) {
 	return q, nil
 }
 
+// nodeName checks a node name: a DNS subdomain (RFC 1123) as Kubernetes
+// names nodes: at most 253 characters, lowercase letters, digits, '-' and
+// '.', each dot-separated part starting and ending with a letter or digit.
+// "" (no node) is fine.
+func nodeName(s string) error {
+	if s == "" {
+		return nil
+	}
+	const want = "want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
+	if len(s) > maxNodeNameLen {
+		return fmt.Errorf("%d bytes long; a node name is at most %d", len(s), maxNodeNameLen)
+	}
+	for part := range strings.SplitSeq(s, ".") {
+		if part == "" || part[0] == '-' || part[len(part)-1] == '-' {
+			return fmt.Errorf("%q: %s", s, want)
+		}
+		for _, c := range []byte(part) {
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return fmt.Errorf("%q: %s", s, want)
+			}
+		}
+	}
+	return nil
+}
+
 // timeParam parses an RFC 3339 time or (fractional) Unix seconds, as
 // Prometheus's API does; "" is the zero time (unbounded).
 func timeParam(s string) (time.Time, error) {
@@ -206,12 +239,19 @@ func timeParam(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("cannot parse %q to a valid timestamp (want RFC 3339 or Unix seconds)", s)
 }
 
-type envelope struct {
-	Status    string   `json:"status"`
-	Data      []Event  `json:"data,omitempty"`
-	ErrorType string   `json:"errorType,omitempty"`
-	Error     string   `json:"error,omitempty"`
-	Warnings  []string `json:"warnings,omitempty"`
+// success is the answer of a query: data is always there, [] when
+// nothing matched (as Prometheus's API always has data on success).
+type success struct {
+	Status   string   `json:"status"`
+	Data     []Event  `json:"data"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// failure is an error's answer: no data.
+type failure struct {
+	Status    string `json:"status"`
+	ErrorType string `json:"errorType"`
+	Error     string `json:"error"`
 }
 
 func (a *API) list(w http.ResponseWriter, r *http.Request) {
@@ -234,7 +274,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusInternalServerError, "internal", err)
 		return
 	}
-	out := envelope{Status: "success", Data: make([]Event, len(res.Events))}
+	out := success{Status: "success", Data: make([]Event, len(res.Events))} // never nil: "data":[]
 	for i, l := range res.Events {
 		out.Data[i] = view(l)
 	}
@@ -250,10 +290,6 @@ func (a *API) list(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, http.StatusInternalServerError, "internal", err)
 		return
 	}
-	if len(out.Data) == 0 {
-		// "data" is always there, [] when nothing matched.
-		b = []byte(`{"status":"success","data":[]}`)
-	}
 	w.Write(b)
 }
 
@@ -261,7 +297,7 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, code int, typ string,
 	if code >= 500 {
 		a.o.Logger.Warn("events API request failed", "path", r.URL.Path, "query", r.URL.RawQuery, "errorType", typ, "err", err)
 	}
-	b, _ := json.Marshal(envelope{Status: "error", ErrorType: typ, Error: err.Error()})
+	b, _ := json.Marshal(failure{Status: "error", ErrorType: typ, Error: err.Error()})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	w.Write(b)

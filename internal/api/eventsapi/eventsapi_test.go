@@ -94,10 +94,12 @@ func TestEventsAPI(t *testing.T) {
 		EventTime:           metav1.NewMicroTime(t0.Add(-time.Minute)),
 		ReportingController: "default-scheduler", ReportingInstance: "default-scheduler-x", Action: "Binding",
 	}
+	onNode2 := podEvent("c", "team-a", "web-1", "Started", "Normal", t0.Add(2*time.Minute), 1)
+	onNode2.Source.Host = "node-2"
 	srv := server(t, scheduled,
 		podEvent("a", "team-a", "web-0", "Started", "Normal", t0, 1),
 		podEvent("b", "team-a", "web-0", "BackOff", "Warning", t0.Add(time.Minute), 5),
-		podEvent("c", "team-a", "web-1", "Started", "Normal", t0.Add(2*time.Minute), 1),
+		onNode2,
 		podEvent("d", "team-b", "web-0", "Killing", "Normal", t0.Add(3*time.Minute), 1),
 	)
 	code, a, raw := get(t, srv, "")
@@ -136,19 +138,59 @@ func TestEventsAPI(t *testing.T) {
 		{"start=" + url.QueryEscape(t0.Format(time.RFC3339)) + "&end=" + fmt.Sprint(t0.Add(2*time.Minute).Unix()), []string{"web-1/Started", "web-0/BackOff", "web-0/Started"}},
 		{"start=" + fmt.Sprintf("%.3f", float64(t0.Add(time.Minute).UnixMilli())/1000), []string{"web-0/Killing", "web-1/Started", "web-0/BackOff"}},
 		{"namespace=nobody", []string{}},
+		// node: the events that happened on it (the scheduler's carry none).
+		{"node=node-1", []string{"web-0/Killing", "web-0/BackOff", "web-0/Started"}},
+		{"node=node-2", []string{"web-1/Started"}},
+		{"node=node-2&namespace=team-b", []string{}},
+		{"node=node-1&type=Warning", []string{"web-0/BackOff"}},
+		{"node=node-1&namespace=team-a&kind=Pod&name=web-0", []string{"web-0/BackOff", "web-0/Started"}},
+		{"node=node-3", []string{}},
+		{"node=node", []string{}},
+		{"node=", []string{"web-0/Killing", "web-1/Started", "web-0/BackOff", "web-0/Started", "web-0/Scheduled"}},
 	} {
 		code, a, raw := get(t, srv, tc.query)
 		if code != 200 || !slices.Equal(reasons(a), tc.want) {
 			t.Errorf("%s: %d %v, want %v (%s)", tc.query, code, reasons(a), tc.want, raw)
 		}
 	}
-	// An empty answer is [], not null.
-	resp, _ := http.Get(srv.URL + "/api/v1/events?namespace=nobody")
-	var m map[string]json.RawMessage
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	resp.Body.Close()
-	if string(m["data"]) != "[]" {
-		t.Errorf("empty data: %s", m["data"])
+	// data: always there on success, [] when nothing matched, with the
+	// warnings kept; never there on an error.
+	for _, tc := range []struct {
+		query    string
+		code     int
+		data     string // the raw "data", "" for absent
+		warnings bool
+	}{
+		{"namespace=nobody", 200, "[]", false},
+		{"node=node-3", 200, "[]", false},
+		{"end=1", 200, "[]", false},
+		{"node=node-2", 200, "[{", false},
+		{"limit=1", 200, "[{", true},
+		{"limit=0", 400, "", false},
+		{"node=Node-2", 400, "", false},
+		{"bogus=1", 400, "", false},
+	} {
+		resp, err := http.Get(srv.URL + "/api/v1/events?" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.query, err)
+		}
+		data, has := m["data"]
+		switch {
+		case resp.StatusCode != tc.code:
+			t.Errorf("%s: %s, want %d", tc.query, resp.Status, tc.code)
+		case tc.data == "" && has:
+			t.Errorf("%s: an error with data %s", tc.query, data)
+		case tc.data != "" && !strings.HasPrefix(string(data), tc.data):
+			t.Errorf("%s: data %q, want %s…", tc.query, data, tc.data)
+		case tc.warnings != (m["warnings"] != nil):
+			t.Errorf("%s: warnings %s", tc.query, m["warnings"])
+		}
 	}
 
 	// limit: the newest, and a warning that more matched.
@@ -164,7 +206,19 @@ func TestEventsAPI(t *testing.T) {
 func TestEventsAPIBadParameters(t *testing.T) {
 	srv := server(t)
 	for _, tc := range []struct{ query, want string }{
-		{"namspace=x", `invalid parameter "namspace": unknown parameter; known are namespace, kind, name, uid, reason, type, start, end, limit`},
+		{"namspace=x", `invalid parameter "namspace": unknown parameter; known are namespace, kind, name, uid, reason, type, node, start, end, limit`},
+		{"nodes=x", `invalid parameter "nodes": unknown parameter; known are namespace, kind, name, uid, reason, type, node, start, end, limit`},
+		{"node=a&node=b", `invalid parameter "node": given 2 times; give it once`},
+		{"node=Node-1", `invalid parameter "node": "Node-1": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=node_1", `invalid parameter "node": "node_1": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=-node", `invalid parameter "node": "-node": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=node-", `invalid parameter "node": "node-": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=a..b", `invalid parameter "node": "a..b": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=a.", `invalid parameter "node": "a.": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=" + url.QueryEscape("node 1"), `invalid parameter "node": "node 1": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=" + url.QueryEscape("nöde"), `invalid parameter "node": "nöde": want a node name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit`},
+		{"node=" + strings.Repeat("a", 254), `invalid parameter "node": 254 bytes long; a node name is at most 253`},
+		{"node=" + strings.Repeat("a", 1025), `invalid parameter "node": 1025 bytes long; at most 1024`},
 		{"reason=a&reason=b", `invalid parameter "reason": given 2 times; give it once`},
 		{"start=yesterday", `invalid parameter "start": cannot parse "yesterday" to a valid timestamp (want RFC 3339 or Unix seconds)`},
 		{"end=NaN", `invalid parameter "end": cannot parse "NaN" to a valid timestamp`},

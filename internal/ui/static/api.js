@@ -198,8 +198,8 @@ function flushBatches() {
 
 /**
  * eventsURL is the relative URL of GET /api/v1/events with params
- * (namespace, kind, name, uid, reason, type, start, end, limit; empty ones
- * left out).
+ * (namespace, kind, name, uid, reason, type, node, start, end, limit;
+ * empty ones left out).
  */
 export function eventsURL(params) {
   const p = {};
@@ -208,14 +208,35 @@ export function eventsURL(params) {
 }
 
 /**
+ * Whether this kubemon keeps events: true until it says otherwise. The
+ * runtime info (init, before any page) says eventsEnabled: false when it
+ * runs with --events.enabled=false, and then no page asks for events: the
+ * endpoint answers 404, which the browser reports as a failed request. A
+ * kubemon whose runtime info does not say answers 404 to the first page's
+ * request, and the next pages do not ask again.
+ */
+let eventsEnabled = true;
+
+/** eventsOff tells whether this kubemon keeps no events (as far as the UI knows). */
+export function eventsOff() {
+  return !eventsEnabled;
+}
+
+/**
  * events fetches Kubernetes events (newest first) from eventsURL(params):
- * {url, events, warnings}, or {url, events: null} when this kubemon keeps
- * no events (the endpoint answers 404: --events.enabled=false).
+ * {url, events, warnings}, or {url: null, events: null, warnings: []}
+ * when this kubemon keeps no events (--events.enabled=false: the runtime
+ * info said so, and nothing is asked, or the endpoint answered 404).
  */
 export async function events(params, { signal } = {}) {
+  const off = { url: null, events: null, warnings: [] };
+  if (!eventsEnabled) return off;
   const url = eventsURL(params);
   const body = await get(url, { signal, optional404: true, envelope: true });
-  if (!body) return { url, events: null, warnings: [] };
+  if (!body) {
+    eventsEnabled = false;
+    return off;
+  }
   return { url, events: body.data || [], warnings: body.warnings || [] };
 }
 
@@ -238,12 +259,16 @@ export async function targets({ signal } = {}) {
 
 /**
  * runtimeInfo returns {retention, scrapeInterval} in seconds, with the
- * defaults (15d, 15s) when the endpoint does not answer them.
+ * defaults (15d, 15s) when the endpoint does not answer them, and notes
+ * whether this kubemon keeps events (eventsEnabled, kubemon's addition to
+ * Prometheus's fields; events() then asks for none when it is false).
  */
 export async function runtimeInfo({ signal, parse } = {}) {
   const out = { retention: 15 * 86400, scrapeInterval: 15 };
   const data = await get("api/v1/status/runtimeinfo", { signal, optional404: true });
   if (data) {
+    if (data.eventsEnabled === false) eventsEnabled = false;
+    else if (data.eventsEnabled === true) eventsEnabled = true;
     const r = parse(data.storageRetention || "");
     if (r > 0) out.retention = r;
     const i = parse(data.scrapeInterval || "");

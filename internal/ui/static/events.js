@@ -1,7 +1,7 @@
 /**
  * Kubernetes events on an object's page: the events of the object (and,
- * for a namespace or a workload, of what it holds) over the page's time
- * range, from kubemon's GET api/v1/events (docs/events.md), newest first,
+ * for a namespace or a workload, of what it holds; for a node, of what
+ * happened on it: its pods') over the page's time range, from kubemon's GET api/v1/events (docs/events.md), newest first,
  * as a sortable table with Warning events highlighted; the same events
  * give the charts their Warning-event markers (chart.js).
  *
@@ -30,10 +30,11 @@ export const EVENTS_LIMIT = 1000;
 const WORKLOAD_KINDS = new Set(["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "ReplicationController"]);
 
 /**
- * loadEvents fetches the events matching params (namespace, kind, name, …)
- * that last happened in the page's range; keep, when given, leaves some out
- * (a workload's page keeps its own and its pods'). Resolves to {url,
- * events, warnings}; events is null when this kubemon keeps no events.
+ * loadEvents fetches the events matching params (namespace, kind, name,
+ * node, …) that last happened in the page's range; keep, when given, leaves
+ * some out (a workload's page keeps its own and its pods'). Resolves to
+ * {url, events, warnings}; events (and url) are null when this kubemon
+ * keeps no events (nothing was asked, or the endpoint answered 404).
  */
 export async function loadEvents(ctx, params, keep) {
   const r = await api.events({ ...params, start: ctx.range.start, end: ctx.range.end, limit: EVENTS_LIMIT }, { signal: ctx.signal });
@@ -94,11 +95,11 @@ const sourceText = (e) => {
 /**
  * eventsTable renders the events (newest first unless the URL's esort says
  * otherwise). of: "pod" on a pod's or a container's page (a Container
- * column instead of the Object), "node" on a node's (no Object column),
- * else the involved object with links.
+ * column instead of the Object), else the involved object with links (a
+ * node's page: the Node and its pods).
  */
 export function eventsTable(data, { filter = "", of = "", dataset = {} } = {}) {
-  const hide = of === "pod" ? ["object"] : of === "node" ? ["object", "container"] : ["container"];
+  const hide = of === "pod" ? ["object"] : ["container"];
   const time = (v) => f.dateTime(v, true);
   const cols = [
     { id: "last", label: "Last seen", num: true, fmt: time, get: (e) => eventTime(e), title: "Sort by when it last happened" },
@@ -141,28 +142,33 @@ export function eventsTable(data, { filter = "", of = "", dataset = {} } = {}) {
 }
 
 /**
- * eventsCard renders the Events card: the table (t from eventsTable), what
- * the API warned about (older events left out) and what it means when this
- * kubemon keeps no events.
+ * eventsCard renders the Events card: the table (t from eventsTable) and
+ * what the API warned about (older events left out); when this kubemon
+ * keeps no events, a quiet note instead (data-testid="events-off"), not
+ * a warning: it is how it was configured.
  */
 export function eventsCard(data, t) {
+  if (data.events === null) {
+    return card(
+      "Events",
+      h("p", { class: "muted small", dataset: { testid: "events-off" } }, "Events are off: this kubemon keeps no Kubernetes events (--events.enabled=false)."),
+      { testid: "events" },
+    );
+  }
   const warnings = data.warnings || [];
-  const n = data.events ? data.events.length : 0;
-  const warn = data.events ? data.events.filter((e) => e.type === "Warning").length : 0;
+  const n = data.events.length;
+  const warn = data.events.filter((e) => e.type === "Warning").length;
   return card(
     "Events",
     h(
       "div",
       { class: "stack" },
-      data.events === null
-        ? notice("warn", "This kubemon keeps no Kubernetes events", " (it runs with --events.enabled=false).")
-        : null,
       warnings.map((w) => notice("warn", null, w)),
-      data.events === null ? null : t.el,
+      t.el,
     ),
     {
       testid: "events",
-      extra: h("span", { class: "muted small" }, data.events === null ? "" : `${f.count(n)} in this range${warn ? ` · ${f.count(warn)} Warning` : ""}`),
+      extra: h("span", { class: "muted small" }, `${f.count(n)} in this range${warn ? ` · ${f.count(warn)} Warning` : ""}`),
     },
   );
 }

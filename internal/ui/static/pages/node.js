@@ -4,8 +4,9 @@
  * filesystem, pods, restarts and uptime; charts of CPU, memory, network and
  * filesystem over the range with request, allocatable and capacity lines,
  * bands where an alert on the node (not on one of its pods) was firing and
- * its Warning events; the pods on the node and the node's Kubernetes
- * events over the range.
+ * the Warning events on the node; the pods on the node and the Kubernetes
+ * events that happened on it over the range (api/v1/events?node=: the
+ * Node's own and its pods').
  */
 
 import { h } from "../dom.js";
@@ -41,7 +42,8 @@ export async function render(ctx) {
     pods: `count(${m(S.pod.info, L)})`,
     uptime: m(S.node.uptime, L),
   };
-  const events = loadEvents(ctx, { kind: "Node", name });
+  // The events on the node: the Node's own and those of its pods.
+  const events = loadEvents(ctx, { node: name });
   const markers = [
     // The node's own alerts: those about its pods carry its name too.
     { kind: "alert", query: m(ALERTS, L), keep: (l) => !l[K.pod] },
@@ -57,7 +59,7 @@ export async function render(ctx) {
   const known = first(r.cpu_capacity) !== null || first(r.cpu) !== null || pods.rows.length > 0;
 
   const t = podsTable(pods, { hide: ["node"], filter: ctx.params.get("q") || "" });
-  const et = eventsTable(ev, { filter: ctx.params.get("q") || "", of: "node" });
+  const et = eventsTable(ev, { filter: ctx.params.get("q") || "" });
   ctx.search = (text) => {
     t.setFilter(text);
     et.setFilter(text);
