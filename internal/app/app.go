@@ -139,7 +139,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		ActiveQueryDir: cfg.DataDir, // queries.active beside the TSDB, as Prometheus keeps it
 		Targets:        func() []promapi.Target { return apiTargets(manager.Targets(), cfg) },
 		Runtime: promapi.RuntimeInfo{StartTime: time.Now(), Retention: cfg.Retention, RetentionSize: int64(cfg.RetentionSize),
-			ScrapeInterval: cfg.Interval},
+			ScrapeInterval: cfg.Interval, EventsEnabled: cfg.Events.Enabled},
 	})
 	if err != nil {
 		return err

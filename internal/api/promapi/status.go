@@ -39,6 +39,9 @@ type RuntimeInfo struct {
 	// ScrapeInterval is kubemon's interval (kubemon's addition to
 	// Prometheus's fields): the finest step worth asking for.
 	ScrapeInterval time.Duration
+	// EventsEnabled says whether /api/v1/events is served (kubemon's
+	// addition): the UI asks for no events when it is not.
+	EventsEnabled bool
 }
 
 // targetJSON is Prometheus's shape of an active target.
@@ -85,7 +88,7 @@ func (a *API) targetList(r *http.Request) apiResult {
 }
 
 // runtimeInfo answers /api/v1/status/runtimeinfo with Prometheus's fields
-// that apply, and scrapeInterval.
+// that apply, and kubemon's scrapeInterval and eventsEnabled.
 func (a *API) runtimeInfo(*http.Request) apiResult {
 	ri := a.runtime
 	retention := ""
@@ -104,6 +107,7 @@ func (a *API) runtimeInfo(*http.Request) apiResult {
 		"GOMAXPROCS":       runtime.GOMAXPROCS(0),
 		"storageRetention": retention,
 		"scrapeInterval":   pmodel.Duration(ri.ScrapeInterval).String(),
+		"eventsEnabled":    ri.EventsEnabled,
 	})
 	if err != nil {
 		return errResult(&apiError{errorInternal, err})

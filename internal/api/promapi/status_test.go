@@ -17,7 +17,7 @@ func TestTargetsAndRuntimeInfo(t *testing.T) {
 				{Labels: map[string]string{"node": "n2"}, Health: "down", LastError: "connection refused"},
 			}
 		}
-		o.Runtime = RuntimeInfo{StartTime: scraped, Retention: 15 * 24 * time.Hour, RetentionSize: 1 << 30, ScrapeInterval: 15 * time.Second}
+		o.Runtime = RuntimeInfo{StartTime: scraped, Retention: 15 * 24 * time.Hour, RetentionSize: 1 << 30, ScrapeInterval: 15 * time.Second, EventsEnabled: true}
 	})
 	var targets struct {
 		Active []struct {
@@ -61,9 +61,11 @@ func TestTargetsAndRuntimeInfo(t *testing.T) {
 		GOMAXPROCS       int       `json:"GOMAXPROCS"`
 		StorageRetention string    `json:"storageRetention"`
 		ScrapeInterval   string    `json:"scrapeInterval"`
+		EventsEnabled    *bool     `json:"eventsEnabled"`
 	}
 	strictDecode(t, e.mustSucceed(t, http.MethodGet, "/api/v1/status/runtimeinfo", nil).Data, &ri)
-	if ri.StorageRetention != "15d or 1GiB" || ri.ScrapeInterval != "15s" || !ri.StartTime.Equal(scraped) || ri.Goroutines <= 0 || ri.GOMAXPROCS <= 0 {
+	if ri.StorageRetention != "15d or 1GiB" || ri.ScrapeInterval != "15s" || !ri.StartTime.Equal(scraped) || ri.Goroutines <= 0 || ri.GOMAXPROCS <= 0 ||
+		ri.EventsEnabled == nil || !*ri.EventsEnabled {
 		t.Errorf("runtimeinfo %+v", ri)
 	}
 }
