@@ -54,6 +54,7 @@ var baseObjects = []string{
 	"ClusterRole//system:aggregated-metrics-reader",
 	"ClusterRoleBinding//kubemon",
 	"ClusterRoleBinding//kubemon:system:auth-delegator",
+	"ConfigMap/kube-system/kubemon-rules",
 	"Deployment/kube-system/kubemon",
 	"NetworkPolicy/kube-system/kubemon",
 	"PodDisruptionBudget/kube-system/kubemon",
@@ -107,6 +108,7 @@ func TestKustomizeBase(t *testing.T) {
 		"--kubernetes": "", "--listen": ":8080", "--auth": "kubernetes", "--data-dir": "/data",
 		"--interval": "15s", "--retention": "168h", "--retention-size": "8GiB",
 		"--log-format": "json", "--metrics-api-listen": ":4443",
+		"--rules": rulesGlob,
 	} {
 		if got, ok := args[flag]; !ok || got != want {
 			t.Errorf("arg %s=%q (present %v), want %q", flag, got, ok, want)
@@ -115,6 +117,16 @@ func TestKustomizeBase(t *testing.T) {
 	if _, ok := args["--enable-pprof"]; ok {
 		t.Error("--enable-pprof is set")
 	}
+	// kubemon's defaults for the rest: the default rule pack, events on,
+	// alerts sent nowhere (docs/alerts.md says how to add them).
+	for _, f := range []string{"--default-rules", "--rules.evaluation-interval", "--alertmanager-url", "--alert-webhook-url",
+		"--alert-external-label", "--alert-external-url", "--events.enabled", "--events.retention", "--events.max-size"} {
+		if v, ok := args[f]; ok {
+			t.Errorf("arg %s=%q set; the base keeps kubemon's default", f, v)
+		}
+	}
+	checkRulesMount(t, "kustomize", d, "kubemon-rules")
+	checkRuleFiles(t, "kustomize", find(t, objs, "ConfigMap", "kubemon-rules"), []string{"example.yaml"})
 	checkRetentionSize(t, "kustomize", args["--retention-size"], d.Spec.Template.Spec.Volumes[0].EmptyDir.SizeLimit)
 	checkResources(t, "kustomize", c.Resources, memoryRequestMi(100, 30, 2))
 	checkStrategy(t, "kustomize", d, 1, 0)
@@ -225,10 +237,11 @@ images:
 	}
 	checkStrategy(t, "persistence", d, 0, 1)
 	vols := d.Spec.Template.Spec.Volumes
-	if len(vols) != 1 || vols[0].Name != "data" || vols[0].EmptyDir != nil ||
+	if len(vols) != 2 || vols[0].Name != "data" || vols[0].EmptyDir != nil ||
 		vols[0].PersistentVolumeClaim == nil || vols[0].PersistentVolumeClaim.ClaimName != "kubemon-data" {
-		t.Errorf("volumes %s, want data from claim kubemon-data only", js(vols))
+		t.Errorf("volumes %s, want data from claim kubemon-data, and the rules", js(vols))
 	}
+	checkRulesMount(t, "persistence", d, "kubemon-rules")
 	var pvc corev1.PersistentVolumeClaim
 	decode(t, find(t, objs, "PersistentVolumeClaim", "kubemon-data"), &pvc)
 	size := pvc.Spec.Resources.Requests[corev1.ResourceStorage]
@@ -247,7 +260,8 @@ images:
 
 func TestHelmLint(t *testing.T) {
 	chart := filepath.Join(root(t), "deploy/helm/kubemon")
-	for _, set := range []string{"", "persistence.enabled=true,heapsterService.enabled=true,tls.generate=true"} {
+	for _, set := range []string{"", "persistence.enabled=true,heapsterService.enabled=true,tls.generate=true",
+		"rules.existingConfigMap=mine,rules.defaultPack=false,alerting.alertmanagers[0]=http://am:9093,alerting.externalLabels.cluster=prod,events.enabled=false,events.maxSize=64MiB"} {
 		for _, strict := range []bool{false, true} {
 			args := []string{"lint", chart}
 			if strict {
@@ -339,6 +353,12 @@ func compare(t *testing.T, k, h []object) {
 			same(t, ko.Key()+" spec", a.Spec, b.Spec)
 		case "APIService", "ServiceAccount":
 			same(t, ko.Key()+" spec", ko.Raw["spec"], ho.Raw["spec"])
+		case "ConfigMap":
+			var a, b corev1.ConfigMap
+			decode(t, ko, &a)
+			decode(t, ho, &b)
+			same(t, ko.Key()+" data", a.Data, b.Data)
+			same(t, ko.Key()+" binaryData", a.BinaryData, b.BinaryData)
 		default:
 			t.Errorf("%s: no comparison for this kind; add one", ko.Key())
 			continue

@@ -121,3 +121,69 @@ limits:
   memory: {{ mul $mi 2 }}Mi
 {{- end -}}
 {{- end -}}
+
+{{/*
+Name of the ConfigMap of rule files mounted at /etc/kubemon/rules, or "" when
+there is none (rules.existingConfigMap, else <fullname>-rules when rules.files
+has any file). Fails on a file name kubemon's glob would not read.
+*/}}
+{{- define "kubemon.rulesConfigMap" -}}
+{{- if .Values.rules.existingConfigMap -}}
+{{- .Values.rules.existingConfigMap -}}
+{{- else -}}
+{{- $files := dict -}}
+{{- range $name, $content := .Values.rules.files -}}
+{{- if not (kindIs "invalid" $content) -}}
+{{- if not (regexMatch "^[-._a-zA-Z0-9]+\\.yaml$" $name) -}}
+{{- fail (printf "rules.files: %q: a file name of letters, digits, '-', '_' and '.', ending in .yaml (kubemon reads /etc/kubemon/rules/*.yaml)" $name) -}}
+{{- end -}}
+{{- $_ := set $files $name $content -}}
+{{- end -}}
+{{- end -}}
+{{- if $files -}}
+{{- printf "%s-rules" (include "kubemon.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The rule, alerting and events arguments of `kubemon serve`, each only when it
+differs from kubemon's default (so the defaults render as the Kustomize base).
+*/}}
+{{- define "kubemon.alertArgs" -}}
+{{- $rules := include "kubemon.rulesConfigMap" . -}}
+{{- $a := .Values.alerting -}}
+{{- if $rules }}
+- --rules=/etc/kubemon/rules/*.yaml
+{{- end }}
+{{- if not .Values.rules.defaultPack }}
+- --default-rules=false
+{{- end }}
+{{- with .Values.rules.evaluationInterval }}
+- {{ printf "--rules.evaluation-interval=%v" . | quote }}
+{{- end }}
+{{- range $a.alertmanagers }}
+- {{ printf "--alertmanager-url=%s" . | quote }}
+{{- end }}
+{{- range $a.webhooks }}
+- {{ printf "--alert-webhook-url=%s" . | quote }}
+{{- end }}
+{{- range $name, $value := $a.externalLabels }}
+- {{ printf "--alert-external-label=%s=%v" $name $value | quote }}
+{{- end }}
+{{- with $a.externalURL }}
+- {{ printf "--alert-external-url=%s" . | quote }}
+{{- end }}
+{{- if not .Values.events.enabled }}
+- --events.enabled=false
+{{- end }}
+{{- with .Values.events.retention }}
+- {{ printf "--events.retention=%v" . | quote }}
+{{- end }}
+{{- with .Values.events.maxSize }}
+- {{ printf "--events.max-size=%v" . | quote }}
+{{- end }}
+{{- if and (or $a.alertmanagers $a.webhooks) (not .Values.rules.defaultPack) (not $rules) }}
+{{- fail "alerting: alerts are sent but no rules are evaluated (rules.defaultPack is false, and neither rules.files nor rules.existingConfigMap is set)" }}
+{{- end }}
+{{- end -}}
