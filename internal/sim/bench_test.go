@@ -34,26 +34,43 @@ func BenchmarkSummary(b *testing.B) {
 }
 
 func BenchmarkMetricsResource(b *testing.B) { benchPath(b, "/metrics/resource") }
-func BenchmarkMetricsCadvisor(b *testing.B) { benchPath(b, "/metrics/cadvisor") }
 func BenchmarkPods(b *testing.B)            { benchPath(b, "/pods") }
 
-func benchPath(b *testing.B, path string) {
+// BenchmarkMetricsCadvisor measures one node's /metrics/cadvisor (30 pods ×
+// 2 containers) in each payload (bytes/op-body is the payload's size).
+func BenchmarkMetricsCadvisor(b *testing.B) {
+	for _, p := range []CadvisorPayload{CadvisorKubelet, CadvisorLean} {
+		b.Run(string(p), func(b *testing.B) { benchPath(b, "/metrics/cadvisor", func(o *Options) { o.Cadvisor = p }) })
+	}
+}
+
+func benchPath(b *testing.B, path string, opts ...func(*Options)) {
 	clk := newFakeClock(testEpoch)
-	c, err := New(Options{Nodes: 1, PodsPerNode: 30, ContainersPerPod: 2, Now: clk.Now})
+	o := Options{Nodes: 1, PodsPerNode: 30, ContainersPerPod: 2, Now: clk.Now}
+	for _, f := range opts {
+		f(&o)
+	}
+	c, err := New(o)
 	if err != nil {
 		b.Fatal(err)
 	}
 	h := &nodeHandler{c: c}
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	b.ReportAllocs()
+	var rec discardRecorder
 	for b.Loop() {
-		h.ServeHTTP(discardRecorder{httptest.NewRecorder()}, req)
+		rec = discardRecorder{ResponseRecorder: httptest.NewRecorder()}
+		h.ServeHTTP(&rec, req)
 	}
+	b.ReportMetric(float64(rec.n), "bytes/op-body")
 }
 
-type discardRecorder struct{ *httptest.ResponseRecorder }
+type discardRecorder struct {
+	*httptest.ResponseRecorder
+	n int
+}
 
-func (d discardRecorder) Write(p []byte) (int, error) { return len(p), nil }
+func (d *discardRecorder) Write(p []byte) (int, error) { d.n += len(p); return len(p), nil }
 
 // TestLargeCluster starts the 5,000-node × 30-pod cluster and checks start
 // time, memory and a few scrapes. Skipped with -short.

@@ -52,7 +52,7 @@ func ioFromFamilies(t *testing.T, fams map[string]*dto.MetricFamily, wantT time.
 		out := map[ctrKey]val{}
 		for _, m := range f.Metric {
 			l := labelMap(m.Label)
-			if op != "" && l["operation"] != op {
+			if (op != "" && l["operation"] != op) || !kubemonCgroup(l) {
 				continue
 			}
 			names := make([]string, 0, len(l))
@@ -99,7 +99,7 @@ func ioFromFamilies(t *testing.T, fams map[string]*dto.MetricFamily, wantT time.
 	writes := collect("container_fs_writes_bytes_total", "Cumulative count of bytes written", fsLabels, "")
 	blkR := collect("container_blkio_device_usage_total", "Blkio Device bytes usage", blkLabels, "Read")
 	blkW := collect("container_blkio_device_usage_total", "Blkio Device bytes usage", blkLabels, "Write")
-	if got := len(fams["container_blkio_device_usage_total"].Metric); got != 2*wantSeries {
+	if got := len(blkR) + len(blkW); got != 2*wantSeries {
 		t.Fatalf("blkio: %d series, want %d", got, 2*wantSeries)
 	}
 	// The IO series use the same cgroup ids as the CPU series.

@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -157,3 +159,19 @@ type (
 )
 
 func newTextParser() expfmt.TextParser { return expfmt.NewTextParser(model.LegacyValidation) }
+
+// kubemonCgroup reports whether a cAdvisor series belongs to a cgroup
+// kubemon reads (as scrape.cgroupOf keeps them): the root (id "/"), a pod's
+// own cgroup or a container; not the kubepods, QoS or system cgroups nor a
+// pod's sandbox (pause) container, which the kubelet payload also has.
+func kubemonCgroup(l map[string]string) bool {
+	switch {
+	case l["id"] == "/":
+		return true
+	case l["pod"] == "":
+		return false
+	case l["container"] == "":
+		return strings.HasPrefix(path.Base(l["id"]), "pod")
+	}
+	return true
+}

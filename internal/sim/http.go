@@ -57,11 +57,15 @@ func (c *Cluster) serveNode(w http.ResponseWriter, r *http.Request, ni int, path
 				panic(err)
 			}
 			return append(b, '\n')
-		})
+		}, nil)
 	case "/metrics/resource":
-		c.serveWithFault(w, r, ni, contentText, c.resourceMetrics)
+		c.serveWithFault(w, r, ni, contentText, c.resourceMetrics, nil)
 	case "/metrics/cadvisor":
-		c.serveWithFault(w, r, ni, contentText, c.cadvisorMetrics)
+		if c.opts.Cadvisor == CadvisorLean {
+			c.serveWithFault(w, r, ni, contentText, c.cadvisorMetrics, nil)
+		} else {
+			c.serveWithFault(w, r, ni, contentText, c.kubeletCadvisorMetrics, c.releaseCadvisorBuf)
+		}
 	case "/pods", "/pods/":
 		T := c.now()
 		ev := c.evalNode(ni, T)
@@ -76,8 +80,9 @@ func (c *Cluster) serveNode(w http.ResponseWriter, r *http.Request, ni int, path
 }
 
 // serveWithFault evaluates the node at the request time and writes render's
-// output, unless a fault is set for the node.
-func (c *Cluster) serveWithFault(w http.ResponseWriter, r *http.Request, ni int, contentType string, render func(*nodeEval) []byte) {
+// output, unless a fault is set for the node; release, if set, takes back
+// render's buffer once it is written.
+func (c *Cluster) serveWithFault(w http.ResponseWriter, r *http.Request, ni int, contentType string, render func(*nodeEval) []byte, release func([]byte)) {
 	f := c.fault(ni)
 	switch f {
 	case FaultDown:
@@ -127,6 +132,9 @@ func (c *Cluster) serveWithFault(w http.ResponseWriter, r *http.Request, ni int,
 		ev.skew = int64(ClockAheadOffset / time.Second)
 	}
 	b := render(ev)
+	if release != nil {
+		defer release(b)
+	}
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	if r.Method == http.MethodHead {
 		return

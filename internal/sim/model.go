@@ -486,6 +486,8 @@ type nodeEval struct {
 	podsPSICPU                 uint64
 	qosCPUNs, qosRate          [3]uint64 // by qosIndex
 	qosWs, qosUsage, qosRss    [3]uint64
+	qosPF, qosMaj              [3]uint64 // page faults since podsStart (cAdvisor's QoS cgroups)
+	qosIORead, qosIOWrite      [3]uint64 // disk IO bytes since podsStart (cAdvisor's QoS cgroups)
 	kubeletRate, kubeletNs     uint64
 	kubeletWs                  uint64
 	rate, cpuNs                uint64
@@ -542,12 +544,18 @@ func (c *Cluster) evalNode(ni int, T int64) *nodeEval {
 			slotNs -= min(ce.gapNs, slotNs)
 			ev.podsCPUNs += slotNs
 			ev.qosCPUNs[qi] += slotNs
-			ev.podsPF += ce.p.pfRate * since(n.podsStart, T)
-			ev.podsMaj += since(n.podsStart, T) / uint64(ce.p.majEvery)
+			pf, maj := ce.p.pfRate*since(n.podsStart, T), since(n.podsStart, T)/uint64(ce.p.majEvery)
+			ev.podsPF += pf
+			ev.podsMaj += maj
+			ev.qosPF[qi] += pf
+			ev.qosMaj[qi] += maj
 			ev.podsPSICPU += ce.p.psiCPU * since(n.podsStart, T)
 			rd, wr := ce.p.ioRead.integral(n.podsStart, T), ce.p.ioWrite.integral(n.podsStart, T)
-			ev.podsIORead += rd - min(ce.gapRead, rd)
-			ev.podsIOWrite += wr - min(ce.gapWrite, wr)
+			rd, wr = rd-min(ce.gapRead, rd), wr-min(ce.gapWrite, wr)
+			ev.podsIORead += rd
+			ev.podsIOWrite += wr
+			ev.qosIORead[qi] += rd
+			ev.qosIOWrite[qi] += wr
 		}
 		ev.podsRate += pe.rateNano
 		ev.qosRate[qi] += pe.rateNano

@@ -65,6 +65,10 @@ type Options struct {
 	Host             string           // listen host, default "127.0.0.1"
 	Logger           *slog.Logger     // default discard
 	Now              func() time.Time // default time.Now; tests inject a fake clock
+	// Cadvisor is what /metrics/cadvisor carries: CadvisorKubelet (the
+	// default) every family and label set of a v1.36 kubelet's, or
+	// CadvisorLean the families kubemon reads and a few more.
+	Cadvisor CadvisorPayload
 }
 
 // Fault is a failure injected into one node's kubelet endpoints.
@@ -185,6 +189,8 @@ type Cluster struct {
 
 	workloads []workload
 
+	cadvisorBufs sync.Pool // *[]byte: /metrics/cadvisor render buffers (kubelet payload)
+
 	ports  []atomic.Int32
 	faults []atomic.Int32
 
@@ -219,6 +225,9 @@ func (opts Options) WithDefaults() Options {
 	if opts.Mode == "" {
 		opts.Mode = ModeRealistic
 	}
+	if opts.Cadvisor == "" {
+		opts.Cadvisor = CadvisorKubelet
+	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
@@ -251,6 +260,8 @@ func New(opts Options) (*Cluster, error) {
 		return nil, fmt.Errorf("sim: ContainersPerPod must be <= 50, got %d", opts.ContainersPerPod)
 	case opts.Mode != ModeRealistic && opts.Mode != ModeConstant:
 		return nil, fmt.Errorf("sim: unknown Mode %q (want %q or %q)", opts.Mode, ModeRealistic, ModeConstant)
+	case opts.Cadvisor != CadvisorKubelet && opts.Cadvisor != CadvisorLean:
+		return nil, fmt.Errorf("sim: unknown Cadvisor payload %q (want %q or %q)", opts.Cadvisor, CadvisorKubelet, CadvisorLean)
 	}
 	c := &Cluster{
 		opts:     opts,
@@ -319,7 +330,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 	}
 	c.started = true
 	c.log.Info("simulated cluster started", "nodes", len(c.nodes), "podsPerNode", c.opts.PodsPerNode,
-		"containersPerPod", c.opts.ContainersPerPod, "mode", string(c.opts.Mode), "seed", c.opts.Seed)
+		"containersPerPod", c.opts.ContainersPerPod, "mode", string(c.opts.Mode), "cadvisor", string(c.opts.Cadvisor), "seed", c.opts.Seed)
 	if ctx.Done() != nil {
 		go func() {
 			select {

@@ -561,13 +561,16 @@ func TestPayloadFormats(t *testing.T) {
 					t.Fatalf("cadvisor series lacks label %s: %v", want, l)
 				}
 			}
-			if l["pod"] == "" && l["id"] != "/" {
-				continue // kubepods and QoS cgroups
+			if !kubemonCgroup(l) {
+				continue // kubepods, QoS and system cgroups, sandboxes
 			}
 			cadCPU[ctrKey{l["namespace"], l["pod"], l["container"]}] = m.GetCounter().GetValue()
 		}
 		for _, m := range cfams["container_network_receive_bytes_total"].Metric {
 			l := labelMap(m.Label)
+			if !kubemonCgroup(l) {
+				continue
+			}
 			cadNet[ctrKey{l["namespace"], l["pod"], l["container"]}] = m.GetCounter().GetValue()
 		}
 		if got := cadCPU[ctrKey{}]; got != float64(u(sum.Node.CPU.UsageCoreNanoSeconds))/1e9 {
