@@ -248,6 +248,11 @@ func simFlags(fs *flag.FlagSet) *sim.Options {
 		o.Mode = sim.Mode(s)
 		return nil
 	})
+	fs.Func("sim-cadvisor", "what the simulated kubelets' /metrics/cadvisor carries: kubelet (a v1.36 kubelet's families and label sets, the default) or lean (only the families kubemon reads)", func(s string) error {
+		p, err := sim.ParseCadvisorPayload(s)
+		o.Cadvisor = p
+		return err
+	})
 	return o
 }
 

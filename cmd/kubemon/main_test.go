@@ -197,9 +197,10 @@ func TestParseDemo(t *testing.T) {
 		{name: "flags over file", args: append([]string{"--config", file}, overFile...), want: []func(*config.Config){fromFile, fromFlags}},
 		{
 			name:    "sim flags",
-			args:    []string{"--sim-mode", "constant", "--nodes", "5", "--seed", "7"},
-			wantSim: func(o *sim.Options) { o.Mode, o.Nodes, o.Seed = sim.Mode("constant"), 5, 7 },
+			args:    []string{"--sim-mode", "constant", "--nodes", "5", "--seed", "7", "--sim-cadvisor", "lean"},
+			wantSim: func(o *sim.Options) { o.Mode, o.Nodes, o.Seed, o.Cadvisor = sim.Mode("constant"), 5, 7, sim.CadvisorLean },
 		},
+		{name: "bad cadvisor payload", args: []string{"--sim-cadvisor", "full"}, err: `unknown cadvisor payload "full"`},
 		{
 			name:    "sim flags with a file",
 			args:    []string{"--config", file, "--sim-mode", "constant", "--pods-per-node", "4", "--metrics-drop", "*_uptime_seconds,container_memory_*page_faults*"},

@@ -156,6 +156,9 @@ func newSource(o *Options, epoch time.Time) (*source, error) {
 	cl, err := sim.New(sim.Options{
 		Nodes: o.Nodes, PodsPerNode: o.PodsPerNode, ContainersPerPod: o.ContainersPerPod,
 		Seed: o.Seed, Mode: o.Mode, Now: s.clock.Now,
+		// kubemon reads only the lean families of /metrics/cadvisor; the
+		// kubelet's full payload is three times the bytes to render.
+		Cadvisor: sim.CadvisorLean,
 	})
 	if err != nil {
 		return nil, err
