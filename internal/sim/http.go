@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"bytes"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -32,7 +33,19 @@ type nodeHandler struct {
 }
 
 func (h *nodeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if tok := h.c.opts.BearerToken; tok != "" && !validBearer(r.Header.Get("Authorization"), tok) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="kubelet"`)
+		http.Error(w, "Unauthorized", http.StatusUnauthorized)
+		return
+	}
 	h.c.serveNode(w, r, h.idx, r.URL.Path)
+}
+
+// validBearer says whether an Authorization header carries token.
+func validBearer(header, token string) bool {
+	scheme, got, ok := strings.Cut(header, " ")
+	return ok && strings.EqualFold(scheme, "Bearer") &&
+		subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) == 1
 }
 
 func (c *Cluster) serveNode(w http.ResponseWriter, r *http.Request, ni int, path string) {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"strconv"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -257,4 +258,33 @@ func (c *Cluster) nodeObject(ni int) v1.Node {
 			},
 		},
 	}
+}
+
+// NodeObjects returns every node's v1.Node as the cluster's /api/v1/nodes
+// serves it (addresses Host, kubelet ports known after Start), for loading
+// the simulated cluster into a real API server.
+func (c *Cluster) NodeObjects() []v1.Node {
+	out := make([]v1.Node, len(c.nodes))
+	for ni := range c.nodes {
+		out[ni] = c.nodeObject(ni)
+	}
+	return out
+}
+
+// PodObjects returns every pod's v1.Pod at t (truncated to the second), as
+// the cluster's /api/v1/pods serves them: the pods that exist at t, with
+// their containers' requests and limits, owners, node and status.
+func (c *Cluster) PodObjects(t time.Time) []v1.Pod {
+	T := t.Unix()
+	out := make([]v1.Pod, 0, len(c.nodes)*c.opts.PodsPerNode)
+	ctrs := make([]ctrEval, c.opts.ContainersPerPod)
+	for ni := range c.nodes {
+		for s := 0; s < c.opts.PodsPerNode; s++ {
+			clear(ctrs)
+			pe := podEval{ctrs: ctrs}
+			c.evalPod(ni, s, T, &pe)
+			out = append(out, c.podObject(ni, &pe, T))
+		}
+	}
+	return out
 }

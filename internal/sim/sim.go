@@ -21,6 +21,7 @@ package sim
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -69,6 +70,15 @@ type Options struct {
 	// default) every family and label set of a v1.36 kubelet's, or
 	// CadvisorLean the families kubemon reads and a few more.
 	Cadvisor CadvisorPayload
+	// TLS, when set, makes every node's kubelet listener serve HTTPS with
+	// it (as a real kubelet's port 10250 does); nil serves plain HTTP.
+	TLS *tls.Config
+	// BearerToken, when set, is the token a request to a node's kubelet
+	// listener must carry ("Authorization: Bearer TOKEN"); others are
+	// answered 401 Unauthorized, as a kubelet with token authentication
+	// answers a client it cannot authenticate. The cluster's own handler
+	// (Handler) does not ask for it.
+	BearerToken string
 }
 
 // Fault is a failure injected into one node's kubelet endpoints.
@@ -309,8 +319,11 @@ func (c *Cluster) Start(ctx context.Context) error {
 			}
 			return fmt.Errorf("sim: listen for node %s (%d of %d): %w", c.nodes[i].name, i+1, len(c.nodes), err)
 		}
-		lns = append(lns, ln)
 		c.ports[i].Store(int32(ln.Addr().(*net.TCPAddr).Port))
+		if c.opts.TLS != nil {
+			ln = tls.NewListener(ln, c.opts.TLS)
+		}
+		lns = append(lns, ln)
 	}
 	errLog := log.New(io.Discard, "", 0)
 	c.servers = make([]*http.Server, len(lns))
