@@ -5,14 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
-	"path"
 	"slices"
 	"sort"
-	"strings"
+	"sync"
 	"time"
 
-	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
 	"github.com/kubemon/kubemon/internal/model"
@@ -86,18 +85,84 @@ type cgroupSample struct {
 	time   int64      // newest sample timestamp but the extras', Unix ms
 	ioTime int64      // newest timestamp of the extras (disk IO, CFS, OOM events), Unix ms
 	start  int64      // Unix ms
-	eth0   [4]float64 // the node's eth0 network counters, preferred over the sum of interfaces
+	net    netSample  // the cgroup's own network series (the root's, a pod cgroup's where the kubelet puts them there)
 	rootFS float64    // the node's largest block-device filesystem usage
 }
 
+// netSample is a network namespace's counters (receive bytes, receive
+// errors, transmit bytes, transmit errors) as cAdvisor lists them on one
+// cgroup: eth0's, and the sum over all interfaces; NaN when absent.
+type netSample struct {
+	eth0, sum [4]float64
+	time      int64 // newest sample timestamp, Unix ms
+}
+
+func newNetSample() netSample {
+	nan := math.NaN()
+	return netSample{eth0: [4]float64{nan, nan, nan, nan}, sum: [4]float64{nan, nan, nan, nan}}
+}
+
+func (n *netSample) add(i int, iface []byte, v float64, ts int64) {
+	if string(iface) == "eth0" {
+		n.eth0[i] = v
+	}
+	n.sum[i] = add(n.sum[i], v)
+	n.time = max(n.time, ts)
+}
+
+// counters are eth0's where the cgroup has eth0, as the Summary API's
+// default interface, else the sum over its interfaces.
+func (n *netSample) counters() (out [4]float64, ok bool) {
+	for i := range out {
+		if !math.IsNaN(n.eth0[i]) {
+			out[i], ok = n.eth0[i], true
+		}
+	}
+	if ok {
+		return out, true
+	}
+	for i := range out {
+		out[i] = n.sum[i]
+		ok = ok || !math.IsNaN(n.sum[i])
+	}
+	return out, ok
+}
+
+// sandbox is a pod's sandbox (pause) cgroup: where containerd and CRI-O
+// kubelets (container="", the pause image, a cgroup below the pod's) and
+// docker ones (container="POD") list the pod's network.
+type sandbox struct {
+	pod   cgroupKey
+	id    string
+	start int64 // Unix ms
+	net   netSample
+}
+
+var cadvisorNet = [4]model.MetricID{model.NetworkRx, model.NetworkRxErrors, model.NetworkTx, model.NetworkTxErrors}
+
 // parseCadvisor reads a /metrics/cadvisor exposition (Prometheus text)
-// into per-cgroup values: containers, pod cgroups (and docker's "POD"
-// pause containers, for pod networking) and the node's root cgroup
-// (id="/"). Values of several devices or interfaces are summed.
-func parseCadvisor(data []byte) (map[cgroupKey]*cgroupSample, error) {
-	p := textparse.NewPromParser(data, labels.NewSymbolTable(), false)
+// into per-cgroup values: containers, pod cgroups and the node's root
+// cgroup (id="/"), of the families in fams only (their lines are picked
+// out before parsing: a kubelet's exposition is mostly families kubemon
+// does not read). Values of several devices are summed; network counters
+// are eth0's (else the sum over interfaces), a pod's from its sandbox
+// where the kubelet lists them there (containerd, CRI-O, docker's "POD"),
+// else from its own cgroup, never both.
+func parseCadvisor(data []byte, fams familySet) (map[cgroupKey]*cgroupSample, error) {
+	bp := lineBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 4<<20 {
+			lineBufs.Put(bp)
+		}
+	}()
+	*bp = appendFamilies((*bp)[:0], data, fams)
+	p := textparse.NewPromParser(*bp, nil, false)
 	out := map[cgroupKey]*cgroupSample{}
-	var lset labels.Labels
+	var (
+		sandboxes map[string]*sandbox // by cgroup id
+		l         cadvisorLabels
+		in        interner
+	)
 	for {
 		et, err := p.Next()
 		if errors.Is(err, io.EOF) {
@@ -109,29 +174,52 @@ func parseCadvisor(data []byte) (map[cgroupKey]*cgroupSample, error) {
 		if et != textparse.EntrySeries {
 			continue
 		}
-		series, ts, v := p.Series()
-		if !bytes.HasPrefix(series, []byte("container_")) {
-			continue
+		series, tsp, v := p.Series()
+		name, ok := l.scan(series)
+		if !ok {
+			return nil, fmt.Errorf("decode cadvisor metrics: labels of %q", series)
 		}
-		p.Labels(&lset)
-		name := lset.Get(labels.MetricName)
-		m, ok := cadvisorFamilies[name]
+		m, ok := cadvisorFamilies[string(name)]
 		if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
 			continue
 		}
-		key, ok := cgroupOf(lset)
-		if !ok {
+		var ts int64
+		if tsp != nil {
+			ts = *tsp
+		}
+		kind := l.kind()
+		if kind == cgroupOther {
 			continue
 		}
-		if key.Container == "POD" { // docker's pause container: only its network is the pod's
-			if m < model.NetworkRx || m > model.NetworkTxErrorsRate {
+		key := cgroupKey{Namespace: in.get(l.namespace), Pod: in.get(l.pod), Container: in.get(l.container)}
+		if kind == cgroupSandbox {
+			// Only its network is the pod's: its CPU, memory, disk IO and
+			// OOM events are counted in the pod cgroup already.
+			if !isNet(m) && m != model.Uptime {
 				continue
 			}
-			key.Container = ""
+			if sandboxes == nil {
+				sandboxes = map[string]*sandbox{}
+			}
+			sb := sandboxes[string(l.id)]
+			if sb == nil {
+				key.Container = ""
+				sb = &sandbox{pod: key, id: string(l.id), net: newNetSample()}
+				sandboxes[sb.id] = sb
+			}
+			switch {
+			case m == model.Uptime:
+				if v > 0 {
+					sb.start = int64(v * 1000)
+				}
+			case v >= 0:
+				sb.net.add(netIndex(m), l.iface, v, ts)
+			}
+			continue
 		}
 		c := out[key]
 		if c == nil {
-			c = &cgroupSample{values: model.NewValues(), blkio: [2]float64{math.NaN(), math.NaN()}, eth0: [4]float64{math.NaN(), math.NaN(), math.NaN(), math.NaN()}}
+			c = newCgroupSample()
 			out[key] = c
 		}
 		if m == model.Uptime {
@@ -143,19 +231,23 @@ func parseCadvisor(data []byte) (map[cgroupKey]*cgroupSample, error) {
 		if v < 0 {
 			continue
 		}
-		if ts != nil {
+		if isNet(m) {
+			c.net.add(netIndex(m), l.iface, v, ts)
+			continue
+		}
+		if tsp != nil {
 			switch {
 			case isExtra(m):
-				c.ioTime = max(c.ioTime, *ts)
+				c.ioTime = max(c.ioTime, ts)
 			case m == model.FilesystemUsage: // refreshed on its own, slower clock
 			default:
-				c.time = max(c.time, *ts)
+				c.time = max(c.time, ts)
 			}
 		}
 		switch {
-		case name == "container_blkio_device_usage_total":
+		case string(name) == "container_blkio_device_usage_total":
 			i := 0
-			switch lset.Get("operation") {
+			switch string(l.operation) {
 			case "Read":
 			case "Write":
 				i = 1
@@ -164,35 +256,61 @@ func parseCadvisor(data []byte) (map[cgroupKey]*cgroupSample, error) {
 			}
 			c.blkio[i] = add(c.blkio[i], v)
 			continue
-		case key == (cgroupKey{}) && lset.Get("interface") == "eth0":
-			c.eth0[netIndex(m)] = v
 		case key == (cgroupKey{}) && m == model.FilesystemUsage:
 			// The root cgroup lists every mount (overlays, tmpfs, shm); keep
 			// the largest block device, the root filesystem.
-			if d := lset.Get("device"); strings.HasPrefix(d, "/dev/") && d != "/dev/shm" {
+			if bytes.HasPrefix(l.device, []byte("/dev/")) && string(l.device) != "/dev/shm" {
 				c.rootFS = max(c.rootFS, v)
 			}
 			continue
 		}
 		c.values[m] = add(c.values[m], v)
 	}
+	// A pod's network is its sandbox's (the newest, should a pod have two
+	// for a moment), as the Summary API's, else its own cgroup's.
+	best := map[cgroupKey]*sandbox{}
+	for _, sb := range sandboxes {
+		if _, ok := sb.net.counters(); !ok {
+			continue
+		}
+		if b := best[sb.pod]; b == nil || sb.start > b.start || sb.start == b.start && sb.id > b.id {
+			best[sb.pod] = sb
+		}
+	}
+	for k, sb := range best {
+		c := out[k]
+		if c == nil {
+			c = newCgroupSample()
+			out[k] = c
+		}
+		c.net = sb.net
+	}
 	for key, c := range out {
 		if math.IsNaN(c.values[model.DiskIORead]) && math.IsNaN(c.values[model.DiskIOWrite]) {
 			c.values[model.DiskIORead], c.values[model.DiskIOWrite] = c.blkio[0], c.blkio[1]
 		}
-		if key == (cgroupKey{}) {
-			if c.rootFS > 0 {
-				c.values[model.FilesystemUsage] = c.rootFS
+		if key == (cgroupKey{}) && c.rootFS > 0 {
+			c.values[model.FilesystemUsage] = c.rootFS
+		}
+		if n, ok := c.net.counters(); ok {
+			for i, m := range cadvisorNet {
+				c.values[m] = n[i]
 			}
-			for i, m := range []model.MetricID{model.NetworkRx, model.NetworkRxErrors, model.NetworkTx, model.NetworkTxErrors} {
-				if !math.IsNaN(c.eth0[i]) {
-					c.values[m] = c.eth0[i]
-				}
+			if c.time == 0 {
+				// A pod's CPU and memory keep their cgroup's time, not its
+				// sandbox's, which cAdvisor samples on its own clock.
+				c.time = c.net.time
 			}
 		}
 	}
 	return out, nil
 }
+
+func newCgroupSample() *cgroupSample {
+	return &cgroupSample{values: model.NewValues(), blkio: [2]float64{math.NaN(), math.NaN()}, net: newNetSample()}
+}
+
+func isNet(m model.MetricID) bool { return m >= model.NetworkRx && m <= model.NetworkTxErrorsRate }
 
 func netIndex(m model.MetricID) int {
 	switch m {
@@ -233,10 +351,13 @@ var ExtraFamilies = func() []string {
 // (container_cpu_cfs_{periods,throttled_periods,throttled_seconds}_total)
 // and container_oom_events_total. It keeps containers, pod cgroups and the
 // node's root cgroup (id="/"), understands the pre-1.16
-// container_name/pod_name labels, and skips docker's "POD" pause
-// containers. A cgroup with none of them is left out.
+// container_name/pod_name labels, and skips pods' sandboxes (pause
+// containers: their cgroups are inside their pods'). A cgroup with none of
+// them is left out. Only the lines of those families are parsed: the rest
+// of the exposition (nine tenths of a kubelet's) is dropped by a check of
+// each line's leading name.
 func DecodeCadvisorExtras(data []byte) (map[cgroupKey]Extras, error) {
-	cg, err := parseCadvisor(data)
+	cg, err := parseCadvisor(data, extraSet)
 	if err != nil {
 		return nil, err
 	}
@@ -268,13 +389,17 @@ func zeroNaN(v float64) float64 {
 }
 
 // DecodeCadvisor decodes a kubelet /metrics/cadvisor payload into entries
-// for the node (root cgroup), pods (pod cgroups; docker's pause container
-// for the network) and containers: CPU, memory, filesystem, network, disk
-// IO, CPU throttling and OOM events (containers; Entry.OOMEvents), each
-// cgroup stamped with its newest sample's time (now when the exposition has
-// none, as before Kubernetes 1.16).
+// for the node (root cgroup), pods (pod cgroups) and containers: CPU,
+// memory, filesystem, network, disk IO, CPU throttling and OOM events
+// (containers; Entry.OOMEvents), each cgroup stamped with its newest
+// sample's time (now when the exposition has none, as before Kubernetes
+// 1.16). A pod's network is its sandbox's (the pause container's cgroup,
+// where containerd, CRI-O and docker kubelets list it), else its own
+// cgroup's; eth0's counters where there is an eth0 (as the Summary API's),
+// else the sum over interfaces. Only the lines of the families read are
+// parsed.
 func DecodeCadvisor(data []byte, node string, now time.Time) ([]model.Entry, error) {
-	cg, err := parseCadvisor(data)
+	cg, err := parseCadvisor(data, cadvisorSet)
 	if err != nil {
 		return nil, err
 	}
@@ -323,30 +448,284 @@ func less(a, b model.Object) bool {
 	return a.Container < b.Container
 }
 
-// cgroupOf names the cgroup of a cAdvisor series, and whether kubemon keeps it.
-func cgroupOf(l labels.Labels) (cgroupKey, bool) {
-	k := cgroupKey{Namespace: l.Get("namespace"), Pod: l.Get("pod"), Container: l.Get("container")}
-	if k.Pod == "" {
-		k.Pod = l.Get("pod_name")
+// cgroupKind is what a cAdvisor series' cgroup is to kubemon.
+type cgroupKind int
+
+const (
+	cgroupOther     cgroupKind = iota // QoS classes, system slices …: not read
+	cgroupRoot                        // the node (id="/")
+	cgroupPod                         // a pod's own cgroup
+	cgroupContainer                   // a container's
+	cgroupSandbox                     // a pod's sandbox (pause container): only its network is read
+)
+
+// cadvisorLabels are the labels of a cAdvisor series kubemon reads,
+// pointing into the exposition (or, for a value with escapes, a copy).
+type cadvisorLabels struct {
+	namespace, pod, container, podName, containerName []byte
+	id, iface, device, operation                      []byte
+}
+
+// scan reads a series (its name and label set, as textparse.Parser.Series
+// returns it, whose syntax the parser has checked) into l without
+// allocating, and returns the series' name.
+func (l *cadvisorLabels) scan(series []byte) (name []byte, ok bool) {
+	*l = cadvisorLabels{}
+	i := 0
+	for i < len(series) && blank(series[i]) {
+		i++
 	}
-	if k.Container == "" {
-		k.Container = l.Get("container_name")
+	start := i
+	for i < len(series) && series[i] != '{' && !blank(series[i]) {
+		i++
+	}
+	name = series[start:i]
+	for i < len(series) && blank(series[i]) {
+		i++
+	}
+	if i == len(series) {
+		return name, true
+	}
+	if series[i] != '{' {
+		return name, false
+	}
+	i++
+	for {
+		for i < len(series) && (blank(series[i]) || series[i] == ',') {
+			i++
+		}
+		if i == len(series) {
+			return name, false
+		}
+		if series[i] == '}' {
+			return name, true
+		}
+		var label []byte
+		if series[i] == '"' { // a quoted (UTF-8) label name
+			if label, i, ok = quoted(series, i); !ok {
+				return name, false
+			}
+		} else {
+			j := i
+			for j < len(series) && series[j] != '=' && !blank(series[j]) {
+				j++
+			}
+			label, i = series[i:j], j
+		}
+		for i < len(series) && blank(series[i]) {
+			i++
+		}
+		if i == len(series) {
+			return name, false
+		}
+		if series[i] != '=' { // {"metric.name", …}: the name inside the braces
+			continue
+		}
+		i++
+		for i < len(series) && blank(series[i]) {
+			i++
+		}
+		if i == len(series) || series[i] != '"' {
+			return name, false
+		}
+		var value []byte
+		if value, i, ok = quoted(series, i); !ok {
+			return name, false
+		}
+		switch string(label) {
+		case "namespace":
+			l.namespace = value
+		case "pod":
+			l.pod = value
+		case "container":
+			l.container = value
+		case "pod_name": // before Kubernetes 1.16
+			l.podName = value
+		case "container_name":
+			l.containerName = value
+		case "id":
+			l.id = value
+		case "interface":
+			l.iface = value
+		case "device":
+			l.device = value
+		case "operation":
+			l.operation = value
+		}
+	}
+}
+
+func blank(c byte) bool { return c == ' ' || c == '\t' }
+
+// quoted reads the quoted string at b[i] (a '"'), unescaping it (into a
+// copy) if it has escapes, and returns the index after its closing quote.
+func quoted(b []byte, i int) (s []byte, next int, ok bool) {
+	if j := bytes.IndexByte(b[i+1:], '"'); j >= 0 && bytes.IndexByte(b[i+1:i+1+j], '\\') < 0 {
+		return b[i+1 : i+1+j], i + j + 2, true // no escapes: the common case
+	}
+	esc := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			s = b[i+1 : j]
+			if esc {
+				s = unescape(s)
+			}
+			return s, j + 1, true
+		}
+	}
+	return nil, len(b), false
+}
+
+// unescape undoes the text format's escapes in a label value: \\, \" and \n.
+func unescape(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '\\' && i+1 < len(b) {
+			i++
+			switch c = b[i]; c {
+			case 'n':
+				c = '\n'
+			case '\\', '"':
+			default:
+				out = append(out, '\\')
+			}
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// kind names the cgroup of a series: containers and pod cgroups by their
+// pod, namespace and container labels (or the pre-1.16 pod_name and
+// container_name), the root by id="/". A pod's sandbox has no container
+// name (containerd, CRI-O) or "POD" (docker) and, unlike the pod's own
+// cgroup (cgroupfs ".../pod<uid>", systemd "...-pod<uid>.slice"), a
+// cgroup of its own below the pod's.
+func (l *cadvisorLabels) kind() cgroupKind {
+	if len(l.pod) == 0 {
+		l.pod = l.podName
+	}
+	if len(l.container) == 0 {
+		l.container = l.containerName
 	}
 	switch {
-	case k.Container == "POD": // docker's pause container: its network is the pod's
-		return k, k.Pod != "" && k.Namespace != ""
-	case k.Pod != "" && k.Namespace != "" && k.Container == "":
-		// The pod's own cgroup, not its sandbox's, which also has no
-		// container name: cgroupfs ".../pod<uid>", systemd "...-pod<uid>.slice".
-		last := path.Base(l.Get("id"))
-		return k, strings.HasPrefix(last, "pod") || strings.Contains(last, "-pod")
-	case k.Pod != "" && k.Namespace != "":
-		return k, true
-	case k.Pod == "" && k.Container == "" && l.Get("id") == "/":
-		return cgroupKey{}, true
+	case len(l.pod) > 0 && len(l.namespace) > 0:
+		switch {
+		case string(l.container) == "POD":
+			return cgroupSandbox
+		case len(l.container) > 0:
+			return cgroupContainer
+		case isPodCgroup(l.id):
+			return cgroupPod
+		case len(l.id) > 0:
+			return cgroupSandbox
+		}
+	case len(l.pod) == 0 && len(l.container) == 0 && string(l.id) == "/":
+		return cgroupRoot
 	}
-	return k, false
+	return cgroupOther
 }
+
+// isPodCgroup tells a pod's own cgroup from the cgroups below it by the
+// last element of its path: "pod<uid>" (cgroupfs) or
+// "kubepods-<qos>-pod<uid>.slice" (systemd).
+func isPodCgroup(id []byte) bool {
+	last := id[bytes.LastIndexByte(id, '/')+1:]
+	return bytes.HasPrefix(last, []byte("pod")) || bytes.Contains(last, []byte("-pod"))
+}
+
+// interner hands out one string per distinct label value of an
+// exposition, allocated once.
+type interner map[string]string
+
+func (in *interner) get(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if s, ok := (*in)[string(b)]; ok {
+		return s
+	}
+	if *in == nil {
+		*in = interner{}
+	}
+	s := string(b)
+	(*in)[s] = s
+	return s
+}
+
+// familySet is a set of metric family names.
+type familySet map[string]bool
+
+func newFamilySet(names []string) familySet {
+	s := familySet{}
+	for _, n := range names {
+		s[n] = true
+	}
+	return s
+}
+
+var (
+	// cadvisorSet are the families DecodeCadvisor reads.
+	cadvisorSet = newFamilySet(slices.Collect(maps.Keys(cadvisorFamilies)))
+	// extraSet are the families DecodeCadvisorExtras reads.
+	extraSet = newFamilySet(ExtraFamilies)
+)
+
+// lineBufs recycles the buffers of the lines picked out of an exposition.
+var lineBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// appendFamilies appends to dst the sample lines of the exposition src
+// whose family is in fams, each ending in a newline, and drops every
+// other line (other families, HELP and TYPE comments): a check of each
+// line's leading name, before any parsing. dst may be src[:0], to filter
+// in place.
+func appendFamilies(dst, src []byte, fams familySet) []byte {
+	var (
+		lastBuf [96]byte
+		last    = lastBuf[:0] // the previous line's family name (a copy: dst may overwrite src)
+		keep    bool
+	)
+	for len(src) > 0 {
+		line := src
+		if i := bytes.IndexByte(src, '\n'); i >= 0 {
+			line, src = src[:i+1], src[i+1:]
+		} else {
+			src = nil
+		}
+		// Families come in runs of lines: most lines have the previous one's name.
+		if n := len(last); n == 0 || len(line) <= n || !bytes.HasPrefix(line, last) || !nameEnd(line[n]) {
+			n = 0
+			for n < len(line) && !nameEnd(line[n]) {
+				n++
+			}
+			if line[0] == '#' {
+				n = 0 // a comment: never kept, never a name
+			}
+			last, keep = append(last[:0], line[:n]...), fams[string(line[:n])]
+		}
+		if keep {
+			dst = append(dst, line...)
+			if line[len(line)-1] != '\n' {
+				dst = append(dst, '\n')
+			}
+		}
+	}
+	return dst
+}
+
+func nameEnd(c byte) bool { return c == '{' || c == ' ' || c == '\t' || c == '\n' }
+
+// AppendCadvisorExtras appends to dst the lines of a /metrics/cadvisor
+// exposition src that DecodeCadvisorExtras reads (the sample lines of
+// ExtraFamilies); dst may be src[:0], to filter in place.
+// DecodeCadvisorExtras filters so itself: this is for a caller that keeps
+// or passes on the body.
+func AppendCadvisorExtras(dst, src []byte) []byte { return appendFamilies(dst, src, extraSet) }
 
 // keepExtras keeps of an entry's cAdvisor extras those its level has:
 // the CFS counters for containers only (a pod's throttling is the sum of
