@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds the peers kubemon is compared with (issue 13), once per version,
+# into a cache outside the repository, and prints each binary's path, one a
+# line, in the order asked:
+#   hack/peers/build.sh [PEER...]     # default: metrics-server
+#   $KUBEMON_CACHE/metrics-server-$VERSION/metrics-server
+# KUBEMON_CACHE defaults to /var/cache/kubemon (or ~/.cache/kubemon when not root).
+#
+# Each peer is built from its own Go module under hack/peers/<peer>/ (a
+# go.mod with a `tool` directive, and its go.sum): the peers pin older
+# Kubernetes libraries than kubemon's go.mod, so they never enter it. The
+# version is the one that go.mod requires; to move it:
+#   cd hack/peers/metrics-server && go get -tool sigs.k8s.io/metrics-server/cmd/metrics-server@vX.Y.Z
+# Cold: ~100 MB of modules from the Go module proxy and 2-4 minutes on 2
+# cores; warm: instant. Logs (with the build's time) go to stderr.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib.sh"
+log() { echo "peers/build.sh: $*" >&2; }
+
+# module_version DIR MODULE: the version of MODULE that DIR's go.mod requires.
+module_version() {
+  (cd "$1" && go list -mod=readonly -m -f '{{.Version}}' "$2")
+}
+
+# build_tool NAME DIR PACKAGE VERSION LDFLAGS: builds PACKAGE in module DIR
+# into $KUBEMON_CACHE/NAME-VERSION/<PACKAGE's last element> unless it is
+# there, and prints that path.
+build_tool() {
+  local name=$1 dir=$2 pkg=$3 version=$4 ldflags=$5
+  local out=$KUBEMON_CACHE/$name-$version bin
+  bin=$out/${pkg##*/}
+  if [ -x "$bin" ]; then
+    echo "$bin"
+    return 0
+  fi
+  mkdir -p "$out"
+  log "building $name $version into $out (the first time: modules from the proxy, a few minutes)"
+  local start=$SECONDS
+  # -mod=readonly: go.mod and go.sum as committed, whatever GOFLAGS says.
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "$ldflags" -o "$bin.tmp" "$pkg") >&2
+  mv "$bin.tmp" "$bin"
+  log "built $name $version in $((SECONDS - start)) s"
+  echo "$bin"
+}
+
+# metrics-server: sigs.k8s.io/metrics-server, stamped as its Makefile does
+# (its /version and --version read client-go's version package).
+build_metrics_server() {
+  local dir=$here/metrics-server version
+  version=$(module_version "$dir" sigs.k8s.io/metrics-server)
+  build_tool metrics-server "$dir" sigs.k8s.io/metrics-server/cmd/metrics-server "$version" \
+    "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$version -X k8s.io/client-go/pkg/version.gitTreeState=clean"
+}
+
+# A new peer: a module in hack/peers/<peer>/ and a build_<peer> function
+# here (dashes as underscores), e.g. build_kube_state_metrics.
+[ $# -gt 0 ] || set -- metrics-server
+for peer in "$@"; do
+  fn=build_${peer//-/_}
+  if ! declare -F "$fn" >/dev/null; then
+    log "unknown peer $peer"
+    exit 2
+  fi
+  "$fn"
+done
