@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	if err != nil {
 		return err
 	}
-	goRun("self series", selfSeries{store: st, sinks: exporters, limit: int64(cfg.RetentionSize), interval: cfg.Interval, log: log}.run)
+	goRun("self series", selfSeries{store: st, sinks: exporters, limit: int64(cfg.RetentionSize), dir: cfg.DataDir, interval: cfg.Interval, log: log}.run)
 	goRun("scrape", manager.Run)
 	goRun("pipeline", collector.Run)
 	srvErr := make(chan error, 1)

@@ -17,13 +17,16 @@ type selfStore interface {
 
 // selfSeries stores kubemon's own state as kubemon-level series every
 // interval, so that rules (which read only the store) can alert on it:
-// each metric sink's lag (SinkLag) and the store's size and size limit
-// (StoreSize, StoreSizeLimit). The same figures are self-metrics on
-// /metrics, which the store does not hold.
+// each metric sink's lag (SinkLag), the store's size and size limit
+// (StoreSize, StoreSizeLimit), and the free and total bytes of the data
+// directory's filesystem (StoreVolumeAvailable, StoreVolumeSize). The
+// store's and sinks' figures are self-metrics on /metrics too, which the
+// store does not hold.
 type selfSeries struct {
 	store    selfStore
 	sinks    []*sink.Exporter
-	limit    int64 // bytes; 0: no limit
+	limit    int64  // bytes; 0: no limit
+	dir      string // the data directory, whose filesystem is measured; "": none
 	interval time.Duration
 	log      *slog.Logger
 	now      func() time.Time // default time.Now
@@ -36,6 +39,13 @@ func (s selfSeries) batch(now time.Time) *model.Batch {
 	v[model.StoreSize] = float64(s.store.Size())
 	if s.limit > 0 {
 		v[model.StoreSizeLimit] = float64(s.limit)
+	}
+	if s.dir != "" {
+		if avail, size, err := volumeBytes(s.dir); err == nil {
+			v[model.StoreVolumeAvailable], v[model.StoreVolumeSize] = float64(avail), float64(size)
+		} else {
+			s.log.Warn("measuring the data directory's filesystem", "dir", s.dir, "err", err)
+		}
 	}
 	b := &model.Batch{Time: now, Entries: []model.Entry{{Object: model.Object{Level: model.LevelKubemon}, Time: t, Values: v}}}
 	for _, e := range s.sinks {

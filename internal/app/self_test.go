@@ -43,7 +43,7 @@ func TestSelfSeries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := selfSeries{store: st, sinks: []*sink.Exporter{e}, limit: 8 << 30, interval: time.Second, log: slog.New(slog.DiscardHandler), now: clock}
+	s := selfSeries{store: st, sinks: []*sink.Exporter{e}, limit: 8 << 30, dir: dir, interval: time.Second, log: slog.New(slog.DiscardHandler), now: clock}
 
 	b := s.batch(clock())
 	if len(b.Entries) != 1 {
@@ -108,6 +108,18 @@ func TestSelfSeries(t *testing.T) {
 	}
 	if v := get(model.PromName(model.LevelKubemon, model.StoreSizeLimit)); v != 8<<30 {
 		t.Errorf("store size limit %v, want 8 GiB", v)
+	}
+	// The data directory's filesystem, as statfs says at the test's end.
+	avail, size, err := volumeBytes(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := get(model.PromName(model.LevelKubemon, model.StoreVolumeSize)); v != float64(size) || !(size > 0) {
+		t.Errorf("data volume size %v, statfs says %d", v, size)
+	}
+	// Free space moves as anything on the machine writes: within 1 %.
+	if v := get(model.PromName(model.LevelKubemon, model.StoreVolumeAvailable)); !(v > 0 && math.Abs(v-float64(avail)) <= 0.01*float64(size)) {
+		t.Errorf("data volume free %v, statfs says %d of %d", v, avail, size)
 	}
 	// The position was the present less the settle time; 50 s passed.
 	if v := get(model.PromName(model.LevelKubemon, model.SinkLag), model.LabelSink, "down"); !(math.Abs(v-60) <= 1) {

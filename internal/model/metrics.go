@@ -96,6 +96,8 @@ const (
 	SinkLag
 	StoreSize
 	StoreSizeLimit
+	StoreVolumeAvailable
+	StoreVolumeSize
 
 	NumMetrics
 )
@@ -209,6 +211,10 @@ var Metrics = [NumMetrics]Metric{
 	SinkLag:        {Name: "sink_lag_seconds", Heapster: "kubemon/sink_lag", HeapsterScale: 1, Unit: "seconds", Levels: self, Labels: []string{LabelSink}, Help: "How far behind the present a sink's delivered data ends, in seconds (at least the sink's settle time): kubemon_sink_lag_seconds of /metrics, stored every interval."},
 	StoreSize:      {Name: "store_size_bytes", Heapster: "kubemon/store_size", HeapsterScale: 1, Unit: "bytes", Levels: self, Help: "Bytes of kubemon's store on disk, as its size retention counts them (blocks, WAL and head chunks)."},
 	StoreSizeLimit: {Name: "store_size_limit_bytes", Heapster: "kubemon/store_size_limit", HeapsterScale: 1, Unit: "bytes", Levels: self, Help: "The store's size limit (retentionSize), beyond which its oldest blocks are deleted; absent when there is none."},
+	StoreVolumeAvailable: {Name: "store_volume_available_bytes", Heapster: "kubemon/store_volume_available", HeapsterScale: 1, Unit: "bytes", Levels: self,
+		Help: "Bytes free for kubemon on the filesystem of its data directory (the store and the events store), as statfs counts them for an unprivileged user."},
+	StoreVolumeSize: {Name: "store_volume_size_bytes", Heapster: "kubemon/store_volume_size", HeapsterScale: 1, Unit: "bytes", Levels: self,
+		Help: "Size of the filesystem of kubemon's data directory, in bytes."},
 }
 
 func init() {

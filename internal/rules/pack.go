@@ -62,6 +62,8 @@ var packMetrics = map[string]model.MetricID{
 	"SinkLag":               model.SinkLag,
 	"StoreSize":             model.StoreSize,
 	"StoreSizeLimit":        model.StoreSizeLimit,
+	"StoreVolumeAvailable":  model.StoreVolumeAvailable,
+	"StoreVolumeSize":       model.StoreVolumeSize,
 }
 
 // packLabels are the label keys the pack may name, by their Go

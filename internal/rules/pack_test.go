@@ -167,6 +167,7 @@ func TestPackFires(t *testing.T) {
 			v[model.SinkLag] = 75
 		case self:
 			v[model.StoreSize], v[model.StoreSizeLimit] = 95, 100
+			v[model.StoreVolumeAvailable], v[model.StoreVolumeSize] = 50, 100
 		}
 	}
 	crossed := func(at time.Time, o model.Object, v *model.Values) {
@@ -191,6 +192,7 @@ func TestPackFires(t *testing.T) {
 			v[model.SinkLag] = 1200
 		case self:
 			v[model.StoreSize], v[model.StoreSizeLimit] = 110, 100
+			v[model.StoreVolumeAvailable], v[model.StoreVolumeSize] = 5, 100
 		}
 	}
 	// recovered restarted three times, backing off, and was OOM-killed

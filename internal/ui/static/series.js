@@ -266,5 +266,7 @@ export const series = Object.freeze({
     sinkLag: "kubemon_sink_lag_seconds",
     storeSize: "kubemon_store_size_bytes",
     storeSizeLimit: "kubemon_store_size_limit_bytes",
+    storeVolumeAvailable: "kubemon_store_volume_available_bytes",
+    storeVolumeSize: "kubemon_store_volume_size_bytes",
   }),
 });
