@@ -38,4 +38,4 @@ echo "== go test -race (unit and package tests)"
 # The end-to-end tests run alone: they start real servers and a cluster,
 # which compete badly with the race-instrumented package tests for 2 cores.
 echo "== go test -race ./test/e2e (simulator spine, real cluster)"
-"${gotestsum[@]}" -- -race -count=1 -timeout 30m ./test/e2e/
+"${gotestsum[@]}" -- -race -count=1 -timeout 60m ./test/e2e/
