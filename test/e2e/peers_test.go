@@ -384,7 +384,7 @@ func TestMetricsServerAgrees(t *testing.T) {
 		for _, p := range paths {
 			out, err := c.kubectlErr("get", "--raw", p)
 			if err != nil {
-				return nil, fmt.Errorf("kubemon %s: %v: %s", p, err, out)
+				return nil, fmt.Errorf("kubemon %s: %w: %s", p, err, out)
 			}
 			m, err := decodeUsage([]byte(out))
 			if err != nil {
@@ -400,8 +400,11 @@ func TestMetricsServerAgrees(t *testing.T) {
 		all := map[string]usageRead{}
 		for _, p := range paths {
 			code, body, err := ms.get(p)
-			if err != nil || code != http.StatusOK {
-				return nil, fmt.Errorf("metrics-server %s: %d %v: %.300s", p, code, err, body)
+			if err != nil {
+				return nil, fmt.Errorf("metrics-server %s: %w", p, err)
+			}
+			if code != http.StatusOK {
+				return nil, fmt.Errorf("metrics-server %s: %d: %.300s", p, code, body)
 			}
 			m, err := decodeUsage(body)
 			if err != nil {
