@@ -123,6 +123,8 @@ type cluster struct {
 	mu    sync.Mutex
 	pods  map[string]bool // namespace/name of the pods in the apiserver
 	owner map[string]bool // kind/namespace/name of the owners created
+	// qns/qpod is the pod the questions ask about, chosen once.
+	qns, qpod string
 }
 
 func (c *cluster) stop() {

@@ -165,24 +165,35 @@ func (p *peer) stop() {
 	}
 }
 
-// theQuestions names the pod (the longest-lived one now) and namespace (the
-// one with the most pods) the questions are about, the same for every peer.
+// theQuestions names the pod and namespace the questions are about, the
+// same for every peer: the pod is chosen once (a StatefulSet's, whose name
+// outlives its generations, else the oldest), the namespace is the one with
+// the most pods.
 func theQuestions(c *cluster) (ns, pod, busiest string) {
 	pods := c.sim.PodObjects(time.Now())
 	count := map[string]int{}
-	oldest := pods[0]
 	for _, p := range pods {
 		count[p.Namespace]++
-		if p.CreationTimestamp.Before(&oldest.CreationTimestamp) {
-			oldest = p
-		}
 	}
 	for n, k := range count {
 		if busiest == "" || k > count[busiest] || (k == count[busiest] && n < busiest) {
 			busiest = n
 		}
 	}
-	return oldest.Namespace, oldest.Name, busiest
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.qpod == "" {
+		best := -1
+		for i, p := range pods {
+			sts := len(p.OwnerReferences) > 0 && p.OwnerReferences[0].Kind == "StatefulSet"
+			if best < 0 || (sts && (pods[best].OwnerReferences[0].Kind != "StatefulSet" || p.CreationTimestamp.Before(&pods[best].CreationTimestamp))) ||
+				(!sts && pods[best].OwnerReferences[0].Kind != "StatefulSet" && p.CreationTimestamp.Before(&pods[best].CreationTimestamp)) {
+				best = i
+			}
+		}
+		c.qns, c.qpod = pods[best].Namespace, pods[best].Name
+	}
+	return c.qns, c.qpod, busiest
 }
 
 func startPeer(o options, c *cluster, name string) (*peer, error) {
