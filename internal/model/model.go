@@ -146,7 +146,10 @@ type ContainerMeta struct {
 	Restarts int32
 	// Waiting is the reason the container waits, from the pod status
 	// (CrashLoopBackOff, ContainerCreating, ImagePullBackOff ...); "" when
-	// it runs or has terminated.
+	// it runs or has terminated. A container terminated again after
+	// restarts, which its pod's restart policy restarts, waits in
+	// CrashLoopBackOff too (the kubelet holds back its restart, while the
+	// status of a v1.36 kubelet mostly shows it terminated).
 	Waiting string
 	// LastTermination is how the container's previous run ended (the pod
 	// status' lastState.terminated); zero when it never restarted.

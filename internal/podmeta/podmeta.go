@@ -64,6 +64,9 @@ func FromPod(p *corev1.Pod) model.PodMeta {
 			if w := s.State.Waiting; w != nil {
 				cm.Waiting = w.Reason
 			}
+			if backingOff(p.Spec.RestartPolicy, s) {
+				cm.Waiting = model.ReasonCrashLoopBackOff
+			}
 			if t := s.LastTerminationState.Terminated; t != nil {
 				cm.LastTermination = model.Termination{
 					Reason: t.Reason, ExitCode: t.ExitCode, ContainerID: t.ContainerID,
@@ -74,6 +77,25 @@ func FromPod(p *corev1.Pod) model.PodMeta {
 		m.Containers = append(m.Containers, cm)
 	}
 	return m
+}
+
+// backingOff reports whether a container that has terminated waits for the
+// kubelet's restart back-off: it failed before (a restart count), it ended
+// again, and the pod's restart policy restarts it. A v1.36 kubelet shows such
+// a container terminated for most of its back-off, and waiting in
+// CrashLoopBackOff only now and then.
+func backingOff(policy corev1.RestartPolicy, s *corev1.ContainerStatus) bool {
+	t := s.State.Terminated
+	if t == nil || s.RestartCount == 0 {
+		return false
+	}
+	switch policy {
+	case corev1.RestartPolicyNever:
+		return false
+	case corev1.RestartPolicyOnFailure:
+		return t.ExitCode != 0
+	}
+	return true // Always, the default
 }
 
 // unixMilli is t in Unix milliseconds, 0 for the zero time.

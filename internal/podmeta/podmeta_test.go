@@ -2,6 +2,7 @@ package podmeta
 
 import (
 	"math"
+	"strconv"
 	"testing"
 	"time"
 
@@ -58,5 +59,42 @@ func TestDecodeList(t *testing.T) {
 	}
 	if _, err := DecodeList([]byte(`{"items":[`)); err == nil {
 		t.Error("truncated list: want an error")
+	}
+}
+
+// TestCrashLoopWhileTerminated: a container the kubelet holds back from
+// restarting counts as waiting in CrashLoopBackOff whether the status says
+// so or (as a v1.36 kubelet's does for most of the back-off, seen on the
+// e2e cluster) shows it terminated after restarts.
+func TestCrashLoopWhileTerminated(t *testing.T) {
+	for _, tt := range []struct {
+		name, policy, state string
+		restarts            int
+		want                string
+	}{
+		{"waiting in back-off", "Always", `{"waiting":{"reason":"CrashLoopBackOff"}}`, 3, model.ReasonCrashLoopBackOff},
+		{"OOM-killed again, back-off", "Always", `{"terminated":{"exitCode":137,"reason":"OOMKilled"}}`, 2, model.ReasonCrashLoopBackOff},
+		{"default policy", "", `{"terminated":{"exitCode":1,"reason":"Error"}}`, 1, model.ReasonCrashLoopBackOff},
+		{"OnFailure, failed", "OnFailure", `{"terminated":{"exitCode":2,"reason":"Error"}}`, 1, model.ReasonCrashLoopBackOff},
+		{"OnFailure, completed", "OnFailure", `{"terminated":{"exitCode":0,"reason":"Completed"}}`, 1, ""},
+		{"Never restarts", "Never", `{"terminated":{"exitCode":137,"reason":"OOMKilled"}}`, 1, ""},
+		{"first failure, restarted at once", "Always", `{"terminated":{"exitCode":137,"reason":"OOMKilled"}}`, 0, ""},
+		{"running after restarts", "Always", `{"running":{"startedAt":"2026-11-30T07:14:21Z"}}`, 2, ""},
+		{"pulling", "Always", `{"waiting":{"reason":"ImagePullBackOff"}}`, 0, "ImagePullBackOff"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			list := `{"items":[{"metadata":{"name":"p","namespace":"n"},"spec":{"restartPolicy":"` + tt.policy + `","containers":[{"name":"c"}]},
+ "status":{"phase":"Running","containerStatuses":[{"name":"c","restartCount":` + strconv.Itoa(tt.restarts) + `,"state":` + tt.state + `}]}}]}`
+			pods, err := DecodeList([]byte(list))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(pods) != 1 || len(pods[0].Containers) != 1 {
+				t.Fatalf("pods %+v", pods)
+			}
+			if got := pods[0].Containers[0].Waiting; got != tt.want {
+				t.Errorf("waiting %q, want %q", got, tt.want)
+			}
+		})
 	}
 }
