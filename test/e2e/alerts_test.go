@@ -264,6 +264,38 @@ func watchAlert(t *testing.T, p *proc, am *amserver.Server, alert string, kv ...
 	return w
 }
 
+// firesInTime waits until Alertmanager has w's alert: it must arrive
+// within its for plus one interval (and slack, for a delivery, a poll, a
+// loaded machine) of its condition first holding in kubemon's store, with
+// a severity, a summary, its runbook and the external label cluster.
+func firesInTime(t *testing.T, w *watch, interval, slack time.Duration, cluster string) amserver.Alert {
+	t.Helper()
+	waitFor(t, 6*time.Minute, w.alert+" at Alertmanager", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return !w.seen.IsZero()
+	})
+	w.mu.Lock()
+	since, seen, a, err := w.since, w.seen, w.at, w.err
+	w.mu.Unlock()
+	if err != nil {
+		t.Logf("%s: the last poll failed: %v", w.alert, err)
+	}
+	switch late := seen.Sub(since); {
+	case since.IsZero() || since.After(seen):
+		t.Errorf("%s reached Alertmanager at %s, before its condition was seen to hold (%s)", w.alert, seen, since)
+	case late > w.rule.Duration+interval+slack:
+		t.Errorf("%s reached Alertmanager %s after its condition held, want within its for (%s) plus an interval (%s)", w.alert, late, w.rule.Duration, interval)
+	default:
+		t.Logf("%s reached Alertmanager %s after its condition held (for: %s)", w.alert, late.Round(100*time.Millisecond), w.rule.Duration)
+	}
+	if a.Labels["severity"] == "" || a.Labels["cluster"] != cluster || a.Annotations["summary"] == "" ||
+		!strings.HasSuffix(a.Annotations["runbook_url"], "#"+strings.ToLower(w.alert)) {
+		t.Errorf("%s at Alertmanager: %+v", w.alert, a)
+	}
+	return a
+}
+
 func labelsHave(ls map[string]string, kv []string) bool {
 	for i := 0; i+1 < len(kv); i += 2 {
 		if ls[kv[i]] != kv[i+1] {
@@ -357,36 +389,6 @@ func TestAlerts(t *testing.T) {
 	crashW := watchAlert(t, p, am, "KubemonContainerCrashLooping", ctrKV(crashC)...)
 	downW := watchAlert(t, p, am, "KubemonKubeletDown", model.LabelNode, downNode)
 
-	// firesInTime waits until Alertmanager has w's alert: it must arrive
-	// within its for plus one interval of its condition first holding in
-	// kubemon's store.
-	firesInTime := func(t *testing.T, w *watch) amserver.Alert {
-		t.Helper()
-		waitFor(t, 6*time.Minute, w.alert+" at Alertmanager", func() bool {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return !w.seen.IsZero()
-		})
-		w.mu.Lock()
-		since, seen, a, err := w.since, w.seen, w.at, w.err
-		w.mu.Unlock()
-		if err != nil {
-			t.Logf("%s: the last poll failed: %v", w.alert, err)
-		}
-		switch late := seen.Sub(since); {
-		case since.IsZero() || since.After(seen):
-			t.Errorf("%s reached Alertmanager at %s, before its condition was seen to hold (%s)", w.alert, seen, since)
-		case late > w.rule.Duration+interval+slack:
-			t.Errorf("%s reached Alertmanager %s after its condition held, want within its for (%s) plus an interval (%s)", w.alert, late, w.rule.Duration, interval)
-		default:
-			t.Logf("%s reached Alertmanager %s after its condition held (for: %s)", w.alert, late.Round(100*time.Millisecond), w.rule.Duration)
-		}
-		if a.Labels["severity"] == "" || a.Labels["cluster"] != "e2e" || a.Annotations["summary"] == "" ||
-			!strings.HasSuffix(a.Annotations["runbook_url"], "#"+strings.ToLower(w.alert)) {
-			t.Errorf("%s at Alertmanager: %+v", w.alert, a)
-		}
-		return a
-	}
 	// resolves waits until Alertmanager no longer has the alert (it was
 	// sent resolved: its endsAt while firing is minutes ahead), at most
 	// within after recovered.
@@ -472,14 +474,14 @@ func TestAlerts(t *testing.T) {
 	})
 
 	t.Run("OOM kill", func(t *testing.T) {
-		a := firesInTime(t, oomW)
+		a := firesInTime(t, oomW, interval, slack, "e2e")
 		if !strings.Contains(a.Annotations["description"], "killed for want of memory 1 times") {
 			t.Errorf("KubemonContainerOOMKilled's description %q, want one kill", a.Annotations["description"])
 		}
 	})
 
 	t.Run("crash loop", func(t *testing.T) {
-		a := firesInTime(t, crashW)
+		a := firesInTime(t, crashW, interval, slack, "e2e")
 		if !strings.Contains(a.Annotations["description"], "CrashLoopBackOff") {
 			t.Errorf("KubemonContainerCrashLooping's description %q", a.Annotations["description"])
 		}
@@ -488,7 +490,7 @@ func TestAlerts(t *testing.T) {
 	})
 
 	t.Run("kubelet down", func(t *testing.T) {
-		firesInTime(t, downW)
+		firesInTime(t, downW, interval, slack, "e2e")
 		if took := time.Since(downAt); took < 3*time.Minute {
 			t.Errorf("KubemonKubeletDown fired %s after the kubelet stopped answering, before its for (3m)", took)
 		}

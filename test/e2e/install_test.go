@@ -150,6 +150,9 @@ subjects: [{kind: ServiceAccount, name: grafana, namespace: default}]
 	modelAPI := base + "/api/v1/model/nodes/"
 	metrics := base + "/metrics"
 	health := base + "/healthz"
+	// The alerting and events APIs (issue 12) show cluster data too.
+	rules, alerts, events := base+"/api/v1/rules", base+"/api/v1/alerts", base+"/api/v1/events?namespace=kube-system"
+	data := []string{promql, modelAPI, metrics, rules, alerts, events}
 	for _, tc := range []struct {
 		pod, sa string
 		data    string // status of the data endpoints
@@ -158,11 +161,11 @@ subjects: [{kind: ServiceAccount, name: grafana, namespace: default}]
 		{"probe-norole", "norole", "403"},
 		{"probe-viewer", "grafana", "200"},
 	} {
-		got := runProbe(t, c, tc.pod, tc.sa, promql, modelAPI, metrics, health)
-		if len(got) != 4 {
-			t.Errorf("%s: %d answers, want 4: %v", tc.pod, len(got), got)
+		got := runProbe(t, c, tc.pod, tc.sa, append(data, health)...)
+		if len(got) != len(data)+1 {
+			t.Errorf("%s: %d answers, want %d: %v", tc.pod, len(got), len(data)+1, got)
 		}
-		for _, u := range []string{promql, modelAPI, metrics} {
+		for _, u := range data {
 			if got[u] != tc.data {
 				t.Errorf("%s: GET %s: %q, want %s", tc.pod, u, got[u], tc.data)
 			}
