@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+	"github.com/prometheus/prometheus/util/compression"
 
 	"github.com/kubemon/kubemon/internal/model"
 )
@@ -41,6 +42,10 @@ type Options struct {
 	// Drop lists series not to store, as Prometheus names with shell-style
 	// wildcards (path.Match).
 	Drop []string
+	// WALCompression compresses the write-ahead log's records: snappy (the
+	// default, as Prometheus's --storage.tsdb.wal-compression), zstd, or
+	// none. BenchmarkWALCompression measures the bytes a sample takes.
+	WALCompression compression.Type
 }
 
 // Store is the embedded time-series store.
@@ -104,6 +109,14 @@ func Open(o Options) (*Store, error) {
 	opts.RetentionDuration = o.Retention.Milliseconds()
 	opts.MaxBytes = o.RetentionSize
 	opts.MaxBlockDuration = maxBlockDuration(o.Retention).Milliseconds()
+	switch o.WALCompression {
+	case "":
+		opts.WALCompression = compression.Snappy
+	case compression.None, compression.Snappy, compression.Zstd:
+		opts.WALCompression = o.WALCompression
+	default:
+		return nil, fmt.Errorf("store: unknown WAL compression %q (want none, snappy or zstd)", o.WALCompression)
+	}
 	db, err := tsdb.Open(o.Dir, o.Logger.With("component", "tsdb"), o.Registerer, opts, nil)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", o.Dir, err)
