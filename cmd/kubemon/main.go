@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,6 +27,7 @@ import (
 	"github.com/kubemon/kubemon/internal/backfill"
 	"github.com/kubemon/kubemon/internal/config"
 	"github.com/kubemon/kubemon/internal/discovery"
+	"github.com/kubemon/kubemon/internal/memlimit"
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/sim"
 	"github.com/kubemon/kubemon/internal/version"
@@ -204,10 +206,23 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log := app.NewLogger(c.Log, stderr)
 	klog.SetSlogLogger(log) // client-go and k8s.io/apiserver log through klog
+	setMemoryLimit(log)
 	if c.Scrape.InsecureSkipVerify {
 		log.Warn("kubelet TLS verification is off (--kubelet-insecure-tls): anyone on the path can impersonate a kubelet")
 	}
 	return app.Run(ctx, c, app.Options{Logger: log})
+}
+
+// setMemoryLimit gives the Go runtime a soft memory limit below the
+// container's (internal/memlimit), unless GOMEMLIMIT is set.
+func setMemoryLimit(log *slog.Logger) {
+	set, why, err := memlimit.Set("/sys/fs/cgroup")
+	switch {
+	case err != nil:
+		log.Warn("no Go memory limit from the cgroup", "err", err)
+	case set > 0:
+		log.Info("Go memory limit set", "bytes", set, "from", why)
+	}
 }
 
 // parseServe is serve's configuration: the defaults, the --config file over
@@ -278,6 +293,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := app.NewLogger(c.Log, stderr)
+	setMemoryLimit(log)
 	so.Logger = log.With("component", "sim")
 	cl, err := startSim(ctx, *so)
 	if err != nil {

@@ -196,9 +196,11 @@ func TestParseDemo(t *testing.T) {
 		{name: "flags", args: overFile, want: []func(*config.Config){fromFlags}},
 		{name: "flags over file", args: append([]string{"--config", file}, overFile...), want: []func(*config.Config){fromFile, fromFlags}},
 		{
-			name:    "sim flags",
-			args:    []string{"--sim-mode", "constant", "--nodes", "5", "--seed", "7", "--sim-cadvisor", "lean"},
-			wantSim: func(o *sim.Options) { o.Mode, o.Nodes, o.Seed, o.Cadvisor = sim.Mode("constant"), 5, 7, sim.CadvisorLean },
+			name: "sim flags",
+			args: []string{"--sim-mode", "constant", "--nodes", "5", "--seed", "7", "--sim-cadvisor", "lean"},
+			wantSim: func(o *sim.Options) {
+				o.Mode, o.Nodes, o.Seed, o.Cadvisor = sim.Mode("constant"), 5, 7, sim.CadvisorLean
+			},
 		},
 		{name: "bad cadvisor payload", args: []string{"--sim-cadvisor", "full"}, err: `unknown cadvisor payload "full"`},
 		{
