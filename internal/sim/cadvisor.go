@@ -431,18 +431,7 @@ func (c *Cluster) kubeletCadvisorMetrics(ev *nodeEval) []byte {
 		dir := podCgroupDir(pe)
 		gs := uint64(ev.idx*c.opts.PodsPerNode + pe.slot)
 		age := since(pe.start, T)
-		var shares, quota int64
-		quotaOK := true
-		for ci := range pe.ctrs {
-			shares += max(pe.ctrs[ci].wc.cpuReq*1024/1000, 2)
-			if pe.ctrs[ci].wc.cpuLim == 0 {
-				quotaOK = false
-			}
-			quota += pe.ctrs[ci].wc.cpuLim * 100
-		}
-		if !quotaOK {
-			quota = 0
-		}
+		shares, quota := podCPUSpec(pe)
 		podIdx := len(cgs)
 		cgs = append(cgs, kcg{kind: kPod, id: dir, cpuNs: pe.cpuNs, ws: pe.ws, usage: pe.usage, rss: pe.rss, pf: pe.pf, maj: pe.maj,
 			start: pe.start + skew, psiCPU: pe.psiCPU, psiIO: pe.psiIO, memLimit: pe.memLimit, cpuShares: shares, cpuQuota: quota,

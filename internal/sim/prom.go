@@ -232,18 +232,7 @@ func (c *Cluster) cadvisorMetrics(ev *nodeEval) []byte {
 	for pi := range ev.pods {
 		pe := &ev.pods[pi]
 		dir := podCgroupDir(pe)
-		var shares, quota int64
-		quotaOK := true
-		for ci := range pe.ctrs {
-			shares += max(pe.ctrs[ci].wc.cpuReq*1024/1000, 2)
-			if pe.ctrs[ci].wc.cpuLim == 0 {
-				quotaOK = false
-			}
-			quota += pe.ctrs[ci].wc.cpuLim * 100
-		}
-		if !quotaOK {
-			quota = 0
-		}
+		shares, quota := podCPUSpec(pe)
 		pg := cgroup{id: dir, namespace: pe.wl.namespace, pod: pe.name, cpuNs: pe.cpuNs, ws: pe.ws,
 			usage: pe.usage, rss: pe.rss, start: pe.start, hasNet: true, rx: pe.rx, tx: pe.tx, rxErr: pe.rxErr,
 			txErr: pe.txErr, hasSpec: true, cpuShares: shares, cpuQuota: quota, memLimit: pe.memLimit,
@@ -425,4 +414,21 @@ func podCFS(pe *podEval, T int64) *cfsState {
 	st.throttled = min(st.throttled, st.periods)
 	st.throttledSeconds = math.Round(st.throttledSeconds*1e6) / 1e6
 	return st
+}
+
+// podCPUSpec is the pod cgroup's CPU shares (the sum of its containers',
+// from their requests in millicores, at least 2 each) and its CFS quota in
+// microseconds per 100 ms period (the sum of their limits; 0 when one has
+// none: the pod is then unlimited).
+func podCPUSpec(pe *podEval) (shares, quota int64) {
+	limited := true
+	for ci := range pe.ctrs {
+		shares += max(pe.ctrs[ci].wc.cpuReq*1024/1000, 2)
+		limited = limited && pe.ctrs[ci].wc.cpuLim != 0
+		quota += pe.ctrs[ci].wc.cpuLim * 100
+	}
+	if !limited {
+		quota = 0
+	}
+	return shares, quota
 }
