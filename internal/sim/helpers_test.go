@@ -68,8 +68,8 @@ func startCluster(t testing.TB, opts Options) (*Cluster, *fakeClock) {
 
 var testClient = &http.Client{Timeout: 60 * time.Second}
 
-func nodeURL(n NodeInfo, path string) string {
-	return "http://" + n.Address + ":" + strconv.Itoa(n.Port) + path
+func nodeURL(n NodeInfo, p string) string {
+	return "http://" + n.Address + ":" + strconv.Itoa(n.Port) + p
 }
 
 func httpGet(t testing.TB, url string) (int, http.Header, []byte) {

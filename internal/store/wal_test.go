@@ -120,7 +120,7 @@ func TestWALCompression(t *testing.T) {
 func BenchmarkWALCompression(b *testing.B) {
 	batches := walBatches(3000, 8)
 	for _, c := range []compression.Type{compression.None, compression.Snappy, compression.Zstd} {
-		b.Run(string(c), func(b *testing.B) {
+		b.Run(c, func(b *testing.B) {
 			var per float64
 			for range b.N {
 				per = walBytesPerSample(b, c, batches)
