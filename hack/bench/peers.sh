@@ -11,14 +11,16 @@
 # defaults), metrics-server v0.8.0 (hack/peers/build.sh) and Debian's
 # Prometheus (Kubernetes service discovery, role node; every kubelet's
 # /metrics/cadvisor and /metrics/resource as kube-prometheus scrapes them)
-# with kube-state-metrics, each measured by its PIDs over DURATION after a
-# warm-up. The last lines are one per peer:
+# with kube-state-metrics v2.13.0 (hack/peers/build.sh; its default
+# resources, scraped by that Prometheus; the two measured as one peer), each
+# measured by its PIDs over DURATION after a warm-up. The last lines are one per peer:
 #   kubemon/metrics-server cpu=… rss=… disk=-
 #   kubemon/prometheus cpu=… rss=… disk=…
 # Environment: INTERVAL (15s), DURATION per peer (1h), WARMUP (3 intervals),
-# PEERS (kubemon,metrics-server,prometheus), KSM (a kube-state-metrics
-# binary; default: hack/peers/build.sh kube-state-metrics if it can, else
-# the stand-in in hack/bench/peers/ksm.go), PROMETHEUS (/usr/bin/prometheus),
+# PEERS (kubemon,metrics-server,prometheus), METRICS_SERVER and KSM (the
+# peers' binaries; default: hack/peers/build.sh metrics-server,
+# kube-state-metrics, which fails the run when it cannot build them),
+# PROMETHEUS (/usr/bin/prometheus),
 # BENCH_LOCK (/tmp/bench.lock: runs wait for each other), KEEP=1 keeps the
 # work directory. See docs/performance.md.
 set -euo pipefail
@@ -31,17 +33,15 @@ pods=${2:?$usage}
 k8s_dir=$(hack/cluster/build.sh)
 etcd=$KUBEMON_CACHE/etcd-${ETCD_VERSION:-v3.6.16}/etcd
 
-# metrics-server (and kube-state-metrics where it can be built) from
-# hack/peers/build.sh; a metrics-server already in the cache otherwise.
-ms=${METRICS_SERVER:-}
-if [ -z "$ms" ] && [ -x hack/peers/build.sh ]; then
-  ms=$(hack/peers/build.sh metrics-server)
-fi
-[ -n "$ms" ] || ms=$KUBEMON_CACHE/metrics-server-v0.8.0/metrics-server
+# metrics-server and kube-state-metrics from hack/peers/build.sh (built
+# once per version; set -e: a failed build ends the run, no substitute).
+ms=${METRICS_SERVER:-$(nice -n 19 hack/peers/build.sh metrics-server)}
 [ -x "$ms" ] || { echo "peers.sh: no metrics-server at $ms (hack/peers/build.sh metrics-server)" >&2; exit 1; }
+peers=${PEERS:-kubemon,metrics-server,prometheus}
 ksm=${KSM:-}
-if [ -z "$ksm" ] && [ -x hack/peers/build.sh ] && grep -q '^build_kube_state_metrics()' hack/peers/build.sh; then
-  ksm=$(hack/peers/build.sh kube-state-metrics)
+if [[ ,$peers, == *,prometheus,* ]]; then
+  [ -n "$ksm" ] || ksm=$(nice -n 19 hack/peers/build.sh kube-state-metrics)
+  [ -x "$ksm" ] || { echo "peers.sh: no kube-state-metrics at $ksm (hack/peers/build.sh kube-state-metrics)" >&2; exit 1; }
 fi
 prometheus=${PROMETHEUS:-/usr/bin/prometheus}
 if [ ! -x "$prometheus" ]; then
@@ -56,9 +56,8 @@ nice -n 19 go build -o "$bin/peers" ./hack/bench/peers
 
 args=(run -nodes "$nodes" -pods "$pods" -interval "${INTERVAL:-15s}" -duration "${DURATION:-1h}"
   -kubemon "$bin/kubemon" -pki "$bin/pki" -k8s-dir "$k8s_dir" -etcd "$etcd"
-  -metrics-server "$ms" -prometheus "$prometheus" -peers "${PEERS:-kubemon,metrics-server,prometheus}")
+  -metrics-server "$ms" -ksm "$ksm" -prometheus "$prometheus" -peers "$peers")
 [ -z "${WARMUP:-}" ] || args+=(-warmup "$WARMUP")
-[ -z "$ksm" ] || args+=(-ksm "$ksm")
 [ "${KEEP:-0}" = 0 ] || args+=(-keep)
 echo "peers.sh: waiting for ${BENCH_LOCK:-/tmp/bench.lock}" >&2
 flock "${BENCH_LOCK:-/tmp/bench.lock}" "$bin/peers" "${args[@]}"

@@ -17,10 +17,13 @@ import (
 // docs/performance.md) at a small size so that it keeps working: 50 nodes ×
 // 10 pods, each peer measured for PEERS_BENCH_DURATION (default 90s) after a
 // 30 s warm-up. Its last lines must be one per peer, each ratio a finite
-// positive number (the metrics-server line's disk "-"). It needs root-free
-// loopback only, the Kubernetes binaries of hack/cluster/build.sh,
-// metrics-server (hack/peers/build.sh) and Debian's prometheus; it waits on
-// /tmp/bench.lock like every benchmark run. KUBEMON_PEERS_BENCH=0 skips it.
+// positive number (the metrics-server line's disk "-"), and the prometheus
+// peer must have been measured with the real kube-state-metrics beside it.
+// It needs root-free loopback only, the Kubernetes binaries of
+// hack/cluster/build.sh, metrics-server and kube-state-metrics (built by
+// peers.sh through hack/peers/build.sh, once per version: the first run
+// takes minutes more) and Debian's prometheus; it waits on /tmp/bench.lock
+// like every benchmark run. KUBEMON_PEERS_BENCH=0 skips it.
 func TestPeersBenchmarkSmall(t *testing.T) {
 	if os.Getenv("KUBEMON_PEERS_BENCH") == "0" {
 		t.Skip("KUBEMON_PEERS_BENCH=0")
@@ -55,9 +58,14 @@ func TestPeersBenchmarkSmall(t *testing.T) {
 	if len(lines) < 2 {
 		t.Fatalf("want two result lines, got %q", lines)
 	}
+	if !promWithKSM.Match(out) {
+		t.Errorf("no `== prometheus: … processes kube-state-metrics (PID), prometheus (PID)` line: the prometheus peer must be measured with kube-state-metrics")
+	}
 	checkPeerLine(t, lines[len(lines)-2], "metrics-server", false)
 	checkPeerLine(t, lines[len(lines)-1], "prometheus", true)
 }
+
+var promWithKSM = regexp.MustCompile(`(?m)^== prometheus: .* processes kube-state-metrics \(\d+\), prometheus \(\d+\)$`)
 
 var peerLine = regexp.MustCompile(`^kubemon/([a-z-]+) cpu=(\S+) rss=(\S+) disk=(\S+)$`)
 
@@ -66,7 +74,7 @@ var peerLine = regexp.MustCompile(`^kubemon/([a-z-]+) cpu=(\S+) rss=(\S+) disk=(
 func checkPeerLine(t *testing.T, line, peer string, withDisk bool) {
 	t.Helper()
 	m := peerLine.FindStringSubmatch(line)
-	if m == nil || m[1] != peer {
+	if len(m) < 5 || m[1] != peer {
 		t.Fatalf("line %q: want kubemon/%s cpu=… rss=… disk=…", line, peer)
 	}
 	ratios := map[string]string{"cpu": m[2], "rss": m[3]}

@@ -93,13 +93,21 @@ func (p *proc) stop() {
 // waitFor polls ok every 250 ms until it holds, the process dies or the
 // timeout passes.
 func waitFor(what string, timeout time.Duration, p *proc, ok func() bool) error {
+	return waitForAll(what, timeout, []*proc{p}, ok)
+}
+
+// waitForAll is waitFor for a peer of several processes: it fails as soon
+// as any of them exits.
+func waitForAll(what string, timeout time.Duration, ps []*proc, ok func() bool) error {
 	end := time.Now().Add(timeout)
 	for time.Now().Before(end) {
 		if ok() {
 			return nil
 		}
-		if p != nil && !p.alive() {
-			return fmt.Errorf("%s exited while waiting for %s (log: %s.log)", p.name, what, p.name)
+		for _, p := range ps {
+			if p != nil && !p.alive() {
+				return fmt.Errorf("%s exited while waiting for %s (log: %s.log)", p.name, what, p.name)
+			}
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -149,7 +157,7 @@ func upCluster(ctx context.Context, o options) (*cluster, error) {
 	c.api = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	pki := filepath.Join(o.work, "pki")
 	if out, err := exec.Command(o.pki, "-dir", pki, "-apiserver", c.api, "-node", "sim-kubelet=127.0.0.1").CombinedOutput(); err != nil {
-		return c, fmt.Errorf("pki: %v: %s", err, out)
+		return c, fmt.Errorf("pki: %w: %s", err, out)
 	}
 	c.ca = filepath.Join(pki, "ca.crt")
 	b := make([]byte, 24)

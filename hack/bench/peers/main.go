@@ -1,19 +1,19 @@
 // Command peers is the peer benchmark behind hack/bench/peers.sh: one
 // simulated cluster (internal/sim, kubelets over TLS with token
 // authentication) loaded into a real etcd + kube-apiserver on loopback, then
-// kubemon, metrics-server and Prometheus + kube-state-metrics, one after
-// another, each discovering the cluster from the apiserver and scraping
-// every simulated kubelet at the same interval, measured by their PIDs:
-// CPU per cycle, peak and settled RSS, disk per day, series and the latency
-// of three PromQL questions. It prints a table of ratios kubemon ÷ each
+// kubemon, metrics-server and Prometheus + kube-state-metrics (the real one,
+// v2.13.0 from hack/peers/build.sh, measured with Prometheus as one peer),
+// one after another, each discovering the cluster from the apiserver and
+// scraping every simulated kubelet at the same interval, measured by their
+// PIDs: CPU per cycle, peak and settled RSS, disk per day, series and the
+// latency of three PromQL questions. It prints a table of ratios kubemon ÷ each
 // peer and, as its last lines, one line per peer:
 //
 //	kubemon/metrics-server cpu=0.42 rss=0.80 disk=-
 //	kubemon/prometheus cpu=… rss=… disk=…
 //
 //	peers run -nodes N -pods P -kubemon BIN -pki BIN -k8s-dir DIR -etcd BIN \
-//	    -metrics-server BIN -prometheus BIN [-ksm BIN] [-interval 15s] [-duration 1h]
-//	peers ksm -kubeconfig FILE -listen ADDR   (the kube-state-metrics stand-in)
+//	    -metrics-server BIN -prometheus BIN -ksm BIN [-interval 15s] [-duration 1h]
 package main
 
 import (
@@ -41,7 +41,6 @@ type options struct {
 	work                       string
 	kubemon, pki, k8sDir, etcd string
 	metricsServer, prom, ksm   string
-	self                       string
 	peers                      string
 	queryRuns                  int
 	keep                       bool
@@ -50,14 +49,8 @@ type options struct {
 func main() {
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("peers: ")
-	if len(os.Args) > 1 && os.Args[1] == "ksm" {
-		if err := ksmMain(os.Args[2:]); err != nil {
-			log.Fatal(err)
-		}
-		return
-	}
 	if len(os.Args) < 2 || os.Args[1] != "run" {
-		fmt.Fprintln(os.Stderr, "usage: peers run -nodes N -pods P … | peers ksm -kubeconfig FILE -listen ADDR")
+		fmt.Fprintln(os.Stderr, "usage: peers run -nodes N -pods P …")
 		os.Exit(2)
 	}
 	var o options
@@ -75,18 +68,16 @@ func main() {
 	fs.StringVar(&o.etcd, "etcd", "", "etcd binary")
 	fs.StringVar(&o.metricsServer, "metrics-server", "", "metrics-server binary")
 	fs.StringVar(&o.prom, "prometheus", "/usr/bin/prometheus", "prometheus binary")
-	fs.StringVar(&o.ksm, "ksm", "", "kube-state-metrics binary (default: this program's stand-in, `peers ksm`)")
+	fs.StringVar(&o.ksm, "ksm", "", "kube-state-metrics binary (hack/peers/build.sh kube-state-metrics; the prometheus peer needs it)")
 	fs.StringVar(&o.peers, "peers", "kubemon,metrics-server,prometheus", "peers to run, in order")
 	fs.IntVar(&o.queryRuns, "query-runs", 5, "timed runs of each question (after one untimed)")
 	_ = fs.Parse(os.Args[2:])
 	if o.warmup == 0 {
 		o.warmup = 3 * o.interval
 	}
-	self, err := os.Executable()
-	if err != nil {
-		log.Fatal(err)
+	if strings.Contains(","+strings.ReplaceAll(o.peers, " ", "")+",", ",prometheus,") && o.ksm == "" {
+		log.Fatal("the prometheus peer is Prometheus + kube-state-metrics: -ksm BIN (hack/peers/build.sh kube-state-metrics)")
 	}
-	o.self = self
 	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
@@ -256,16 +247,16 @@ func startPeer(o options, c *cluster, name string) (*peer, error) {
 			return len(l.Items)
 		}
 	case "prometheus":
+		if o.ksm == "" {
+			return nil, fmt.Errorf("no kube-state-metrics binary (-ksm; hack/peers/build.sh kube-state-metrics)")
+		}
+		// kube-state-metrics with its default resources (as kube-prometheus
+		// runs it), against the apiserver with the peers' token, on
+		// loopback; measured with Prometheus as one peer.
 		kport, pport := freePort(), freePort()
 		ksmAddr := fmt.Sprintf("127.0.0.1:%d", kport)
-		var kp *proc
-		var err error
-		if o.ksm != "" {
-			kp, err = start(o.work, "kube-state-metrics", o.ksm, "--kubeconfig", c.kubeconfig,
-				"--host", "127.0.0.1", "--port", fmt.Sprint(kport), "--telemetry-host", "127.0.0.1", "--telemetry-port", fmt.Sprint(freePort()))
-		} else {
-			kp, err = start(o.work, "kube-state-metrics", o.self, "ksm", "-kubeconfig", c.kubeconfig, "-listen", ksmAddr)
-		}
+		kp, err := start(o.work, "kube-state-metrics", o.ksm, "--kubeconfig", c.kubeconfig,
+			"--host", "127.0.0.1", "--port", fmt.Sprint(kport), "--telemetry-host", "127.0.0.1", "--telemetry-port", fmt.Sprint(freePort()))
 		if err != nil {
 			return nil, err
 		}
@@ -369,7 +360,7 @@ func runPeer(ctx context.Context, o options, c *cluster, name string) (*result, 
 		return nil, err
 	}
 	defer p.stop()
-	if err := waitFor(name+" ready", 10*time.Minute, p.procs[len(p.procs)-1], p.ready); err != nil {
+	if err := waitForAll(name+" ready", 10*time.Minute, p.procs, p.ready); err != nil {
 		return nil, err
 	}
 	log.Printf("%s: ready; warming up for %s", name, o.warmup)
