@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Measures kubemon serve against a simulated cluster in a separate process:
 # per-cycle CPU time, peak memory, samples stored and scrape latency.
+# PROFILE=cpu.pprof and HEAPPROFILE=heap.pprof save the profiles.
 #
 #   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
 set -euo pipefail
@@ -61,3 +62,6 @@ printf 'head series:          %s\n' "$series"
 printf 'mean scrape duration: %.1f ms\n' "$(echo "1000*($d1-$d0)/($n1-$n0)" | bc -l)"
 printf 'scrape failures:      %s\n' "$fails"
 grep -E 'VmHWM|VmRSS' "/proc/$pid/status" | sed 's/^/kubemon /'
+if [ -n "${HEAPPROFILE:-}" ]; then
+  curl -s -o "$HEAPPROFILE" "$base/debug/pprof/heap"
+fi

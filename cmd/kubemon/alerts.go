@@ -12,7 +12,7 @@ import (
 // alertFlags binds the flags of rules and alerts (docs/alerts.md).
 func alertFlags(fs *flag.FlagSet, c *config.Config) {
 	fs.Var(&listFlag{dst: &c.Rules.Files}, "rules", "Prometheus rule `file` or glob (.yml, .yaml) of alerting and recording rules, reloaded on SIGHUP and when it changes (repeatable; replaces the config file's rules.files)")
-	fs.DurationVar(&c.Rules.EvaluationInterval, "rules.evaluation-interval", c.Rules.EvaluationInterval, "how often the rules are evaluated (0: the scrape interval)")
+	fs.DurationVar(&c.Rules.EvaluationInterval, "rules.evaluation-interval", c.Rules.EvaluationInterval, "how often the rules are evaluated (0: 1m, or the scrape interval when longer)")
 	fs.BoolVar(&c.Rules.DefaultRules, "default-rules", c.Rules.DefaultRules, "evaluate kubemon's default rule pack (docs/alerts.md)")
 	fs.Var(&listFlag{dst: &c.Alerting.Alertmanagers}, "alertmanager-url", "`URL` of an Alertmanager the alerts are sent to, API v2 (repeatable; replaces the config file's alerting.alertmanagers)")
 	fs.Var(&listFlag{dst: &c.Alerting.Webhooks}, "alert-webhook-url", "`URL` POSTed Alertmanager's webhook JSON when an alert fires and when it resolves (repeatable; replaces the config file's alerting.webhooks)")

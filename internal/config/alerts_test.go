@@ -13,8 +13,16 @@ func TestAlertsDefaults(t *testing.T) {
 	if !c.Rules.DefaultRules || !c.RulesOn() {
 		t.Errorf("the default rule pack is off by default")
 	}
+	if got := c.RulesInterval(); got != time.Minute {
+		t.Errorf("rules interval %s, want Prometheus's default 1m", got)
+	}
+	c.Interval = 5 * time.Minute
 	if got := c.RulesInterval(); got != c.Interval {
-		t.Errorf("rules interval %s, want the scrape interval %s", got, c.Interval)
+		t.Errorf("rules interval %s, want the scrape interval %s, longer than 1m", got, c.Interval)
+	}
+	c.Rules.EvaluationInterval = 5 * time.Second
+	if got := c.RulesInterval(); got != 5*time.Second {
+		t.Errorf("rules interval %s, want the one set, 5s", got)
 	}
 	c.Rules.EvaluationInterval = time.Minute
 	if got := c.RulesInterval(); got != time.Minute {

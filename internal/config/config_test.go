@@ -2,10 +2,13 @@ package config
 
 import (
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 func TestDefaultIsValid(t *testing.T) {
@@ -212,5 +215,48 @@ func TestQueryLimits(t *testing.T) {
 	}
 	if len(errs) != 3 {
 		t.Errorf("%d errors, want 3: %v", len(errs), errs)
+	}
+}
+
+// TestDefaultMetricsDrop: by default the per-container and per-pod page
+// faults are not stored, and their sums are; a file's empty list (and the
+// flag's "") stores everything.
+func TestDefaultMetricsDrop(t *testing.T) {
+	c := Default()
+	drop := map[string]bool{}
+	for _, n := range model.SeriesNames() {
+		for _, p := range c.MetricsDrop {
+			if ok, _ := path.Match(p, n); ok {
+				drop[n] = true
+			}
+		}
+	}
+	want := []string{"container_memory_page_faults_total", "container_memory_page_faults_per_second",
+		"container_memory_major_page_faults_total", "container_memory_major_page_faults_per_second",
+		"pod_memory_page_faults_total", "pod_memory_page_faults_per_second",
+		"pod_memory_major_page_faults_total", "pod_memory_major_page_faults_per_second"}
+	if len(drop) != len(want) {
+		t.Errorf("the default drops %d series names, want %d: %v", len(drop), len(want), drop)
+	}
+	for _, n := range want {
+		if !drop[n] {
+			t.Errorf("%s stored by default", n)
+		}
+	}
+	for _, n := range []string{"namespace_memory_page_faults_per_second", "node_memory_page_faults_total", "cluster_memory_major_page_faults_per_second",
+		"container_cpu_usage_cores", "container_memory_working_set_bytes"} {
+		if drop[n] {
+			t.Errorf("%s dropped by default", n)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "k.yaml")
+	if err := os.WriteFile(file, []byte("metricsDrop: []\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Load(file); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.MetricsDrop) != 0 {
+		t.Errorf("metricsDrop: [] leaves %v", c.MetricsDrop)
 	}
 }

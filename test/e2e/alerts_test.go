@@ -348,7 +348,7 @@ func TestAlerts(t *testing.T) {
 	writeRules(t, extra, "groups:\n  - name: extra\n    rules:\n      - alert: E2EAlwaysOn\n        expr: vector(1)\n        for: 0s\n")
 
 	p := startDemo(t, "--nodes", "3", "--pods-per-node", "2", "--sim-mode", "constant", "--interval", interval.String(),
-		"--data-dir", filepath.Join(dir, "data"), "--rules", rulesFile, "--rules", filepath.Join(dir, "extra-*.yml"),
+		"--rules.evaluation-interval", interval.String(), "--data-dir", filepath.Join(dir, "data"), "--rules", rulesFile, "--rules", filepath.Join(dir, "extra-*.yml"),
 		"--alertmanager-url", am.URL(), "--alert-webhook-url", hook.srv.URL+"/hook", "--alert-external-label", "cluster=e2e")
 
 	// The faults, at once, each on its own node: an OOM kill of one

@@ -56,7 +56,8 @@ func TestRulesConfigMap(t *testing.T) {
 	km := c.kubemon(t)
 	pod, restarts := c.kubemonPod(t)
 	const file, group, record = "e2e.yaml", "e2e-configmap", "e2e:node_uptime:count"
-	good := fmt.Sprintf("groups:\n  - name: %s\n    rules:\n      - record: %s\n        expr: count(%s)\n",
+	// Its own interval: the installed kubemon evaluates the rest every minute.
+	good := fmt.Sprintf("groups:\n  - name: %s\n    interval: 15s\n    rules:\n      - record: %s\n        expr: count(%s)\n",
 		group, record, name(model.LevelNode, model.Uptime))
 	t.Cleanup(func() {
 		// Never leave a bad file behind: a kubemon restarted with one exits.

@@ -558,7 +558,7 @@ func TestSignalsRealNode(t *testing.T) {
 	am := amserver.Start(t)
 	const interval = 2 * time.Second
 	host := serve(t, "--kubeconfig", filepath.Join(c.dir, "kubeconfig"), "--interval", interval.String(), "--kubelet-cadvisor",
-		"--alertmanager-url", am.URL(), "--alert-external-label", "cluster=real")
+		"--rules.evaluation-interval", interval.String(), "--alertmanager-url", am.URL(), "--alert-external-label", "cluster=real")
 	waitFor(t, 30*time.Second, "the host kubemon ready", func() bool { code, _ := host.get(t, "/readyz"); return code == http.StatusOK })
 	// Followed from before the pods exist, so that its condition is seen
 	// to hold from its start.

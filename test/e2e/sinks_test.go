@@ -668,7 +668,8 @@ func TestSinkRemoteWriteEqualsStore(t *testing.T) {
 	prom := promserver.Start(t)
 	began := time.Now()
 	p := startDemo(t, "--nodes", "4", "--pods-per-node", "6", "--interval", interval.String(), "--scrape-timeout", scrapeTimeout.String(),
-		"--data-dir", t.TempDir(), "--sink", "remotewrite:"+prom.WriteURL()+"?label="+remoteWriteLabel+":"+e2eCluster)
+		"--data-dir", t.TempDir(), "--sink", "remotewrite:"+prom.WriteURL()+"?label="+remoteWriteLabel+":"+e2eCluster,
+		"--metrics-drop", "") // every series, the page faults of containers and pods too
 	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := p.get(t, "/readyz"); return c == 200 })
 	// Half a minute of data delivered.
 	waitFor(t, settle+2*time.Minute, "the sink's position 30 s past the start", func() bool {

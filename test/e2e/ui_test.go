@@ -372,7 +372,7 @@ func TestUIPages(t *testing.T) {
 	t.Parallel()
 	const interval = 5 * time.Second
 	p := startDemo(t, "--sim-mode", "constant", "--nodes", "6", "--pods-per-node", "8",
-		"--interval", interval.String(), "--data-dir", t.TempDir(), "--rules", uiRules(t))
+		"--interval", interval.String(), "--rules.evaluation-interval", interval.String(), "--data-dir", t.TempDir(), "--rules", uiRules(t))
 	waitCycles(t, p, 4)
 	o := pickObjects(t, p)
 	restartForUI(t, p, o)
