@@ -76,7 +76,7 @@ func Enrich(entries []model.Entry, pods []model.PodMeta) []model.Entry {
 	for i := range pods {
 		idx[key{pods[i].Namespace, pods[i].Name}] = &pods[i]
 	}
-	have := map[model.Object]bool{}
+	have := make(map[model.Object]bool, len(entries))
 	var podEntries []int
 	for i := range entries {
 		e := &entries[i]

@@ -27,6 +27,7 @@ var counters = func() (c []struct{ counter, rate model.MetricID }) {
 
 // prevSample is an object's last observation of each counter.
 type prevSample struct {
+	gen    uint64 // the Rater's gen when last observed
 	start  int64
 	times  [maxCounters]int64   // Unix ms, per counter (counters can come from different endpoints)
 	values [maxCounters]float64 // indexed like counters; NaN when not observed
@@ -46,6 +47,7 @@ func init() {
 // concurrent use; keep one per node.
 type Rater struct {
 	prev map[model.Object]prevSample
+	gen  uint64                     // counts calls of Rates
 	oom  map[model.Object]*oomState // containers' OOM kills (CountOOMKills)
 }
 
@@ -68,11 +70,13 @@ func NewRater() *Rater {
 // An observation no newer than the previous one gives no rate and keeps
 // the older baseline.
 func (r *Rater) Rates(entries []model.Entry) {
-	next := make(map[model.Object]prevSample, len(r.prev))
+	// Baselines are replaced in place, and those not observed this time
+	// removed after: no map rebuilt every scrape.
+	r.gen++
 	for i := range entries {
 		e := &entries[i]
 		p, hadPrev := r.prev[e.Object]
-		cur := prevSample{start: e.Start}
+		cur := prevSample{gen: r.gen, start: e.Start}
 		seen := false
 		restarted := hadPrev && e.Start != 0 && p.start != 0 && e.Start != p.start
 		for j, c := range counters {
@@ -100,8 +104,12 @@ func (r *Rater) Rates(entries []model.Entry) {
 			}
 		}
 		if seen {
-			next[e.Object] = cur
+			r.prev[e.Object] = cur
 		}
 	}
-	r.prev = next
+	for o, p := range r.prev {
+		if p.gen != r.gen {
+			delete(r.prev, o)
+		}
+	}
 }

@@ -146,7 +146,7 @@ func (d *decoder) summary(root *fastjson.Value, node string) ([]model.Entry, err
 		sys = d.array(n, "systemContainers", "node")
 	}
 	pods := d.array(root, "pods", "")
-	entries := make([]model.Entry, 0, 1+len(sys)+len(pods)*3)
+	entries := make([]model.Entry, 0, 1+len(sys)+len(pods)*3+model.EntriesHeadroom)
 
 	ne := model.Entry{Object: model.Object{Level: model.LevelNode, Node: node}, Values: model.NewValues()}
 	if n != nil {
