@@ -25,7 +25,11 @@ import (
 //
 //	KUBEMON_ENGINEBENCH_SERIES=1000000 go test -run '^$' -bench '^BenchmarkTSDB$' -benchtime 1x ./internal/store/enginebench
 //	KUBEMON_ENGINEBENCH_SERIES=1000000 go test -run '^$' -bench '^BenchmarkVM$' -benchtime 1x ./internal/store/enginebench
-//	KUBEMON_ENGINEBENCH_LONG_SERIES=100000 go test -run '^$' -bench '^BenchmarkTSDBLong$' -benchtime 1x ./internal/store/enginebench
+//	KUBEMON_ENGINEBENCH_LONG_SERIES=100000 KUBEMON_ENGINEBENCH_LONG_CYCLES=240 go test -run '^$' -bench '^BenchmarkTSDBLong$' -benchtime 1x ./internal/store/enginebench
+//	KUBEMON_ENGINEBENCH_SERIES=1000000 KUBEMON_ENGINEBENCH_VM_MEMORY=256MiB go test -run '^$' -bench '^BenchmarkVM$' -benchtime 1x ./internal/store/enginebench
+//
+// (under the machine's benchmark lock: flock /tmp/bench.lock nice -n 5 …;
+// docs/architecture.md has the figures.)
 //
 // Environment (defaults small, so a plain run is cheap):
 //

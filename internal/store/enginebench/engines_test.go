@@ -103,7 +103,11 @@ func (e *tsdbEngine) appendNode(w *Workload, lo, hi, c int, vals []float64) erro
 }
 
 func (e *tsdbEngine) flush() error { return nil }
-func (e *tsdbEngine) settle()      {}
+
+// settle moves the head's full chunks out of the heap into its
+// memory-mapped chunk files, as the TSDB does in the background every
+// minute.
+func (e *tsdbEngine) settle() { e.db.ForceHeadMMap() }
 
 func (e *tsdbEngine) read(ctx context.Context, mint, maxt int64, eqs []eq, fn func(get func(string) string, ts []int64, vs []float64)) error {
 	q, err := e.db.Querier(mint, maxt)
