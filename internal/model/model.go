@@ -99,13 +99,13 @@ func NewValues() Values {
 // Has reports whether metric m has a value.
 func (v *Values) Has(m MetricID) bool { return !math.IsNaN(v[m]) }
 
-// Entry is one object's values in one cycle.
 // EntriesHeadroom is the room a decoder leaves at the end of a node's
 // entries for what the pipeline appends to them (the node's KubeletUp, the
 // Gone entries of vanished objects, pods without stats): an Entry is over
 // half a kilobyte, and a full slice would be copied whole each scrape.
 const EntriesHeadroom = 8
 
+// Entry is one object's values in one cycle.
 type Entry struct {
 	Object Object
 	// Time is when the values were observed, in Unix milliseconds.
