@@ -55,6 +55,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/events internal/model"
   "internal/api/kubeauth internal/events"
   "internal/sink/influxdb internal/events"
+  "internal/querybackend internal/model"
 )
 pkgs=()
 for p in "${probes[@]}"; do

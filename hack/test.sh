@@ -17,8 +17,8 @@ helm_dir=$(hack/helm.sh)
 echo "== InfluxDB 1.8.10 for the 2.x write API tests (cached by version; the first build takes about 4 minutes)"
 export KUBEMON_INFLUXD18="$(hack/influxdb.sh)/influxd"
 export PATH="$PATH:$k8s_dir:$helm_dir"
-echo "== peers for the side-by-side tests: metrics-server, kube-state-metrics (cached by version; the first builds take about 8 and 6 minutes)"
-hack/peers/build.sh metrics-server kube-state-metrics
+echo "== peers for the side-by-side and distributed-store tests: metrics-server, kube-state-metrics, Thanos (cached by version; the first builds take about 8, 6 and 8 minutes)"
+hack/peers/build.sh metrics-server kube-state-metrics thanos
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))

@@ -101,6 +101,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.IntVar(&c.Query.MaxConcurrency, "query.max-concurrency", c.Query.MaxConcurrency, "most PromQL queries run at once; more wait")
 	fs.DurationVar(&c.Query.Timeout, "query.timeout", c.Query.Timeout, "longest a PromQL query may run (waiting included)")
 	fs.IntVar(&c.Query.MaxSamples, "query.max-samples", c.Query.MaxSamples, "most samples a PromQL query may hold in memory at once")
+	fs.StringVar(&c.Query.URL, "query-url", c.Query.URL, "`URL` of a Prometheus-compatible query API (e.g. Thanos Query) that the APIs, the UI and the rules read instead of the local store")
 	fs.DurationVar(&c.Interval, "metric_resolution", c.Interval, "Heapster's name of --interval")
 	fs.Var(&sinkFlag{dst: &c.Sinks}, "sink", "a sink that gets every stored sample, in Heapster's form TYPE:URL?OPTIONS (repeatable; replaces the config file's sinks), "+
 		"e.g. influxdb:http://monitoring-influxdb:8086?db=k8s&user=root&pw=root&retention=7d&withfields=true or remotewrite:http://prometheus:9090/api/v1/write?label=cluster:prod")

@@ -5,7 +5,9 @@
 #   hack/peers/build.sh [PEER...]     # default: metrics-server
 #   $KUBEMON_CACHE/metrics-server-$VERSION/metrics-server
 #   $KUBEMON_CACHE/kube-state-metrics-$VERSION/kube-state-metrics
-# PEER: metrics-server, kube-state-metrics.
+#   $KUBEMON_CACHE/thanos-$VERSION/thanos
+# PEER: metrics-server, kube-state-metrics, thanos (the distributed store of
+# the Replica and Shard tests, issue 14).
 # KUBEMON_CACHE defaults to /var/cache/kubemon (or ~/.cache/kubemon when not root).
 #
 # Each peer is built from its own Go module under hack/peers/<peer>/ (a
@@ -14,10 +16,12 @@
 # version is the one that go.mod requires; to move it:
 #   cd hack/peers/metrics-server && go get -tool sigs.k8s.io/metrics-server/cmd/metrics-server@vX.Y.Z
 #   cd hack/peers/kube-state-metrics && go get -tool k8s.io/kube-state-metrics/v2@vX.Y.Z
+#   cd hack/peers/thanos && GOTOOLCHAIN=go1.26.10 go get -tool github.com/thanos-io/thanos/cmd/thanos@vX.Y.Z
 # (a version whose go.sum lines the checksum database serves: never
 # GONOSUMDB). Cold, on 2 cores: metrics-server ~100 MB of modules from the
 # Go module proxy and 2-4 minutes, kube-state-metrics ~40 MB and about 6
-# minutes (353 s); warm: instant. Logs (with the build's time) go to stderr.
+# minutes (353 s), Thanos ~2 GB and about 8 minutes (it needs Go 1.26.10,
+# which the go command fetches from the module proxy); warm: instant. Logs (with the build's time) go to stderr.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -44,7 +48,7 @@ build_tool() {
   log "building $name $version into $out (the first time: modules from the proxy, a few minutes)"
   local start=$SECONDS
   # -mod=readonly: go.mod and go.sum as committed, whatever GOFLAGS says.
-  (cd "$dir" && CGO_ENABLED=0 go build -mod=readonly -trimpath -ldflags "$ldflags" -o "$bin.tmp" "$pkg") >&2
+  (cd "$dir" && CGO_ENABLED=0 go build -mod=readonly -trimpath -tags "${BUILD_TAGS:-}" -ldflags "$ldflags" -o "$bin.tmp" "$pkg") >&2
   mv "$bin.tmp" "$bin"
   log "built $name $version in $((SECONDS - start)) s"
   echo "$bin"
@@ -69,6 +73,20 @@ build_kube_state_metrics() {
   build_tool kube-state-metrics "$dir" k8s.io/kube-state-metrics/v2 "$version" \
     "-s -w -X github.com/prometheus/common/version.Version=$version" \
     kube-state-metrics
+}
+
+# thanos: github.com/thanos-io/thanos/cmd/thanos with the tags its Makefile
+# builds with (netgo, slicelabels: its labels are the slice kind), on the Go
+# toolchain its go.mod asks for (the go command fetches it from the module
+# proxy; GOTOOLCHAIN may be "local" in the environment), stamped as its
+# Makefile does.
+build_thanos() {
+  local dir=$here/thanos version
+  export GOTOOLCHAIN=go1.26.10
+  version=$(module_version "$dir" github.com/thanos-io/thanos)
+  BUILD_TAGS=netgo,slicelabels build_tool thanos "$dir" github.com/thanos-io/thanos/cmd/thanos "$version" \
+    "-s -w -X github.com/prometheus/common/version.Version=${version#v}"
+  unset GOTOOLCHAIN
 }
 
 # A new peer: a module in hack/peers/<peer>/ and a build_<peer> function

@@ -30,6 +30,7 @@ import (
 	"github.com/kubemon/kubemon/internal/config"
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/pipeline"
+	"github.com/kubemon/kubemon/internal/querybackend"
 	"github.com/kubemon/kubemon/internal/scrape"
 	"github.com/kubemon/kubemon/internal/store"
 	"github.com/kubemon/kubemon/internal/ui"
@@ -134,7 +135,18 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		Handle: collector.Handle, Logger: log, Registerer: reg,
 	})
 
-	prom, err := promapi.New(promapi.Options{Queryable: st.Queryable(), Logger: log, Registerer: reg,
+	// What the APIs, the UI and the rules read: the local store, or the
+	// query backend that holds every member's data.
+	reads := st.Queryable()
+	if cfg.Query.URL != "" {
+		qb, err := querybackend.New(querybackend.Options{URL: cfg.Query.URL, Timeout: cfg.Query.Timeout})
+		if err != nil {
+			return err
+		}
+		reads = qb
+		log.Info("queries read the query backend", "url", qb.String())
+	}
+	prom, err := promapi.New(promapi.Options{Queryable: reads, Logger: log, Registerer: reg,
 		MaxConcurrency: cfg.Query.MaxConcurrency, QueryTimeout: cfg.Query.Timeout, MaxSamples: cfg.Query.MaxSamples,
 		ActiveQueryDir: cfg.DataDir, // queries.active beside the TSDB, as Prometheus keeps it
 		Targets:        func() []promapi.Target { return apiTargets(manager.Targets(), cfg) },
@@ -146,13 +158,13 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 	defer prom.Close()
 
-	ruleSet, err := startRules(cfg, st, prom.Engine(), log, reg, goRun)
+	ruleSet, err := startRules(cfg, st, reads, prom.Engine(), log, reg, goRun)
 	if err != nil {
 		return err
 	}
 
 	mux := http.NewServeMux()
-	heapster.New(heapster.Options{Queryable: st.Queryable(), Logger: log}).Register(mux)
+	heapster.New(heapster.Options{Queryable: reads, Logger: log}).Register(mux)
 	prom.Register(mux)
 	prom.RegisterRules(mux, ruleSet)
 	evs, err := startEvents(cfg, found.kube, o.EventFeed, mux, log, reg, g)
@@ -190,7 +202,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		mux.Handle(p, h)
 	}
 	if cfg.MetricsAPI.Listen != "" {
-		if metricsAPI, err = startMetricsAPI(cfg, st.Queryable(), found, mux, log, goRun); err != nil {
+		if metricsAPI, err = startMetricsAPI(cfg, reads, found, mux, log, goRun); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	promrules "github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/kubemon/kubemon/internal/api/promapi"
 	"github.com/kubemon/kubemon/internal/config"
@@ -20,11 +21,12 @@ import (
 )
 
 // startRules evaluates the configured rule files and the default pack over
-// the store, with the query API's engine, sends their alerts where
+// reads (the store, or the query backend) with the query API's engine,
+// appends what they record to the store, sends their alerts where
 // cfg.Alerting says, and reloads the files on SIGHUP. A bad rule file is an
 // error here, naming it and its line. It returns what /api/v1/rules and
 // /api/v1/alerts list: nil when no rules are evaluated.
-func startRules(cfg config.Config, st *store.Store, engine promql.QueryEngine, log *slog.Logger, reg prometheus.Registerer, goRun func(string, func(context.Context) error)) (promapi.RulesRetriever, error) {
+func startRules(cfg config.Config, st *store.Store, reads storage.Queryable, engine promql.QueryEngine, log *slog.Logger, reg prometheus.Registerer, goRun func(string, func(context.Context) error)) (promapi.RulesRetriever, error) {
 	if !cfg.RulesOn() {
 		return nil, nil
 	}
@@ -44,7 +46,7 @@ func startRules(cfg config.Config, st *store.Store, engine promql.QueryEngine, l
 	}
 	m, err := rules.New(rules.Options{
 		Files: cfg.Rules.Files, DefaultRules: cfg.Rules.DefaultRules, Interval: cfg.RulesInterval(),
-		Engine: engine, Queryable: st.Queryable(), Appendable: st.DB(), Notify: notifyFunc,
+		Engine: engine, Queryable: reads, Appendable: st.DB(), Notify: notifyFunc,
 		ExternalLabels: ext, ExternalURL: cfg.Alerting.ExternalURL,
 		Logger: log, Registerer: reg,
 	})

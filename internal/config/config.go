@@ -113,6 +113,13 @@ type Query struct {
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxSamples is the most samples a query may hold in memory at once.
 	MaxSamples int `yaml:"maxSamples"`
+	// URL, when set, is a Prometheus-compatible query backend (Thanos
+	// Query over the members' remote writes, a Prometheus, another
+	// kubemon) that the PromQL API, the model API, the metrics API, the UI
+	// and the rules read instead of the local store: every member of a
+	// sharded kubemon then answers for the whole cluster. Scraping, the
+	// local store and the sinks are unchanged.
+	URL string `yaml:"url"`
 }
 
 // MetricsAPI configures the aggregated API server for metrics.k8s.io
@@ -278,6 +285,11 @@ func (c *Config) Validate() []error {
 	}
 	if c.Query.MaxSamples < 1 {
 		bad("query.maxSamples %d: want at least 1", c.Query.MaxSamples)
+	}
+	if c.Query.URL != "" {
+		if u, err := url.Parse(c.Query.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("query.url %q: want http(s)://host[:port][/path] of a Prometheus-compatible query API", c.Query.URL)
+		}
 	}
 	switch c.Auth {
 	case AuthAuto, AuthKubernetes, AuthNone:

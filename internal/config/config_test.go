@@ -202,19 +202,29 @@ func TestQueryLimits(t *testing.T) {
 	if c.Query.MaxConcurrency != 20 || c.Query.Timeout != 2*time.Minute || c.Query.MaxSamples != 50_000_000 {
 		t.Errorf("defaults %+v, want Prometheus's 20, 2m, 50000000", c.Query)
 	}
-	c.Query = Query{MaxConcurrency: 0, Timeout: time.Millisecond, MaxSamples: -1}
+	if c.Query.URL != "" {
+		t.Errorf("query.url %q by default, want the local store", c.Query.URL)
+	}
+	c.Query = Query{MaxConcurrency: 0, Timeout: time.Millisecond, MaxSamples: -1, URL: "thanos-query:9090"}
 	errs := c.Validate()
 	all := ""
 	for _, e := range errs {
 		all += e.Error() + "\n"
 	}
-	for _, w := range []string{"query.maxConcurrency", "query.timeout", "query.maxSamples"} {
+	for _, w := range []string{"query.maxConcurrency", "query.timeout", "query.maxSamples", `query.url "thanos-query:9090"`} {
 		if !strings.Contains(all, w) {
 			t.Errorf("no error about %s in:\n%s", w, all)
 		}
 	}
-	if len(errs) != 3 {
-		t.Errorf("%d errors, want 3: %v", len(errs), errs)
+	if len(errs) != 4 {
+		t.Errorf("%d errors, want 4: %v", len(errs), errs)
+	}
+	c = Default()
+	for _, u := range []string{"http://127.0.0.1:10902", "https://thanos-query.monitoring.svc/prefix"} {
+		c.Query.URL = u
+		if errs := c.Validate(); len(errs) != 0 {
+			t.Errorf("query.url %q: %v", u, errs)
+		}
 	}
 }
 
