@@ -56,6 +56,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/api/kubeauth internal/events"
   "internal/sink/influxdb internal/events"
   "internal/querybackend internal/model"
+  "internal/shard internal/discovery"
 )
 pkgs=()
 for p in "${probes[@]}"; do

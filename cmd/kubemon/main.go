@@ -101,6 +101,11 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.IntVar(&c.Query.MaxConcurrency, "query.max-concurrency", c.Query.MaxConcurrency, "most PromQL queries run at once; more wait")
 	fs.DurationVar(&c.Query.Timeout, "query.timeout", c.Query.Timeout, "longest a PromQL query may run (waiting included)")
 	fs.IntVar(&c.Query.MaxSamples, "query.max-samples", c.Query.MaxSamples, "most samples a PromQL query may hold in memory at once")
+	fs.BoolVar(&c.Shard.Enabled, "shard", c.Shard.Enabled, "be one member of a ring that divides the nodes (Leases in the Kubernetes API, rendezvous hashing); roll-ups above the node are left to --query-url's backend")
+	fs.IntVar(&c.Shard.ReplicationFactor, "shard.replication-factor", c.Shard.ReplicationFactor, "how many members scrape each node")
+	fs.StringVar(&c.Shard.Ring, "shard.ring", c.Shard.Ring, "name of the ring (its Leases' kubemon.io/ring label)")
+	fs.StringVar(&c.Shard.Identity, "shard.identity", c.Shard.Identity, "this member's name in the ring (default: $POD_NAME, else the host name)")
+	fs.StringVar(&c.Shard.Namespace, "shard.namespace", c.Shard.Namespace, "namespace of the ring's Leases (default: $POD_NAMESPACE, else the pod's service account namespace, else default)")
 	fs.StringVar(&c.Query.URL, "query-url", c.Query.URL, "`URL` of a Prometheus-compatible query API (e.g. Thanos Query) that the APIs, the UI and the rules read instead of the local store")
 	fs.DurationVar(&c.Interval, "metric_resolution", c.Interval, "Heapster's name of --interval")
 	fs.Var(&sinkFlag{dst: &c.Sinks}, "sink", "a sink that gets every stored sample, in Heapster's form TYPE:URL?OPTIONS (repeatable; replaces the config file's sinks), "+

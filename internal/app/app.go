@@ -114,6 +114,11 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		return err
 	}
 	targets := found.targets
+	if cfg.Shard.Enabled {
+		if targets, err = startShard(ctx, cfg, found, log, reg, goRun); err != nil {
+			return err
+		}
+	}
 
 	client := scrape.NewClient(scrape.ClientOptions{
 		Endpoint:   scrape.Endpoint(cfg.Scrape.Endpoint),
@@ -121,7 +126,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		MaxBytes: cfg.Scrape.MaxBytes, FetchPods: cfg.Scrape.FetchPods && found.pods == nil, Cadvisor: cfg.Scrape.DiskIO,
 	})
 	collector := pipeline.NewCollector(pipeline.CollectorOptions{
-		Interval: cfg.Interval, Targets: targets, Namespaces: found.namespaces, Pods: found.pods, Logger: log, Registerer: reg,
+		Interval: cfg.Interval, Targets: targets, Namespaces: found.namespaces, Pods: found.pods, Partial: cfg.Shard.Enabled, Logger: log, Registerer: reg,
 		Emit: func(ctx context.Context, b *model.Batch) {
 			n, err := st.Append(ctx, b)
 			if err != nil {

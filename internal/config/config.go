@@ -55,6 +55,29 @@ type Config struct {
 	// go (alerts.go).
 	Rules    Rules    `yaml:"rules"`
 	Alerting Alerting `yaml:"alerting"`
+	// Shard divides the nodes among several kubemon members (see Shard).
+	Shard Shard `yaml:"shard"`
+}
+
+// Shard makes this kubemon one member of a ring that divides the nodes:
+// members find each other through Leases in the Kubernetes API and each
+// node is scraped by ReplicationFactor live members (rendezvous hashing).
+// A member then sees part of the cluster: it stores and remote-writes its
+// nodes' containers, pods and nodes, and leaves the namespace, workload
+// and cluster roll-ups to where all the data meets (the query backend,
+// Query.URL). It needs Kubernetes discovery.
+type Shard struct {
+	Enabled bool `yaml:"enabled"`
+	// Ring names the group of members (its Leases' label); default kubemon.
+	Ring string `yaml:"ring"`
+	// ReplicationFactor is how many members scrape each node; default 2.
+	ReplicationFactor int `yaml:"replicationFactor"`
+	// Identity is this member's name in the ring; default $POD_NAME, else
+	// the host name.
+	Identity string `yaml:"identity"`
+	// Namespace holds the Leases; default $POD_NAMESPACE, else the
+	// in-cluster service account's namespace, else "default".
+	Namespace string `yaml:"namespace"`
 }
 
 // Auth modes of the HTTP API.
@@ -223,6 +246,7 @@ func Default() Config {
 		Retention: 15 * 24 * time.Hour,
 		Auth:      AuthAuto,
 		Query:     Query{MaxConcurrency: 20, Timeout: 2 * time.Minute, MaxSamples: 50_000_000},
+		Shard:     Shard{Ring: "kubemon", ReplicationFactor: 2},
 		Scrape: Scrape{
 			Endpoint:  "summary",
 			MaxBytes:  64 << 20,
@@ -285,6 +309,11 @@ func (c *Config) Validate() []error {
 	}
 	if c.Query.MaxSamples < 1 {
 		bad("query.maxSamples %d: want at least 1", c.Query.MaxSamples)
+	}
+	if c.Shard.Enabled {
+		if c.Shard.ReplicationFactor < 1 {
+			bad("shard.replicationFactor %d: want at least 1", c.Shard.ReplicationFactor)
+		}
 	}
 	if c.Query.URL != "" {
 		if u, err := url.Parse(c.Query.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

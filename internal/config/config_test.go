@@ -270,3 +270,15 @@ func TestDefaultMetricsDrop(t *testing.T) {
 		t.Errorf("metricsDrop: [] leaves %v", c.MetricsDrop)
 	}
 }
+
+func TestShardDefaults(t *testing.T) {
+	c := Default()
+	if c.Shard.Enabled || c.Shard.Ring != "kubemon" || c.Shard.ReplicationFactor != 2 {
+		t.Errorf("shard defaults %+v, want off, ring kubemon, replication factor 2", c.Shard)
+	}
+	c.Shard.Enabled, c.Shard.ReplicationFactor = true, 0
+	errs := c.Validate()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "shard.replicationFactor 0") {
+		t.Errorf("replication factor 0: %v", errs)
+	}
+}

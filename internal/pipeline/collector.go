@@ -29,7 +29,12 @@ type CollectorOptions struct {
 	// them (requests, limits, restarts, labels, and owners resolved
 	// through the owners' own objects). When nil, the pods the scrape read
 	// from the kubelet's /pods (NodeStats.Pods) are used.
-	Pods       func(node string) []model.PodMeta
+	Pods func(node string) []model.PodMeta
+	// Partial says this collector sees part of the cluster (a shard
+	// member): it makes no namespace, workload or cluster roll-ups, which
+	// would be sums over its part only; they are left to where all the
+	// data meets.
+	Partial    bool
 	Emit       Emitter
 	Logger     *slog.Logger
 	Registerer prometheus.Registerer
@@ -241,7 +246,10 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	for _, es := range pending {
 		parts = append(parts, es...)
 	}
-	entries := Aggregate(parts, end.UnixMilli())
+	var entries []model.Entry
+	if !c.o.Partial {
+		entries = Aggregate(parts, end.UnixMilli())
+	}
 	if c.o.Namespaces != nil {
 		entries = NamespaceInfo(entries, c.o.Namespaces(), end.UnixMilli())
 	}

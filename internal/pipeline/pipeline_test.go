@@ -343,3 +343,39 @@ func TestCollectorReady(t *testing.T) {
 		t.Error("no node expected: want ready")
 	}
 }
+
+// TestCollectorPartial: a shard member's collector emits its nodes' pods
+// and nodes as they come, and no roll-up above the node at the cycle (a
+// sum over its part of the cluster would be wrong); the same scrapes
+// without Partial give the namespace and cluster roll-ups.
+func TestCollectorPartial(t *testing.T) {
+	for _, partial := range []bool{false, true} {
+		var batches []*model.Batch
+		c := NewCollector(CollectorOptions{Interval: time.Second, Partial: partial, Emit: func(_ context.Context, b *model.Batch) { batches = append(batches, b) }})
+		nodeO := model.Object{Level: model.LevelNode, Node: "n"}
+		pod := model.Object{Level: model.LevelPod, Node: "n", Namespace: "a", Pod: "p"}
+		es := []model.Entry{entry(nodeO, 1000, 1, map[model.MetricID]float64{model.MemoryWorkingSet: 5}), entry(pod, 1000, 1, map[model.MetricID]float64{model.MemoryWorkingSet: 3})}
+		c.Handle(context.Background(), model.Target{Node: "n"}, &model.NodeStats{Node: "n", ScrapeTime: time.UnixMilli(1000), Entries: es}, nil)
+		c.Cycle(context.Background(), time.UnixMilli(1500))
+		if len(batches) != 2 {
+			t.Fatalf("partial=%v: %d batches, want the node's and the cycle's", partial, len(batches))
+		}
+		levels := map[model.Level]int{}
+		for _, e := range batches[0].Entries {
+			levels[e.Object.Level]++
+		}
+		if levels[model.LevelPod] != 1 || levels[model.LevelNode] == 0 {
+			t.Errorf("partial=%v: the node's batch has levels %v, want its pod and node", partial, levels)
+		}
+		rollups := map[model.Level]int{}
+		for _, e := range batches[1].Entries {
+			rollups[e.Object.Level]++
+		}
+		if partial && len(batches[1].Entries) != 0 {
+			t.Errorf("partial: the cycle emitted roll-ups %v, want none", rollups)
+		}
+		if !partial && (rollups[model.LevelNamespace] != 1 || rollups[model.LevelCluster] != 1) {
+			t.Errorf("whole: the cycle's roll-ups %v, want a namespace and the cluster", rollups)
+		}
+	}
+}
