@@ -32,6 +32,7 @@ import (
 	"github.com/kubemon/kubemon/internal/pipeline"
 	"github.com/kubemon/kubemon/internal/querybackend"
 	"github.com/kubemon/kubemon/internal/scrape"
+	"github.com/kubemon/kubemon/internal/shard"
 	"github.com/kubemon/kubemon/internal/store"
 	"github.com/kubemon/kubemon/internal/ui"
 	"github.com/kubemon/kubemon/internal/version"
@@ -114,10 +115,12 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		return err
 	}
 	targets := found.targets
+	var ring *shard.Ring
 	if cfg.Shard.Enabled {
-		if targets, err = startShard(ctx, cfg, found, log, reg, goRun); err != nil {
+		if ring, err = startShard(ctx, cfg, found, log, reg, goRun); err != nil {
 			return err
 		}
+		targets = ring.Filter(found.targets)
 	}
 
 	client := scrape.NewClient(scrape.ClientOptions{
@@ -139,6 +142,10 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		Interval: cfg.Interval, Scraper: client, Targets: targets,
 		Handle: collector.Handle, Logger: log, Registerer: reg,
 	})
+	if ring != nil {
+		// A member that joins or leaves moves nodes now, not at the next interval.
+		ring.OnChange(func() { manager.Reconcile(ctx) })
+	}
 
 	// What the APIs, the UI and the rules read: the local store, or the
 	// query backend that holds every member's data.

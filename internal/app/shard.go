@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kubemon/kubemon/internal/config"
-	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/shard"
 )
 
@@ -19,9 +18,9 @@ import (
 const serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 // startShard joins this member to the ring of cfg.Shard (its Lease
-// renewed, the others' read) and returns the targets it scrapes: its
-// share of what discovery finds.
-func startShard(ctx context.Context, cfg config.Config, found discovered, log *slog.Logger, reg prometheus.Registerer, goRun func(string, func(context.Context) error)) (func() []model.Target, error) {
+// renewed, the others' read) and returns the ring, whose Filter is what
+// the member scrapes: its share of what discovery finds.
+func startShard(ctx context.Context, cfg config.Config, found discovered, log *slog.Logger, reg prometheus.Registerer, goRun func(string, func(context.Context) error)) (*shard.Ring, error) {
 	if found.kube == nil {
 		return nil, errors.New("shard: members find each other through Leases in the Kubernetes API: turn on Kubernetes discovery (--kubernetes or --kubeconfig)")
 	}
@@ -59,5 +58,5 @@ func startShard(ctx context.Context, cfg config.Config, found discovered, log *s
 	log.Info("shard: member of the ring", "ring", cfg.Shard.Ring, "identity", id, "namespace", ns,
 		"replicationFactor", cfg.Shard.ReplicationFactor, "members", ring.Members())
 	goRun("shard", ring.Run)
-	return ring.Filter(found.targets), nil
+	return ring, nil
 }

@@ -1,6 +1,6 @@
 // Package shard divides the nodes among the members of a sharded kubemon.
 // Members find each other through Kubernetes Leases (coordination.k8s.io,
-// one per member, renewed every interval), and each node is assigned to
+// one per member, lasting an interval and renewed three times in it), and each node is assigned to
 // ReplicationFactor live members by rendezvous (highest random weight)
 // hashing: every member computes the same owners from the same member
 // list, and a member that joins or leaves moves only the nodes it gains
@@ -49,8 +49,9 @@ type Options struct {
 	// Identity is this member's name, unique in the ring (the pod's name);
 	// required.
 	Identity string
-	// Interval is how often the member renews its Lease; a Lease not
-	// renewed for 1.5 intervals is a dead member's. Required.
+	// Interval is the life of a Lease: a member renews its own three times
+	// an interval, and a Lease not renewed for an interval is a dead
+	// member's. Required (kubemon's scrape interval).
 	Interval time.Duration
 	// ReplicationFactor is how many live members scrape each node
 	// (default DefaultReplicationFactor; all of them when fewer are live).
@@ -66,8 +67,9 @@ type Options struct {
 type Ring struct {
 	o Options
 
-	mu      sync.Mutex
-	members []string // live, sorted; this member always among them
+	mu       sync.Mutex
+	members  []string // live, sorted; this member always among them
+	onChange func()
 
 	membersGauge prometheus.Gauge
 	ownedGauge   prometheus.Gauge
@@ -103,7 +105,7 @@ func New(o Options) (*Ring, error) {
 		o:       o,
 		members: []string{o.Identity},
 		membersGauge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kubemon", Subsystem: "shard", Name: "members",
-			Help: "Live members of the ring as this member sees them (their Leases renewed within 1.5 intervals)."}),
+			Help: "Live members of the ring as this member sees them (their Leases renewed within an interval)."}),
 		ownedGauge: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "kubemon", Subsystem: "shard", Name: "nodes",
 			Help: "Nodes this member scrapes: those whose rendezvous owners include it."}),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "kubemon", Subsystem: "shard", Name: "lease_renewals_total",
@@ -125,8 +127,17 @@ func New(o Options) (*Ring, error) {
 // leaseName is the Lease of member id.
 func (r *Ring) leaseName(id string) string { return r.o.Ring + "-" + id }
 
-// leaseDuration is how long a Lease lasts unrenewed: 1.5 intervals.
-func (r *Ring) leaseDuration() time.Duration { return r.o.Interval * 3 / 2 }
+// leaseDuration is how long a Lease lasts unrenewed: an interval.
+func (r *Ring) leaseDuration() time.Duration { return r.o.Interval }
+
+// OnChange sets f to be called (on Run's goroutine) whenever the live
+// members change, e.g. to reconcile the scrape loops at once rather than
+// at the next interval.
+func (r *Ring) OnChange(f func()) {
+	r.mu.Lock()
+	r.onChange = f
+	r.mu.Unlock()
+}
 
 // Start renews this member's Lease and reads the ring once, so that the
 // member starts with its share; an error here (no access to Leases) is
@@ -138,11 +149,11 @@ func (r *Ring) Start(ctx context.Context) error {
 	return r.refresh(ctx)
 }
 
-// Run renews the Lease every interval and re-reads the ring four times an
-// interval until ctx ends; then it deletes the Lease, so that the others
+// Run renews the Lease three times an interval and re-reads the ring four
+// times an interval until ctx ends; then it deletes the Lease, so that the others
 // take over this member's nodes at once.
 func (r *Ring) Run(ctx context.Context) error {
-	renew := time.NewTicker(r.o.Interval)
+	renew := time.NewTicker(r.o.Interval / 3)
 	defer renew.Stop()
 	look := time.NewTicker(r.o.Interval / 4)
 	defer look.Stop()
@@ -229,11 +240,15 @@ func (r *Ring) refresh(ctx context.Context) error {
 	r.mu.Lock()
 	changed := !slices.Equal(live, r.members)
 	r.members = live
+	f := r.onChange
 	r.mu.Unlock()
 	if changed {
 		r.changes.Inc()
 		r.membersGauge.Set(float64(len(live)))
 		r.o.Logger.Info("shard: ring changed", "members", live)
+		if f != nil {
+			f()
+		}
 	}
 	return nil
 }

@@ -120,7 +120,7 @@ func TestRingLeases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *l.Spec.HolderIdentity != "kubemon-1" || *l.Spec.LeaseDurationSeconds != 15 || l.Labels[RingLabel] != "kubemon" {
+	if *l.Spec.HolderIdentity != "kubemon-1" || *l.Spec.LeaseDurationSeconds != 10 || l.Labels[RingLabel] != "kubemon" {
 		t.Errorf("lease %+v", l)
 	}
 
@@ -153,10 +153,12 @@ func TestRingLeases(t *testing.T) {
 	}
 	check(rings, "three members")
 
-	// kubemon-2 dies: its Lease is no longer renewed. 1.5 intervals later
+	// kubemon-2 dies: its Lease is no longer renewed. An interval later
 	// the others drop it and take its nodes.
 	live := rings[:2]
-	clk.add(interval)
+	changed := 0
+	live[0].OnChange(func() { changed++ })
+	clk.add(interval / 2)
 	for _, r := range live {
 		if err := r.renew(ctx); err != nil {
 			t.Fatal(err)
@@ -172,6 +174,9 @@ func TestRingLeases(t *testing.T) {
 		}
 	}
 	check(live, "after kubemon-2 died")
+	if changed != 1 {
+		t.Errorf("OnChange called %d times, want once", changed)
+	}
 	if got := testutil.ToFloat64(rings[0].membersGauge); got != 2 {
 		t.Errorf("kubemon_shard_members = %v, want 2", got)
 	}

@@ -49,8 +49,14 @@ type options struct {
 func main() {
 	log.SetFlags(log.Ltime)
 	log.SetPrefix("peers: ")
+	if len(os.Args) >= 2 && os.Args[1] == "cluster" {
+		if err := clusterOnly(os.Args[2:]); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
 	if len(os.Args) < 2 || os.Args[1] != "run" {
-		fmt.Fprintln(os.Stderr, "usage: peers run -nodes N -pods P …")
+		fmt.Fprintln(os.Stderr, "usage: peers run -nodes N -pods P …\n       peers cluster -nodes N -pods P -work DIR …")
 		os.Exit(2)
 	}
 	var o options
@@ -499,4 +505,45 @@ func report(o options, rs []*result) {
 	for _, l := range last {
 		fmt.Println(l)
 	}
+}
+
+// clusterOnly is `peers cluster`: the simulated cluster behind a real
+// apiserver, and nothing else, until SIGTERM or SIGINT. When it is up,
+// -work's cluster.json says where: {"kubeconfig": …, "api": …}. The
+// end-to-end tests of sharded kubemon members run on it.
+func clusterOnly(args []string) error {
+	var o options
+	fs := flag.NewFlagSet("cluster", flag.ExitOnError)
+	fs.IntVar(&o.nodes, "nodes", 50, "simulated nodes")
+	fs.IntVar(&o.pods, "pods", 10, "pods per node")
+	fs.StringVar(&o.work, "work", "", "work directory (required)")
+	fs.StringVar(&o.pki, "pki", "", "hack/cluster/pki binary")
+	fs.StringVar(&o.k8sDir, "k8s-dir", "", "directory of kube-apiserver")
+	fs.StringVar(&o.etcd, "etcd", "", "etcd binary")
+	_ = fs.Parse(args)
+	if o.work == "" {
+		return fmt.Errorf("peers cluster: -work DIR is required")
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	c, err := upCluster(ctx, o)
+	defer c.stop()
+	if err != nil {
+		return err
+	}
+	go c.keepPodsInSync(ctx)
+	b, err := json.Marshal(map[string]string{"kubeconfig": c.kubeconfig, "api": c.api})
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(o.work, "cluster.json.tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(o.work, "cluster.json")); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	log.Printf("stopping the cluster")
+	return nil
 }

@@ -7,6 +7,7 @@
 package thanos
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -44,6 +45,10 @@ type Options struct {
 	// ExtraReplicaLabels are more labels the querier deduplicates on
 	// (e.g. the label each kubemon member adds to its remote writes).
 	ExtraReplicaLabels []string
+	// DedupFunc is the querier's --deduplication.func: penalty (the
+	// default) or chain (every replica's samples merged, equal timestamps
+	// once: what members that hand nodes over to each other need).
+	DedupFunc string
 }
 
 // Cluster is a running Thanos.
@@ -121,7 +126,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		"--http-address=" + qa.http, "--grpc-address=" + qa.grpc,
 		"--endpoint.sd-config-file=" + sd,
 		"--query.replica-label=" + ReplicaLabel, "--query.replica-label=" + TenantLabel,
-		"--deduplication.func=penalty",
+		"--deduplication.func=" + cmp.Or(o.DedupFunc, "penalty"),
 		"--log.level=info",
 	}}
 	for _, l := range o.ExtraReplicaLabels {
