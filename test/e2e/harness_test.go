@@ -60,7 +60,15 @@ var addrRE = regexp.MustCompile(`UI and APIs:\s+(http://\S+)/`)
 // startDemo runs `kubemon demo` with args and waits until it prints its address.
 func startDemo(t testing.TB, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, append([]string{"demo", "--listen", "127.0.0.1:0"}, args...)...)}
+	return launch(t, append([]string{"demo", "--listen", "127.0.0.1:0"}, args...), addrRE, true, 30*time.Second)
+}
+
+// launch runs the kubemon binary with args, keeps what it logs (standard
+// error), and waits up to timeout for addr to match a line of its standard
+// output (onStdout) or of its log: the first submatch is its base URL.
+func launch(t testing.TB, args []string, addr *regexp.Regexp, onStdout bool, timeout time.Duration) *proc {
+	t.Helper()
+	p := &proc{cmd: exec.Command(binary, args...)}
 	stdout, err := p.cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -73,27 +81,38 @@ func startDemo(t testing.TB, args ...string) *proc {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.stop(t) })
+	found := make(chan string, 1)
+	match := func(line string) {
+		if m := addr.FindStringSubmatch(line); m != nil {
+			select {
+			case found <- m[1]:
+			default:
+			}
+		}
+	}
 	go func() {
 		s := bufio.NewScanner(stderr)
 		for s.Scan() {
 			p.mu.Lock()
 			p.logs.WriteString(s.Text() + "\n")
 			p.mu.Unlock()
+			if !onStdout {
+				match(s.Text())
+			}
 		}
 	}()
-	found := make(chan string, 1)
 	go func() {
 		s := bufio.NewScanner(stdout)
 		for s.Scan() {
-			if m := addrRE.FindStringSubmatch(s.Text()); m != nil {
-				found <- m[1]
+			if onStdout {
+				match(s.Text())
 			}
 		}
 	}()
 	select {
 	case p.base = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("kubemon demo printed no address in 30 s; logs:\n%s", p.Logs())
+	case <-time.After(timeout):
+		t.Fatalf("kubemon %s gave no address in %v; logs:\n%s", args[0], timeout, p.Logs())
 	}
 	return p
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -104,33 +103,7 @@ var servingRE = regexp.MustCompile(`msg="kubemon serving" addr=(http://\S+)`)
 // startServe runs `kubemon serve` with args and waits until it logs its address.
 func startServe(t *testing.T, args ...string) *proc {
 	t.Helper()
-	p := &proc{cmd: exec.Command(binary, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...)...)}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.stop(t) })
-	found := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(stderr)
-		for s.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(s.Text() + "\n")
-			p.mu.Unlock()
-			if m := servingRE.FindStringSubmatch(s.Text()); m != nil {
-				found <- m[1]
-			}
-		}
-	}()
-	select {
-	case p.base = <-found:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("kubemon serve logged no address in 60 s; logs:\n%s", p.Logs())
-	}
-	return p
+	return launch(t, append([]string{"serve", "--listen", "127.0.0.1:0"}, args...), servingRE, false, 60*time.Second)
 }
 
 // scraped is the nodes p scrapes, from its /api/v1/targets.
