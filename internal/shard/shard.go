@@ -296,11 +296,6 @@ func weight(m, n string) uint64 {
 	return d.Sum64()
 }
 
-// Owns reports whether this member scrapes node.
-func (r *Ring) Owns(node string) bool {
-	return slices.Contains(Owners(r.Members(), node, r.o.ReplicationFactor), r.o.Identity)
-}
-
 // Filter returns the targets of all that this member owns: what it
 // scrapes. The scrape manager calls it every interval.
 func (r *Ring) Filter(all func() []model.Target) func() []model.Target {

@@ -45,12 +45,8 @@ func startSimCluster(t *testing.T, repo string, nodes, pods int) *simCluster {
 		t.Fatalf("no etcd beside %s (hack/cluster/build.sh builds it)", k8sDir)
 	}
 	bin := t.TempDir()
-	for _, pkg := range []string{"peers", "pki"} {
-		src := "./hack/bench/peers"
-		if pkg == "pki" {
-			src = "./hack/cluster/pki"
-		}
-		b := exec.Command("go", "build", "-o", filepath.Join(bin, pkg), src)
+	for name, src := range map[string]string{"peers": "./hack/bench/peers", "pki": "./hack/cluster/pki"} {
+		b := exec.Command("go", "build", "-o", filepath.Join(bin, name), src)
 		b.Dir = repo
 		if out, err := b.CombinedOutput(); err != nil {
 			t.Fatalf("go build %s: %v\n%s", src, err, out)

@@ -61,17 +61,13 @@ func main() {
 	}
 	var o options
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	fs.IntVar(&o.nodes, "nodes", 50, "simulated nodes")
-	fs.IntVar(&o.pods, "pods", 10, "pods per node")
+	clusterFlags(fs, &o)
 	fs.DurationVar(&o.interval, "interval", 15*time.Second, "scrape interval of every peer")
 	fs.DurationVar(&o.duration, "duration", time.Hour, "measured time per peer (after its warm-up)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "time between a peer's readiness and its measurement (0: 3 intervals)")
 	fs.StringVar(&o.work, "work", "", "work directory (default: a new one under $TMPDIR, removed at the end)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	fs.StringVar(&o.kubemon, "kubemon", "", "kubemon binary")
-	fs.StringVar(&o.pki, "pki", "", "hack/cluster/pki binary")
-	fs.StringVar(&o.k8sDir, "k8s-dir", "", "directory of kube-apiserver")
-	fs.StringVar(&o.etcd, "etcd", "", "etcd binary")
 	fs.StringVar(&o.metricsServer, "metrics-server", "", "metrics-server binary")
 	fs.StringVar(&o.prom, "prometheus", "/usr/bin/prometheus", "prometheus binary")
 	fs.StringVar(&o.ksm, "ksm", "", "kube-state-metrics binary (hack/peers/build.sh kube-state-metrics; the prometheus peer needs it)")
@@ -514,12 +510,8 @@ func report(o options, rs []*result) {
 func clusterOnly(args []string) error {
 	var o options
 	fs := flag.NewFlagSet("cluster", flag.ExitOnError)
-	fs.IntVar(&o.nodes, "nodes", 50, "simulated nodes")
-	fs.IntVar(&o.pods, "pods", 10, "pods per node")
+	clusterFlags(fs, &o)
 	fs.StringVar(&o.work, "work", "", "work directory (required)")
-	fs.StringVar(&o.pki, "pki", "", "hack/cluster/pki binary")
-	fs.StringVar(&o.k8sDir, "k8s-dir", "", "directory of kube-apiserver")
-	fs.StringVar(&o.etcd, "etcd", "", "etcd binary")
 	_ = fs.Parse(args)
 	if o.work == "" {
 		return fmt.Errorf("peers cluster: -work DIR is required")
@@ -546,4 +538,14 @@ func clusterOnly(args []string) error {
 	<-ctx.Done()
 	log.Printf("stopping the cluster")
 	return nil
+}
+
+// clusterFlags registers the simulated cluster's flags, which run and
+// cluster share.
+func clusterFlags(fs *flag.FlagSet, o *options) {
+	fs.IntVar(&o.nodes, "nodes", 50, "simulated nodes")
+	fs.IntVar(&o.pods, "pods", 10, "pods per node")
+	fs.StringVar(&o.pki, "pki", "", "hack/cluster/pki binary")
+	fs.StringVar(&o.k8sDir, "k8s-dir", "", "directory of kube-apiserver")
+	fs.StringVar(&o.etcd, "etcd", "", "etcd binary")
 }
