@@ -57,6 +57,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/sink/influxdb internal/events"
   "internal/querybackend internal/model"
   "internal/shard internal/discovery"
+  "internal/replica internal/model"
 )
 pkgs=()
 for p in "${probes[@]}"; do

@@ -106,6 +106,9 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.StringVar(&c.Shard.Ring, "shard.ring", c.Shard.Ring, "name of the ring (its Leases' kubemon.io/ring label)")
 	fs.StringVar(&c.Shard.Identity, "shard.identity", c.Shard.Identity, "this member's name in the ring (default: $POD_NAME, else the host name)")
 	fs.StringVar(&c.Shard.Namespace, "shard.namespace", c.Shard.Namespace, "namespace of the ring's Leases (default: $POD_NAMESPACE, else the pod's service account namespace, else default)")
+	fs.Var((*stringList)(&c.Replica.Peers), "replica.peers", "comma-separated base `URLs` of the other replicas (http://host:port) whose history fills this one's after it was down")
+	fs.StringVar(&c.Replica.PeerSelector, "replica.peer-selector", c.Replica.PeerSelector, "label `selector` of the replicas' pods in this pod's namespace (e.g. app.kubernetes.io/name=kubemon): the ready ones but this pod are the peers")
+	fs.StringVar(&c.Replica.TokenFile, "replica.token-file", c.Replica.TokenFile, "`file` holding the bearer token sent to peers (default: the pod's service account token)")
 	fs.StringVar(&c.Query.URL, "query-url", c.Query.URL, "`URL` of a Prometheus-compatible query API (e.g. Thanos Query) that the APIs, the UI and the rules read instead of the local store")
 	fs.DurationVar(&c.Interval, "metric_resolution", c.Interval, "Heapster's name of --interval")
 	fs.Var(&sinkFlag{dst: &c.Sinks}, "sink", "a sink that gets every stored sample, in Heapster's form TYPE:URL?OPTIONS (repeatable; replaces the config file's sinks), "+

@@ -31,6 +31,7 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/pipeline"
 	"github.com/kubemon/kubemon/internal/querybackend"
+	"github.com/kubemon/kubemon/internal/replica"
 	"github.com/kubemon/kubemon/internal/scrape"
 	"github.com/kubemon/kubemon/internal/shard"
 	"github.com/kubemon/kubemon/internal/store"
@@ -123,6 +124,12 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		targets = ring.Filter(found.targets)
 	}
 
+	// Before the first scrape: where the local history ends.
+	filler, err := newFiller(cfg, st, found, ln.Addr(), log, reg)
+	if err != nil {
+		return err
+	}
+
 	client := scrape.NewClient(scrape.ClientOptions{
 		Endpoint:   scrape.Endpoint(cfg.Scrape.Endpoint),
 		HTTPClient: found.client, BearerToken: found.token, Timeout: cfg.ScrapeTimeout(),
@@ -179,6 +186,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	heapster.New(heapster.Options{Queryable: reads, Logger: log}).Register(mux)
 	prom.Register(mux)
 	prom.RegisterRules(mux, ruleSet)
+	// The local store, whatever the APIs read: what a peer replica fills
+	// its hole from (and what a Prometheus can remote-read).
+	mux.Handle("POST "+replica.ReadPath, replica.ReadHandler(st.DB(), log.With("component", "remote-read"), reg))
 	evs, err := startEvents(cfg, found.kube, o.EventFeed, mux, log, reg, g)
 	if err != nil {
 		return err
@@ -236,6 +246,9 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 	goRun("self series", selfSeries{store: st, sinks: exporters, limit: int64(cfg.RetentionSize), dir: cfg.DataDir, interval: cfg.Interval, log: log}.run)
 	goRun("scrape", manager.Run)
+	if filler != nil {
+		goRun("replica fill", filler.Run)
+	}
 	goRun("pipeline", collector.Run)
 	srvErr := make(chan error, 1)
 	go func() { srvErr <- srv.Serve(ln) }()

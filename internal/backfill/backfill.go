@@ -46,10 +46,8 @@ import (
 	"github.com/kubemon/kubemon/internal/store"
 )
 
-// blockDuration is the range of each block written: the store's (the TSDB
-// default, tsdb.DefaultBlockDuration), on the same grid (multiples of it
-// since the Unix epoch).
-const blockDuration = 2 * time.Hour
+// blockDuration is the range of each block written: the store's, on its grid.
+const blockDuration = store.BlockDuration
 
 // Defaults.
 const (

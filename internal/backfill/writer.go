@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"os"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
-	"github.com/prometheus/prometheus/tsdb"
-	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/store"
@@ -64,9 +61,8 @@ type objectSeries struct {
 // blockHead is one block's head.
 type blockHead struct {
 	block
-	head     *tsdb.Head
-	chunkDir string
-	app      storage.Appender // of the batch being written; nil between batches
+	*store.BlockHead
+	app storage.Appender // of the batch being written; nil between batches
 }
 
 func newWriter(blocks []block, tmp string, drop *[model.NumLevels][model.NumMetrics]bool, atStart bool) *writer {
@@ -74,24 +70,11 @@ func newWriter(blocks []block, tmp string, drop *[model.NumLevels][model.NumMetr
 }
 
 func newBlockHead(b block, tmpRoot string) (*blockHead, error) {
-	chunkDir, err := os.MkdirTemp(tmpRoot, "head-")
+	h, err := store.NewBlockHead(tmpRoot, b.mint, b.maxt)
 	if err != nil {
-		return nil, fmt.Errorf("backfill: head chunk directory: %w", err)
+		return nil, fmt.Errorf("backfill: %w", err)
 	}
-	opts := tsdb.DefaultHeadOptions()
-	opts.ChunkRange = blockDuration.Milliseconds()
-	opts.ChunkDirRoot = chunkDir
-	h, err := tsdb.NewHead(nil, slog.New(slog.DiscardHandler), nil, nil, opts, nil)
-	if err != nil {
-		_ = os.RemoveAll(chunkDir)
-		return nil, fmt.Errorf("backfill: head: %w", err)
-	}
-	if err := h.Init(math.MinInt64); err != nil {
-		_ = h.Close()
-		_ = os.RemoveAll(chunkDir)
-		return nil, fmt.Errorf("backfill: head: %w", err)
-	}
-	return &blockHead{block: b, head: h, chunkDir: chunkDir}, nil
+	return &blockHead{block: b, BlockHead: h}, nil
 }
 
 // headFor is the head of the block holding time t, opened when t is the
@@ -114,7 +97,7 @@ func (w *writer) headFor(ctx context.Context, t int64) (*blockHead, error) {
 		return nil, err
 	}
 	w.next++
-	h.app = h.head.Appender(ctx)
+	h.app = h.Head.Appender(ctx)
 	w.heads = append(w.heads, h)
 	return h, nil
 }
@@ -179,7 +162,7 @@ func (w *writer) put(ctx context.Context, st *objectSeries, e *model.Entry, m mo
 		return err
 	}
 	if h.app == nil {
-		h.app = h.head.Appender(ctx)
+		h.app = h.Head.Appender(ctx)
 	}
 	if st.head != h {
 		st.head, st.refs = h, [model.NumMetrics]storage.SeriesRef{}
@@ -260,13 +243,13 @@ func (w *writer) done(ctx context.Context, t int64, dir string, log *slog.Logger
 		}
 		if err == nil {
 			var id string
-			series += h.head.NumSeries()
-			id, err = h.flush(ctx, dir, log)
+			series += h.Head.NumSeries()
+			id, err = h.Flush(ctx, dir, log)
 			if id != "" {
 				ids = append(ids, id)
 			}
 		}
-		if cerr := h.close(); err == nil {
+		if cerr := h.Close(); err == nil {
 			err = cerr
 		}
 		for _, st := range w.objects { // let the closed head go
@@ -282,38 +265,9 @@ func (w *writer) done(ctx context.Context, t int64, dir string, log *slog.Logger
 // close closes the heads left, without persisting them.
 func (w *writer) close() {
 	for _, h := range w.heads {
-		_ = h.close()
+		_ = h.Close()
 	}
 	w.heads = nil
-}
-
-// flush persists the head as one block [mint, maxt) in dir and returns its
-// directory name; "" when it held no sample.
-func (h *blockHead) flush(ctx context.Context, dir string, log *slog.Logger) (string, error) {
-	if h.head.NumSeries() == 0 {
-		return "", nil
-	}
-	c, err := tsdb.NewLeveledCompactor(ctx, nil, log, []int64{blockDuration.Milliseconds()}, chunkenc.NewPool(), nil)
-	if err != nil {
-		return "", fmt.Errorf("backfill: compactor: %w", err)
-	}
-	// RangeHead's maxt is inclusive; the block's is not.
-	ids, err := c.Write(dir, tsdb.NewRangeHead(h.head, h.mint, h.maxt-1), h.mint, h.maxt, nil)
-	if err != nil {
-		return "", fmt.Errorf("backfill: write block [%s, %s): %w", msTime(h.mint), msTime(h.maxt), err)
-	}
-	if len(ids) == 0 {
-		return "", nil
-	}
-	return ids[0].String(), nil
-}
-
-func (h *blockHead) close() error {
-	err := h.head.Close()
-	if rerr := os.RemoveAll(h.chunkDir); err == nil {
-		err = rerr
-	}
-	return err
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }

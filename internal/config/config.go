@@ -13,6 +13,8 @@ import (
 	"path"
 	"time"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/alecthomas/units"
 	"go.yaml.in/yaml/v3"
 
@@ -57,7 +59,31 @@ type Config struct {
 	Alerting Alerting `yaml:"alerting"`
 	// Shard divides the nodes among several kubemon members (see Shard).
 	Shard Shard `yaml:"shard"`
+	// Replica fills this replica's history from its peers (see Replica).
+	Replica Replica `yaml:"replica"`
 }
+
+// Replica makes this kubemon one of several replicas that each scrape
+// every node (the Deployment's replicas: 2): it serves its store over
+// Prometheus remote read, and when it starts it reads the range it missed
+// while down from a peer (internal/replica). Peers are a static list of
+// base URLs, or the ready pods matching a label selector in this pod's
+// namespace (reached at their pod IP on the port of Listen). Off when
+// neither is set.
+type Replica struct {
+	// Peers are other replicas' base URLs (http://host:port).
+	Peers []string `yaml:"peers"`
+	// PeerSelector is a label selector of the replicas' pods (e.g.
+	// app.kubernetes.io/name=kubemon), this pod ($POD_NAME, else the host
+	// name) excluded; needs Kubernetes discovery.
+	PeerSelector string `yaml:"peerSelector"`
+	// TokenFile holds the bearer token sent to peers, read at every
+	// request; default the pod's service account token, when present.
+	TokenFile string `yaml:"tokenFile"`
+}
+
+// Enabled says whether replica peers are configured.
+func (r Replica) Enabled() bool { return len(r.Peers) > 0 || r.PeerSelector != "" }
 
 // Shard makes this kubemon one member of a ring that divides the nodes:
 // members find each other through Leases in the Kubernetes API and each
@@ -313,6 +339,16 @@ func (c *Config) Validate() []error {
 	if c.Shard.Enabled {
 		if c.Shard.ReplicationFactor < 1 {
 			bad("shard.replicationFactor %d: want at least 1", c.Shard.ReplicationFactor)
+		}
+	}
+	for _, p := range c.Replica.Peers {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("replica.peers %q: want http(s)://host:port of another replica's HTTP API", p)
+		}
+	}
+	if c.Replica.PeerSelector != "" {
+		if _, err := labels.Parse(c.Replica.PeerSelector); err != nil {
+			bad("replica.peerSelector %q: %v", c.Replica.PeerSelector, err)
 		}
 	}
 	if c.Query.URL != "" {

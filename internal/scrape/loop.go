@@ -259,11 +259,15 @@ func (m *Manager) run(ctx context.Context, l *loop) {
 		case <-timer.C:
 		}
 		last = m.o.Now()
-		m.scrapeOnce(ctx, l)
+		m.scrapeOnce(ctx, l, slot)
 	}
 }
 
-func (m *Manager) scrapeOnce(ctx context.Context, l *loop) {
+// scrapeOnce scrapes l's node for the given slot. The node's kubelet_up is
+// stamped with the slot (when the scrape began within half an interval of
+// it) rather than the moment the request left: replicas that scrape the
+// same node at the same slot then store the same sample.
+func (m *Manager) scrapeOnce(ctx context.Context, l *loop, slot time.Time) {
 	t := l.target
 	start := time.Now()
 	m.scrapes.Inc()
@@ -280,6 +284,9 @@ func (m *Manager) scrapeOnce(ctx context.Context, l *loop) {
 		m.o.Logger.Warn("scrape failed", "node", t.Node, "err", err)
 		st.Health, st.LastError = HealthDown, err.Error()
 		stats = &model.NodeStats{Node: t.Node, ScrapeTime: start}
+	}
+	if stats != nil && !slot.IsZero() && !start.Before(slot) && start.Sub(slot) < m.o.Interval/2 {
+		stats.ScrapeTime = slot
 	}
 	l.mu.Lock()
 	l.last = st

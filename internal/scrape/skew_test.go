@@ -77,7 +77,7 @@ func newSkewHarness(t *testing.T, s Scraper) *skewHarness {
 
 func (h *skewHarness) scrape() *model.NodeStats {
 	h.got = nil
-	h.m.scrapeOnce(context.Background(), h.l)
+	h.m.scrapeOnce(context.Background(), h.l, time.Time{})
 	return h.got
 }
 
@@ -324,11 +324,11 @@ func TestClockSkewSources(t *testing.T) {
 				},
 			})
 			l := &loop{target: target}
-			m.scrapeOnce(context.Background(), l)
+			m.scrapeOnce(context.Background(), l, time.Time{})
 			want := got.Entries
 			cl.SetFault(n.Name, sim.FaultClockAhead)
 			defer cl.SetFault(n.Name, sim.FaultNone)
-			m.scrapeOnce(context.Background(), l)
+			m.scrapeOnce(context.Background(), l, time.Time{})
 			if g := testutil.ToFloat64(m.skew.WithLabelValues(n.Name)); g != 7200 {
 				t.Errorf("skew gauge %v, want 7200", g)
 			}
