@@ -301,6 +301,28 @@ func TestHelmMatchesKustomize(t *testing.T) {
 	expectObjects(t, "kustomize overlay", k, all)
 	expectObjects(t, "helm persistence", h, all)
 	compare(t, k, h)
+
+	// Two replicas: optional/ha and replicas=2 agree, but for the chart's
+	// instance label in the replicas' selector (the peers and the
+	// anti-affinity), which the base does not have.
+	dir = t.TempDir()
+	base, _ = filepath.Rel(dir, filepath.Join(repo, "deploy"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(fmt.Sprintf("resources: [%s]\ncomponents: [%s/optional/ha]\n", base, base)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k = kustomize(t, dir)
+	h = parse(t, bytes.ReplaceAll(bytes.ReplaceAll(run(t, "helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--namespace", "kube-system", "--set", "replicas=2"),
+		[]byte(",app.kubernetes.io/instance=kubemon"), nil), []byte("\n                    app.kubernetes.io/instance: kubemon"), nil))
+	var d appsv1.Deployment
+	decode(t, find(t, k, "Deployment", "kubemon"), &d)
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Affinity == nil || d.Spec.Template.Spec.Affinity.PodAntiAffinity == nil ||
+		flags(d.Spec.Template.Spec.Containers[0].Args)["--replica.peer-selector"] != "app.kubernetes.io/name=kubemon" {
+		t.Errorf("optional/ha: replicas %v, affinity %v, args %v; want 2, anti-affinity, --replica.peer-selector", d.Spec.Replicas, d.Spec.Template.Spec.Affinity, d.Spec.Template.Spec.Containers[0].Args)
+	}
+	compare(t, k, h)
+	if out, err := exec.Command("helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--set", "replicas=2,persistence.enabled=true").CombinedOutput(); err == nil || !bytes.Contains(out, []byte("one ReadWriteOnce claim")) {
+		t.Errorf("helm template replicas=2 with persistence: %v, want the refusal\n%s", err, out)
+	}
 }
 
 // compare checks that two renderings agree on kubemon's behaviour, not on
