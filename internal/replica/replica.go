@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -280,7 +281,36 @@ func (f *Filler) fillFrom(ctx context.Context, peer string) (int, int, error) {
 			return total, len(ids), err
 		}
 	}
-	return total, len(ids), nil
+	return total, len(ids), f.loaded(ctx, ids)
+}
+
+// loaded waits until the store has loaded every block of ids (its next
+// block reload), or blocks compacted from them, so a fill counted as done
+// is one the queries see.
+func (f *Filler) loaded(ctx context.Context, ids []string) error {
+	deadline := time.Now().Add(3 * store.BlockReloadInterval)
+	for {
+		have := map[string]bool{}
+		for _, b := range f.o.DB.Blocks() {
+			// The block itself, or one it was compacted into (a filled
+			// block overlaps the store's and is merged with it at once).
+			for _, id := range b.Meta().Compaction.Sources {
+				have[id.String()] = true
+			}
+		}
+		missing := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return have[id] })
+		if len(missing) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the store has not loaded the filled blocks %v", missing)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // fillBlock reads [mint, maxt) from the peer into a block in dir and

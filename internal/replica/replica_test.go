@@ -40,7 +40,7 @@ func sampleValue(i int, t int64) float64 { return float64(i+1)*1e6 + float64(t/1
 // openStore opens a store in dir.
 func openStore(t *testing.T, dir string) *store.Store {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: dir, Retention: 24 * time.Hour})
+	st, err := store.Open(store.Options{Dir: dir, Retention: 72 * time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestFillHole(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	// The clock says the replica restarted at up; its own samples resume
 	// from up + Settle (written below, as its scrapes would).
-	f, err := New(Options{DB: a.DB(), Interval: step, Retention: 24 * time.Hour, BearerTokenFile: tokenFile,
+	f, err := New(Options{DB: a.DB(), Interval: step, Retention: 72 * time.Hour, BearerTokenFile: tokenFile,
 		Peers: func(context.Context) ([]string, error) { return []string{broken.URL, srv.URL}, nil },
 		Now:   func() time.Time { return up }, Registerer: reg})
 	if err != nil {

@@ -88,6 +88,10 @@ func maxBlockDuration(retention time.Duration) time.Duration {
 	return max(head, min(retention/10, 31*24*time.Hour))
 }
 
+// BlockReloadInterval is how often the store loads blocks that appeared in
+// its directory.
+const BlockReloadInterval = 10 * time.Second
+
 // Open opens (or creates) the store in o.Dir, replaying its WAL.
 func Open(o Options) (*Store, error) {
 	if o.Dir == "" {
@@ -109,6 +113,10 @@ func Open(o Options) (*Store, error) {
 	opts.RetentionDuration = o.Retention.Milliseconds()
 	opts.MaxBytes = o.RetentionSize
 	opts.MaxBlockDuration = maxBlockDuration(o.Retention).Milliseconds()
+	// Blocks written beside the head (a replica's fill from its peer) are
+	// loaded at the next reload: every 10 s rather than the TSDB's minute
+	// (a directory listing each time).
+	opts.BlockReloadInterval = BlockReloadInterval
 	switch o.WALCompression {
 	case "":
 		opts.WALCompression = compression.Snappy
