@@ -204,6 +204,10 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 			http.Error(w, "not ready: most nodes delivered no data recently", http.StatusServiceUnavailable)
 			return
 		}
+		if filler != nil && !filler.Attempted() {
+			http.Error(w, "not ready: filling the history from a peer replica", http.StatusServiceUnavailable)
+			return
+		}
 		if metricsAPI != nil && !metricsAPI.Serving() {
 			http.Error(w, "not ready: the metrics API is not serving", http.StatusServiceUnavailable)
 			return

@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,6 +104,8 @@ type Filler struct {
 	// from and to bound the hole (Unix ms, exclusive and inclusive): the
 	// newest local sample when the Filler was made, and Settle later.
 	from, to int64
+	// attempted is closed once the first fill attempt has ended.
+	attempted chan struct{}
 
 	fills      *prometheus.CounterVec
 	samples    prometheus.Counter
@@ -134,7 +137,7 @@ func New(o Options) (*Filler, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	now := o.Now()
-	f := &Filler{o: o, from: newest(o.DB), to: now.Add(o.Settle).UnixMilli(),
+	f := &Filler{o: o, from: newest(o.DB), to: now.Add(o.Settle).UnixMilli(), attempted: make(chan struct{}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kubemon", Subsystem: "replica", Name: "fills_total",
 			Help: "Fills of this replica's history from a peer, by result: ok, error (every peer failed; retried), no_peer (none listed; retried), given_up.",
@@ -174,12 +177,29 @@ func newest(db *tsdb.DB) int64 {
 	return t
 }
 
+// Attempted says whether the first fill attempt has ended (filled, failed,
+// or no peer was ready). A replica reports ready only then: during a
+// rollout the new pod fills from the old one before the old one is
+// stopped, and a replica back from a crash serves only once its history
+// is whole (or no peer could make it so).
+func (f *Filler) Attempted() bool {
+	select {
+	case <-f.attempted:
+		return true
+	default:
+		return false
+	}
+}
+
 // Run waits until Settle has passed, then fills the hole from the first
 // peer that answers, retrying every interval while none does, for at most
 // GiveUp. It returns nil when the hole is filled or given up on, and never
 // fails the caller: a replica without its peer's history still serves
 // its own.
 func (f *Filler) Run(ctx context.Context) error {
+	var once sync.Once
+	attempted := func() { once.Do(func() { close(f.attempted) }) }
+	defer attempted()
 	log := f.o.Logger
 	wait := time.Until(time.UnixMilli(f.to)) + f.o.Interval/2
 	select {
@@ -190,6 +210,7 @@ func (f *Filler) Run(ctx context.Context) error {
 	deadline := f.o.Now().Add(f.o.GiveUp)
 	for attempt := 0; ; attempt++ {
 		err := f.fillOnce(ctx)
+		attempted()
 		switch {
 		case err == nil:
 			return nil

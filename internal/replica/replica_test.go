@@ -276,8 +276,14 @@ func TestFillNoPeer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if f.Attempted() {
+		t.Fatal("attempted before Run")
+	}
 	if err := f.Run(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if !f.Attempted() {
+		t.Error("not attempted after Run")
 	}
 	if n := testutil.ToFloat64(f.fills.WithLabelValues("no_peer")); !(n >= 2) {
 		t.Errorf("no_peer attempts %v, want at least 2", n)

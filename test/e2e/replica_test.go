@@ -1,0 +1,289 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kubemon/kubemon/internal/model"
+)
+
+// replicaPod is one ready kubemon replica in the test cluster.
+type replicaPod struct{ name, uid, ip string }
+
+// readyReplicas lists the ready kubemon pods, sorted by name.
+func (c *cluster) readyReplicas(t *testing.T) []replicaPod {
+	t.Helper()
+	var list struct {
+		Items []struct {
+			Metadata struct {
+				Name, UID         string
+				DeletionTimestamp *string `json:"deletionTimestamp"`
+			} `json:"metadata"`
+			Status struct {
+				PodIP      string `json:"podIP"`
+				Conditions []struct{ Type, Status string }
+			} `json:"status"`
+		} `json:"items"`
+	}
+	if err := json.Unmarshal([]byte(c.kubectl(t, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=kubemon", "-o", "json")), &list); err != nil {
+		t.Fatal(err)
+	}
+	var out []replicaPod
+	for _, p := range list.Items {
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == "Ready" && cond.Status == "True" && p.Metadata.DeletionTimestamp == nil && p.Status.PodIP != "" {
+				out = append(out, replicaPod{p.Metadata.Name, p.Metadata.UID, p.Status.PodIP})
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// kubemonPIDs are the PIDs of the kubemon processes in the pod with uid,
+// found through their cgroups (the node's processes are visible from this
+// host's PID namespace).
+func kubemonPIDs(uid string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "kubemon" {
+			continue
+		}
+		cg, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cgroup"))
+		if err != nil {
+			continue
+		}
+		// cgroupfs names the pod's cgroup pod<uid> (dashes kept); the
+		// systemd driver, pod<uid with underscores>.slice.
+		if strings.Contains(string(cg), "pod"+uid) || strings.Contains(string(cg), "pod"+strings.ReplaceAll(uid, "-", "_")) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestReplicaKill: kubemon with deploy/optional/ha (two replicas, each
+// scraping every node) in the real test cluster. One replica's process is
+// SIGKILLed and killed again at every restart for 2 minutes; all along,
+// `kubectl top nodes` and `kubectl top pods` never fail (the other
+// replica serves the metrics API). When it comes back it fills the hole
+// from its peer by remote read, and afterwards both replicas return the
+// same raw samples over the whole window, hole included. The rollout to
+// two replicas itself starts both new pods with empty stores: each fills
+// the history before it from a ready peer.
+func TestReplicaKill(t *testing.T) {
+	c := upCluster(t)
+	overlay := filepath.Join(c.dir, "overlay")
+	if _, err := os.Stat(overlay); err != nil {
+		t.Skipf("SKIPPED: no Kustomize install to make highly available (%v): the cluster runs kubemon on the host", err)
+	}
+	ha := filepath.Join(c.dir, "overlay-ha")
+	if err := os.MkdirAll(ha, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	component, _ := filepath.Rel(ha, filepath.Join(c.repo, "deploy/optional/ha"))
+	if err := os.WriteFile(filepath.Join(ha, "kustomization.yaml"), []byte(fmt.Sprintf("resources: [../overlay]\ncomponents: [%s]\n", component)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	token := c.file(t, "viewer.token")
+	kubeconfig := filepath.Join(c.dir, "kubeconfig")
+	// Some history before the rollout, which both new pods must get.
+	before := time.Now()
+	c.kubectl(t, "apply", "-k", ha)
+	defer c.installKustomize(t, overlay) // back to the one replica the other tests use
+	c.kubectl(t, "-n", "kube-system", "rollout", "status", "deployment/kubemon", "--timeout=300s")
+	var pods []replicaPod
+	waitFor(t, 2*time.Minute, "two ready replicas", func() bool { pods = c.readyReplicas(t); return len(pods) == 2 })
+	km := map[string]*proc{}
+	for _, p := range pods {
+		km[p.name] = &proc{base: "http://" + p.ip + ":8080", token: token}
+	}
+	const ok = `kubemon_replica_fills_total{result="ok"}`
+	for _, p := range pods {
+		waitFor(t, 3*time.Minute, p.name+" filled from its peer after the rollout", func() bool { return km[p.name].metric(t, ok) >= 1 })
+	}
+	t.Logf("replicas %s and %s filled their history from a peer after the rollout (%.0f s and %.0f s of hole)",
+		pods[0].name, pods[1].name, km[pods[0].name].metric(t, "kubemon_replica_hole_seconds"), km[pods[1].name].metric(t, "kubemon_replica_hole_seconds"))
+
+	// kubectl top, every half second, from now until the end.
+	var (
+		mu           sync.Mutex
+		calls        int
+		failures     []string
+		stop         = make(chan struct{})
+		topDone      = make(chan struct{})
+		victim, peer = pods[0], pods[1]
+	)
+	go func() {
+		defer close(topDone)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+			args := []string{"top", "nodes", "--no-headers"}
+			if i%2 == 1 {
+				args = []string{"top", "pods", "-n", "kube-system", "--no-headers"}
+			}
+			out, err := kubectlWith(kubeconfig, args...)
+			mu.Lock()
+			calls++
+			if err != nil || strings.TrimSpace(out) == "" {
+				failures = append(failures, fmt.Sprintf("%s: kubectl %s: %v: %s", time.Now().Format("15:04:05.000"), strings.Join(args, " "), err, strings.TrimSpace(out)))
+			}
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-topDone
+	}()
+	time.Sleep(10 * time.Second)
+
+	// SIGKILL the victim's kubemon, and every kubemon the kubelet restarts
+	// in its pod, for 2 minutes.
+	pids := kubemonPIDs(victim.uid)
+	if len(pids) != 1 {
+		t.Fatalf("kubemon processes in pod %s (uid %s): %v, want 1", victim.name, victim.uid, pids)
+	}
+	killAt := time.Now()
+	kills := 0
+	for time.Since(killAt) < 2*time.Minute {
+		for _, pid := range kubemonPIDs(victim.uid) {
+			if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+				kills++
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	killedFor := time.Since(killAt)
+	t.Logf("SIGKILLed %s's kubemon %d times over %s (the kubelet's restarts included)", victim.name, kills, killedFor.Round(time.Second))
+
+	// It comes back (the kubelet's crash-loop back-off decides when),
+	// fills the hole from its peer, and serves again.
+	var back time.Time
+	waitFor(t, 6*time.Minute, victim.name+" ready again and filled from its peer", func() bool {
+		for _, p := range c.readyReplicas(t) {
+			if p.name == victim.name && km[victim.name].metric(t, ok) >= 1 {
+				back = time.Now()
+				return true
+			}
+		}
+		return false
+	})
+	hole := km[victim.name].metric(t, "kubemon_replica_hole_seconds")
+	t.Logf("%s back %s after the first kill; it filled a hole of %.0f s", victim.name, back.Sub(killAt).Round(time.Second), hole)
+	if !(hole >= killedFor.Seconds()) {
+		t.Errorf("hole %.0f s, want at least the %s it was killed for", hole, killedFor.Round(time.Second))
+	}
+	time.Sleep(10 * time.Second) // kubectl top past the return as well
+	close(stop)
+	<-topDone
+	mu.Lock()
+	t.Logf("kubectl top: %d calls from 10 s before the kill to 10 s after the return, %d failed", calls, len(failures))
+	if want := int(back.Sub(killAt).Seconds()); calls < want {
+		t.Errorf("only %d kubectl top calls, want at least %d (one a second)", calls, want)
+	}
+	for i, f := range failures {
+		if i < 10 {
+			t.Errorf("kubectl top failed while a replica was down: %s", f)
+		}
+	}
+	mu.Unlock()
+
+	// Both replicas, the same raw samples over the whole window: from
+	// before the rollout to a few intervals ago.
+	end := time.Now().Add(-15 * time.Second).Truncate(time.Second)
+	window := end.Sub(before).Round(time.Second) + time.Second
+	at := strconv.FormatInt(end.Unix(), 10)
+	names := []string{
+		name(model.LevelNode, model.CPUUsageRate), name(model.LevelNode, model.MemoryWorkingSet), name(model.LevelNode, model.KubeletUp),
+		name(model.LevelPod, model.CPUUsageRate), name(model.LevelContainer, model.MemoryWorkingSet),
+		name(model.LevelContainer, model.CPUUsage), name(model.LevelNamespace, model.CPUUsageRate), name(model.LevelCluster, model.CPUUsageRate),
+	}
+	interval := 5.0 // the test cluster's --interval
+	for _, n := range names {
+		q := fmt.Sprintf("%s[%ds]", n, int(window.Seconds()))
+		a, b := indexRaw(km[victim.name].rawSamples(t, q, at)), indexRaw(km[peer.name].rawSamples(t, q, at))
+		if len(b) == 0 {
+			t.Errorf("%s: the peer holds no series", n)
+			continue
+		}
+		total, differ, inHole, maxGap := 0, 0, 0, 0.0
+		for key, bs := range b {
+			as, found := a[key]
+			if !found {
+				t.Errorf("%s: series %s missing on %s", n, key, victim.name)
+				continue
+			}
+			ai := map[float64]float64{}
+			for i, ts := range as.times {
+				ai[ts] = as.values[i]
+			}
+			for i, ts := range bs.times {
+				total++
+				if ts > float64(killAt.Unix()) && ts < float64(back.Unix()) {
+					inHole++
+				}
+				if v, found := ai[ts]; !found || !(v == bs.values[i] || math.Abs(v-bs.values[i]) <= 1e-9*math.Abs(v)) {
+					differ++
+				}
+			}
+			for i := 1; i < len(as.times); i++ {
+				maxGap = math.Max(maxGap, as.times[i]-as.times[i-1])
+			}
+			if len(as.times) != len(bs.times) {
+				differ += int(math.Abs(float64(len(as.times) - len(bs.times))))
+			}
+		}
+		t.Logf("%s: %d series, %d samples on %s (%d inside the hole), %d differ on %s; its longest gap %.1f s",
+			n, len(b), total, peer.name, inHole, differ, victim.name, maxGap)
+		if want := int(window.Seconds()/interval) / 2; total < want*len(b) {
+			t.Errorf("%s: %d samples over %s for %d series, want at least %d each", n, total, window, len(b), want)
+		}
+		if inHole == 0 {
+			t.Errorf("%s: no sample inside the hole to compare", n)
+		}
+		if differ != 0 {
+			t.Errorf("%s: %d of %d samples differ between the replicas", n, differ, total)
+		}
+		if !(maxGap <= 3*interval) {
+			t.Errorf("%s: %s's history has a gap of %.1f s", n, victim.name, maxGap)
+		}
+	}
+}
+
+// indexRaw keys raw series by their labels.
+func indexRaw(rs []rawSeries) map[string]rawSeries {
+	out := map[string]rawSeries{}
+	for _, s := range rs {
+		keys := make([]string, 0, len(s.Metric))
+		for k, v := range s.Metric {
+			keys = append(keys, k+"="+v)
+		}
+		sort.Strings(keys)
+		out[strings.Join(keys, ",")] = s
+	}
+	return out
+}
