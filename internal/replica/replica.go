@@ -193,10 +193,17 @@ func (f *Filler) Attempted() bool {
 
 // Run waits until Settle has passed, then fills the hole from the first
 // peer that answers, retrying every interval while none does, for at most
-// GiveUp. It returns nil when the hole is filled or given up on, and never
-// fails the caller: a replica without its peer's history still serves
-// its own.
+// GiveUp; then it waits for ctx to end, as a long-running part of kubemon
+// does. It never fails the caller: a replica without its peer's history
+// still serves its own.
 func (f *Filler) Run(ctx context.Context) error {
+	f.fill(ctx)
+	<-ctx.Done()
+	return nil
+}
+
+// fill fills the hole, retrying until done, given up, or ctx ends.
+func (f *Filler) fill(ctx context.Context) {
 	var once sync.Once
 	attempted := func() { once.Do(func() { close(f.attempted) }) }
 	defer attempted()
@@ -204,7 +211,7 @@ func (f *Filler) Run(ctx context.Context) error {
 	wait := time.Until(time.UnixMilli(f.to)) + f.o.Interval/2
 	select {
 	case <-ctx.Done():
-		return nil
+		return
 	case <-time.After(wait):
 	}
 	deadline := f.o.Now().Add(f.o.GiveUp)
@@ -213,9 +220,9 @@ func (f *Filler) Run(ctx context.Context) error {
 		attempted()
 		switch {
 		case err == nil:
-			return nil
+			return
 		case ctx.Err() != nil:
-			return nil
+			return
 		case errors.Is(err, errNoPeer):
 			f.fills.WithLabelValues("no_peer").Inc()
 			if attempt == 0 {
@@ -228,11 +235,11 @@ func (f *Filler) Run(ctx context.Context) error {
 		if f.o.Now().After(deadline) {
 			f.fills.WithLabelValues("given_up").Inc()
 			log.Warn("replica: gave up filling the history from a peer: this replica lacks that range (its peers still hold it)", "hole", msRange(f.from, f.to), "after", f.o.GiveUp)
-			return nil
+			return
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(f.o.Interval):
 		}
 	}

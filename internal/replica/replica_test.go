@@ -166,7 +166,8 @@ func TestFillHole(t *testing.T) {
 	write(t, a.DB(), up.Add(3*step), end, gone)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := f.Run(ctx); err != nil {
+	f.fill(ctx)
+	if err := ctx.Err(); err != nil {
 		t.Fatal(err)
 	}
 	if got := testutil.ToFloat64(f.fills.WithLabelValues("ok")); got != 1 {
@@ -247,9 +248,7 @@ func TestFillEmptyStore(t *testing.T) {
 	if from, _ := f.Hole(); from != now.Add(-2*time.Hour).UnixMilli() {
 		t.Fatalf("hole starts %s, want the retention's start %s", time.UnixMilli(from).UTC(), now.Add(-2*time.Hour))
 	}
-	if err := f.Run(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	f.fill(context.Background())
 	a.Close()
 	a = openStore(t, dir)
 	defer a.Close()
@@ -279,11 +278,24 @@ func TestFillNoPeer(t *testing.T) {
 	if f.Attempted() {
 		t.Fatal("attempted before Run")
 	}
-	if err := f.Run(context.Background()); err != nil {
-		t.Fatal(err)
+	// Run lasts as long as kubemon: it returns only when its context ends.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); !f.Attempted(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("not attempted 10 s after Run began")
+		}
 	}
-	if !f.Attempted() {
-		t.Error("not attempted after Run")
+	time.Sleep(200 * time.Millisecond) // past GiveUp
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) before its context ended", err)
+	default:
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 	if n := testutil.ToFloat64(f.fills.WithLabelValues("no_peer")); !(n >= 2) {
 		t.Errorf("no_peer attempts %v, want at least 2", n)
