@@ -46,6 +46,7 @@ func startRules(cfg config.Config, st *store.Store, reads storage.Queryable, eng
 	}
 	m, err := rules.New(rules.Options{
 		Files: cfg.Rules.Files, DefaultRules: cfg.Rules.DefaultRules, Interval: cfg.RulesInterval(),
+		Rollups: cfg.ShardRollups(), RollupInterval: cfg.Interval,
 		Engine: engine, Queryable: reads, Appendable: st.DB(), Notify: notifyFunc,
 		ExternalLabels: ext, ExternalURL: cfg.Alerting.ExternalURL,
 		Logger: log, Registerer: reg,

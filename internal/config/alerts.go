@@ -60,7 +60,14 @@ func (c *Config) RulesInterval() time.Duration {
 }
 
 // RulesOn reports whether any rules are evaluated.
-func (c *Config) RulesOn() bool { return c.Rules.DefaultRules || len(c.Rules.Files) > 0 }
+func (c *Config) RulesOn() bool {
+	return c.Rules.DefaultRules || len(c.Rules.Files) > 0 || c.ShardRollups()
+}
+
+// ShardRollups says whether this kubemon evaluates the roll-up rules
+// (namespaces, workloads, the cluster) over its query backend: a sharded
+// member, which makes no roll-ups of its own, that reads one.
+func (c *Config) ShardRollups() bool { return c.Shard.Enabled && c.Query.URL != "" }
 
 var labelName = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
 

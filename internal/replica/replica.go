@@ -268,7 +268,7 @@ func (f *Filler) fillOnce(ctx context.Context) error {
 		f.fills.WithLabelValues("ok").Inc()
 		f.samples.Add(float64(n))
 		f.o.Logger.Info("replica: history filled from a peer", "peer", p, "hole", msRange(f.from, f.to),
-			"samples", n, "blocks", blocks, "took", time.Since(start).Round(time.Millisecond))
+			"samples", n, "blocks", blocks, "took", time.Since(start).Round(time.Millisecond).String())
 		return nil
 	}
 	return errors.Join(errs...)

@@ -193,9 +193,16 @@ func startsWithLine(msg string) bool {
 	return false
 }
 
-// load reads and checks every rule file the patterns match, and the
-// default pack when pack is not nil: the snapshot, or every problem found.
-func load(patterns []string, pack []byte, p parser.Parser, log *slog.Logger) (*snapshot, []error) {
+// builtinFile is a rule file kubemon makes itself (the default pack, the
+// roll-up rules): its name in /api/v1/rules and its content.
+type builtinFile struct {
+	name    string
+	content []byte
+}
+
+// load reads and checks the builtin files and every rule file the
+// patterns match: the snapshot, or every problem found.
+func load(patterns []string, builtin []builtinFile, p parser.Parser, log *slog.Logger) (*snapshot, []error) {
 	paths, errs := expand(patterns)
 	s := &snapshot{}
 	addFile := func(name string, content []byte) {
@@ -203,8 +210,8 @@ func load(patterns []string, pack []byte, p parser.Parser, log *slog.Logger) (*s
 		errs = append(errs, perrs...)
 		s.files = append(s.files, file{name: name, groups: rgs})
 	}
-	if pack != nil {
-		addFile(DefaultPackFile, pack)
+	for _, f := range builtin {
+		addFile(f.name, f.content)
 	}
 	for _, path := range paths {
 		b, err := readFile(path)
@@ -225,12 +232,12 @@ func load(patterns []string, pack []byte, p parser.Parser, log *slog.Logger) (*s
 // load's to see a change.
 // Files it cannot read make a signature of their own (their errors), so
 // that a file going bad is a change too.
-func signature(patterns []string, pack []byte) string {
+func signature(patterns []string, builtin []builtinFile) string {
 	paths, errs := expand(patterns)
 	h := sha256.New()
-	if pack != nil {
-		fmt.Fprintf(h, "%s\x00%d\x00", DefaultPackFile, len(pack))
-		h.Write(pack)
+	for _, f := range builtin {
+		fmt.Fprintf(h, "%s\x00%d\x00", f.name, len(f.content))
+		h.Write(f.content)
 	}
 	for _, path := range paths {
 		b, err := readFile(path)

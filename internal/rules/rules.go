@@ -52,6 +52,11 @@ type Options struct {
 	Files []string
 	// DefaultRules adds kubemon's default rule pack (DefaultPack).
 	DefaultRules bool
+	// Rollups adds the recording rules of the roll-ups above the node
+	// (Rollups), evaluated every RollupInterval: for a sharded member,
+	// whose Queryable is the query backend.
+	Rollups        bool
+	RollupInterval time.Duration
 	// Interval is the evaluation interval of every group that does not set
 	// its own; required.
 	Interval time.Duration
@@ -84,11 +89,11 @@ type Options struct {
 
 // Manager runs the rules. Create it with New, run it with Run.
 type Manager struct {
-	o      Options
-	log    *slog.Logger
-	parser parser.Parser
-	pack   []byte // the rendered default pack, nil when off
-	mgr    *promrules.Manager
+	o       Options
+	log     *slog.Logger
+	parser  parser.Parser
+	builtin []builtinFile // the rendered default pack and roll-up rules, when on
+	mgr     *promrules.Manager
 
 	mu sync.Mutex // serializes loads
 	// current is the snapshot being evaluated; cur is read by the
@@ -111,6 +116,8 @@ func New(o Options) (*Manager, error) {
 	switch {
 	case o.Interval <= 0:
 		return nil, errors.New("rules: evaluation interval must be positive")
+	case o.Rollups && o.RollupInterval <= 0:
+		return nil, errors.New("rules: the roll-ups' evaluation interval must be positive")
 	case o.Engine == nil || o.Queryable == nil || o.Appendable == nil:
 		return nil, errors.New("rules: Options.Engine, Queryable and Appendable are required")
 	}
@@ -163,7 +170,10 @@ func New(o Options) (*Manager, error) {
 		if err != nil {
 			return nil, err
 		}
-		m.pack = pack
+		m.builtin = append(m.builtin, builtinFile{DefaultPackFile, pack})
+	}
+	if o.Rollups {
+		m.builtin = append(m.builtin, builtinFile{RollupFile, Rollups(o.RollupInterval)})
 	}
 	m.mgr = promrules.NewManager(&promrules.ManagerOptions{
 		QueryFunc:       promrules.EngineQueryFunc(o.Engine, o.Queryable),
@@ -232,7 +242,7 @@ func (m *Manager) Run(ctx context.Context) error {
 // reloadIfChanged reloads when the files differ from the last ones tried.
 func (m *Manager) reloadIfChanged() {
 	m.mu.Lock()
-	changed := signature(m.o.Files, m.pack) != m.tried
+	changed := signature(m.o.Files, m.builtin) != m.tried
 	m.mu.Unlock()
 	if changed {
 		m.log.Info("rule files changed, reloading")
@@ -257,8 +267,8 @@ func (m *Manager) reload() error {
 	defer m.mu.Unlock()
 	// The signature of what is read, good or bad: a bad file is reported
 	// once per change, not at every poll.
-	m.tried = signature(m.o.Files, m.pack)
-	snap, errs := load(m.o.Files, m.pack, m.parser, m.log)
+	m.tried = signature(m.o.Files, m.builtin)
+	snap, errs := load(m.o.Files, m.builtin, m.parser, m.log)
 	if len(errs) == 0 {
 		m.current = snap
 		if err := m.mgr.Update(m.o.Interval, snap.names(), m.o.ExternalLabels, m.o.ExternalURL, nil); err != nil {
@@ -280,7 +290,7 @@ func (m *Manager) reload() error {
 	m.reloadTime.SetToCurrentTime()
 	m.reloads.WithLabelValues("success").Inc()
 	m.ruleCount.Set(float64(n))
-	m.log.Info("rules loaded", "files", len(snap.files), "rules", n, "defaultPack", m.pack != nil)
+	m.log.Info("rules loaded", "files", len(snap.files), "rules", n, "defaultPack", m.o.DefaultRules, "rollups", m.o.Rollups)
 	return nil
 }
 
