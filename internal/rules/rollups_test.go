@@ -162,4 +162,3 @@ func key(name string, ls labels.Labels) string {
 	sort.Strings(kv)
 	return name + "{" + strings.Join(kv, ",") + "}"
 }
-
