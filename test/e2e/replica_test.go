@@ -125,7 +125,7 @@ func TestReplicaKill(t *testing.T) {
 	var (
 		mu           sync.Mutex
 		calls        int
-		failures     []string
+		failures     []topFailure
 		stop         = make(chan struct{})
 		topDone      = make(chan struct{})
 		victim, peer = pods[0], pods[1]
@@ -146,7 +146,7 @@ func TestReplicaKill(t *testing.T) {
 			mu.Lock()
 			calls++
 			if err != nil || strings.TrimSpace(out) == "" {
-				failures = append(failures, fmt.Sprintf("%s: kubectl %s: %v: %s", time.Now().Format("15:04:05.000"), strings.Join(args, " "), err, strings.TrimSpace(out)))
+				failures = append(failures, topFailure{time.Now(), fmt.Sprintf("kubectl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(out))})
 			}
 			mu.Unlock()
 		}
@@ -168,6 +168,7 @@ func TestReplicaKill(t *testing.T) {
 		t.Fatalf("kubemon processes in pod %s (uid %s): %v, want 1", victim.name, victim.uid, pids)
 	}
 	killAt := time.Now()
+	t.Logf("%s: SIGKILL %s's kubemon (PID %d)", killAt.Format("15:04:05.000"), victim.name, pids[0])
 	kills := 0
 	for time.Since(killAt) < 2*time.Minute {
 		for _, pid := range kubemonPIDs(victim.uid) {
@@ -205,10 +206,20 @@ func TestReplicaKill(t *testing.T) {
 	if want := int(back.Sub(killAt).Seconds()); calls < want {
 		t.Errorf("only %d kubectl top calls, want at least %d (one a second)", calls, want)
 	}
-	for i, f := range failures {
-		if i < 10 {
-			t.Errorf("kubectl top failed while a replica was down: %s", f)
+	// A request the apiserver sends to the killed replica in the second or
+	// two before Kubernetes withdraws its endpoint (the kubelet notices the
+	// dead container, the pod turns unready, its EndpointSlice drops it)
+	// fails: nothing in the pod is left to answer. Any other failure is
+	// an error.
+	const failWindow = 5 * time.Second
+	inWindow := 0
+	for _, f := range failures {
+		if d := f.at.Sub(killAt); d >= 0 && d <= failWindow && inWindow < 2 {
+			inWindow++
+			t.Logf("NOTE: kubectl top failed %s after the SIGKILL, before the endpoint was withdrawn: %s", d.Round(time.Millisecond), f.what)
+			continue
 		}
+		t.Errorf("kubectl top failed at kill%+.1fs: %s", f.at.Sub(killAt).Seconds(), f.what)
 	}
 	mu.Unlock()
 
@@ -222,7 +233,6 @@ func TestReplicaKill(t *testing.T) {
 		name(model.LevelPod, model.CPUUsageRate), name(model.LevelContainer, model.MemoryWorkingSet),
 		name(model.LevelContainer, model.CPUUsage), name(model.LevelNamespace, model.CPUUsageRate), name(model.LevelCluster, model.CPUUsageRate),
 	}
-	interval := 5.0 // the test cluster's --interval
 	for _, n := range names {
 		q := fmt.Sprintf("%s[%ds]", n, int(window.Seconds()))
 		a, b := indexRaw(km[victim.name].rawSamples(t, q, at)), indexRaw(km[peer.name].rawSamples(t, q, at))
@@ -230,48 +240,68 @@ func TestReplicaKill(t *testing.T) {
 			t.Errorf("%s: the peer holds no series", n)
 			continue
 		}
-		total, differ, inHole, maxGap := 0, 0, 0, 0.0
-		for key, bs := range b {
-			as, found := a[key]
-			if !found {
-				t.Errorf("%s: series %s missing on %s", n, key, victim.name)
-				continue
+		// Every sample at the same time on both; inside the hole the very
+		// samples (copied from the peer); outside it each replica's own
+		// read of the same kubelet at the same slot, whose values agree
+		// but for what the kubelet reads live (CRI stats, stamped to the
+		// second) between two requests milliseconds apart.
+		total, inHole, missing, extra, holeDiffer, outDiffer := 0, 0, 0, 0, 0, 0
+		var examples []string
+		note := func(format string, a ...any) {
+			if len(examples) < 4 {
+				examples = append(examples, fmt.Sprintf(format, a...))
 			}
+		}
+		hole0, hole1 := float64(killAt.UnixMilli())/1000, float64(back.UnixMilli())/1000
+		for key, bs := range b {
+			as := a[key]
 			ai := map[float64]float64{}
 			for i, ts := range as.times {
 				ai[ts] = as.values[i]
 			}
+			bi := map[float64]bool{}
 			for i, ts := range bs.times {
+				bi[ts] = true
 				total++
-				if ts > float64(killAt.Unix()) && ts < float64(back.Unix()) {
+				v, found := ai[ts]
+				in := ts > hole0 && ts < hole1
+				if in {
 					inHole++
 				}
-				if v, found := ai[ts]; !found || !(v == bs.values[i] || math.Abs(v-bs.values[i]) <= 1e-9*math.Abs(v)) {
-					differ++
+				switch w := bs.values[i]; {
+				case !found:
+					missing++
+					note("%s at kill%+.1fs: missing on %s", key, ts-hole0, victim.name)
+				case in && v != w:
+					holeDiffer++
+					note("%s at kill%+.1fs (in the hole): %v, peer %v", key, ts-hole0, v, w)
+				case !in && !(math.Abs(v-w) <= 0.05*math.Abs(w)+1e-3):
+					outDiffer++
+					note("%s at kill%+.1fs: %v, peer %v", key, ts-hole0, v, w)
 				}
 			}
-			for i := 1; i < len(as.times); i++ {
-				maxGap = math.Max(maxGap, as.times[i]-as.times[i-1])
+			for _, ts := range as.times {
+				if !bi[ts] {
+					extra++
+					note("%s at kill%+.1fs: only on %s", key, ts-hole0, victim.name)
+				}
 			}
-			if len(as.times) != len(bs.times) {
-				differ += int(math.Abs(float64(len(as.times) - len(bs.times))))
-			}
 		}
-		t.Logf("%s: %d series, %d samples on %s (%d inside the hole), %d differ on %s; its longest gap %.1f s",
-			n, len(b), total, peer.name, inHole, differ, victim.name, maxGap)
-		if want := int(window.Seconds()/interval) / 2; total < want*len(b) {
-			t.Errorf("%s: %d samples over %s for %d series, want at least %d each", n, total, window, len(b), want)
+		t.Logf("%s: %d series, %d samples (%d inside the hole); on %s: %d missing, %d extra, %d differ in the hole, %d beyond 5%% outside it",
+			n, len(b), total, inHole, victim.name, missing, extra, holeDiffer, outDiffer)
+		if total < 20 || inHole < 5 {
+			t.Errorf("%s: %d samples, %d inside the hole; want at least 20 and 5 to compare", n, total, inHole)
 		}
-		if inHole == 0 {
-			t.Errorf("%s: no sample inside the hole to compare", n)
-		}
-		if differ != 0 {
-			t.Errorf("%s: %d of %d samples differ between the replicas", n, differ, total)
-		}
-		if !(maxGap <= 3*interval) {
-			t.Errorf("%s: %s's history has a gap of %.1f s", n, victim.name, maxGap)
+		if missing+extra+holeDiffer+outDiffer > 0 {
+			t.Errorf("%s: the replicas differ: %s", n, strings.Join(examples, "; "))
 		}
 	}
+}
+
+// topFailure is a failed kubectl top call.
+type topFailure struct {
+	at   time.Time
+	what string
 }
 
 // indexRaw keys raw series by their labels.
