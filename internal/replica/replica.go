@@ -101,8 +101,9 @@ type Options struct {
 // Filler fills the hole in a replica's history from a peer.
 type Filler struct {
 	o Options
-	// from and to bound the hole (Unix ms, exclusive and inclusive): the
-	// newest local sample when the Filler was made, and Settle later.
+	// from and to bound the hole (Unix ms, exclusive and inclusive): a
+	// margin before the newest local sample when the Filler was made, and
+	// Settle after it was made.
 	from, to int64
 	// attempted is closed once the first fill attempt has ended.
 	attempted chan struct{}
@@ -137,7 +138,11 @@ func New(o Options) (*Filler, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	now := o.Now()
-	f := &Filler{o: o, from: newest(o.DB), to: now.Add(o.Settle).UnixMilli(), attempted: make(chan struct{}),
+	from := newest(o.DB)
+	if from != math.MinInt64 {
+		from -= margin(o.Interval).Milliseconds()
+	}
+	f := &Filler{o: o, from: from, to: now.Add(o.Settle).UnixMilli(), attempted: make(chan struct{}),
 		fills: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kubemon", Subsystem: "replica", Name: "fills_total",
 			Help: "Fills of this replica's history from a peer, by result: ok, error (every peer failed; retried), no_peer (none listed; retried), given_up.",
@@ -163,6 +168,14 @@ func New(o Options) (*Filler, error) {
 
 // Hole is the range the fill reads, in Unix ms: (from, to].
 func (f *Filler) Hole() (from, to int64) { return f.from, f.to }
+
+// margin is how far before the newest stored sample the hole starts: a
+// scrape's samples carry the kubelet's stats times, up to a housekeeping
+// period (10–15 s) before the scrape, and a replica killed between a
+// scrape and its store's append loses that scrape, so the newest sample of
+// one series says little of another's. Re-reading a few intervals costs
+// little; the samples both hold are kept once.
+func margin(interval time.Duration) time.Duration { return max(3*interval, 30*time.Second) }
 
 // newest is the time of the newest sample db holds, in Unix ms;
 // math.MinInt64 when it holds none.

@@ -160,8 +160,10 @@ func TestFillHole(t *testing.T) {
 		t.Fatal(err)
 	}
 	from, to := f.Hole()
-	if from != down.UnixMilli() || to != up.Add(3*step).UnixMilli() {
-		t.Fatalf("hole (%s, %s], want (%s, %s]", time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC(), down, up.Add(3*step))
+	// The hole starts a margin (three intervals, 45 s) before the newest
+	// local sample.
+	if want := down.Add(-45 * time.Second); from != want.UnixMilli() || to != up.Add(3*step).UnixMilli() {
+		t.Fatalf("hole (%s, %s], want (%s, %s]", time.UnixMilli(from).UTC(), time.UnixMilli(to).UTC(), want, up.Add(3*step))
 	}
 	write(t, a.DB(), up.Add(3*step), end, gone)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)

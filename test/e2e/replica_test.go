@@ -194,6 +194,12 @@ func TestReplicaKill(t *testing.T) {
 		return false
 	})
 	hole := km[victim.name].metric(t, "kubemon_replica_hole_seconds")
+	// The samples the victim holds from before its last start to a few
+	// intervals after it are its peer's; from then on, its own.
+	restarted := time.Unix(int64(km[victim.name].metric(t, "process_start_time_seconds")), 0)
+	if !restarted.After(killAt) {
+		t.Fatalf("%s's kubemon started at %s, before the kill at %s", victim.name, restarted, killAt)
+	}
 	t.Logf("%s back %s after the first kill; it filled a hole of %.0f s", victim.name, back.Sub(killAt).Round(time.Second), hole)
 	if !(hole >= killedFor.Seconds()) {
 		t.Errorf("hole %.0f s, want at least the %s it was killed for", hole, killedFor.Round(time.Second))
@@ -252,7 +258,7 @@ func TestReplicaKill(t *testing.T) {
 				examples = append(examples, fmt.Sprintf(format, a...))
 			}
 		}
-		hole0, hole1 := float64(killAt.UnixMilli())/1000, float64(back.UnixMilli())/1000
+		hole0, hole1 := float64(killAt.UnixMilli())/1000, float64(restarted.Unix())
 		for key, bs := range b {
 			as := a[key]
 			ai := map[float64]float64{}
