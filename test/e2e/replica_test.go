@@ -252,7 +252,7 @@ func TestReplicaKill(t *testing.T) {
 	// Both replicas, the same raw samples over the whole window: from
 	// shortly before the kill (the replicas' own start-up, a minute
 	// earlier, is behind them) to a few intervals ago.
-	window := end.Sub(killAt.Add(-25*time.Second)).Round(time.Second)
+	window := end.Sub(killAt.Add(-25 * time.Second)).Round(time.Second)
 	names := []string{
 		name(model.LevelNode, model.CPUUsageRate), name(model.LevelNode, model.MemoryWorkingSet), name(model.LevelNode, model.KubeletUp),
 		name(model.LevelPod, model.CPUUsageRate), name(model.LevelContainer, model.MemoryWorkingSet),
