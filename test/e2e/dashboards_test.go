@@ -441,9 +441,10 @@ func TestDashboardQueries(t *testing.T) {
 	}
 	p := startDemo(t, args...)
 	waitFor(t, 30*time.Second, "/readyz", func() bool { c, _ := p.get(t, "/readyz"); return c == http.StatusOK })
-	// Rates are stored from a node's second scrape on: wait until every
-	// node and every pod has them.
-	waitFor(t, 60*time.Second, "rates of every node and pod in kubemon's store", func() bool {
+	// Rates are stored from a node's second scrape on, and their roll-ups
+	// (namespaces, the cluster) at the end of the cycle after: wait until
+	// every node, pod and namespace and the cluster have them.
+	waitFor(t, 60*time.Second, "rates of every node, pod and namespace and of the cluster in kubemon's store", func() bool {
 		count := func(l model.Level, m model.MetricID) float64 {
 			r := p.query(t, "count("+name(l, m)+")")
 			if len(r) != 1 {
@@ -452,8 +453,14 @@ func TestDashboardQueries(t *testing.T) {
 			return r[0].v(t)
 		}
 		pods := count(model.LevelPod, model.Uptime)
+		namespaces := -1.0
+		if r := p.query(t, "count(count by ("+model.LabelNamespace+") ("+name(model.LevelPod, model.CPUUsageRate)+"))"); len(r) == 1 {
+			namespaces = r[0].v(t)
+		}
 		return count(model.LevelNode, model.CPUUsageRate) == 3 && count(model.LevelNode, model.NetworkRxRate) == 3 &&
-			pods > 0 && count(model.LevelPod, model.CPUUsageRate) == pods && count(model.LevelPod, model.NetworkRxRate) == pods
+			pods > 0 && count(model.LevelPod, model.CPUUsageRate) == pods && count(model.LevelPod, model.NetworkRxRate) == pods &&
+			count(model.LevelCluster, model.CPUUsageRate) == 1 && count(model.LevelCluster, model.NetworkRxRate) == 1 &&
+			namespaces > 0 && count(model.LevelNamespace, model.CPUUsageRate) == namespaces
 	})
 
 	byKind := func(kind string) (out []*grafanaDashboard) {
