@@ -201,21 +201,11 @@ type block struct{ mint, maxt int64 }
 
 // plan cuts [start, end) at every multiple of the block duration.
 func plan(start, end time.Time) []block {
-	bd := blockDuration.Milliseconds()
-	s, e := start.UnixMilli(), end.UnixMilli()
 	var out []block
-	for b := floorDiv(s, bd) * bd; b < e; b += bd {
-		out = append(out, block{max(b, s), min(b+bd, e)})
+	for _, r := range store.BlockRanges(start.UnixMilli(), end.UnixMilli()) {
+		out = append(out, block{r[0], r[1]})
 	}
 	return out
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // progress counts the work done, for the log.

@@ -356,7 +356,7 @@ func checkBlocks(metas []tsdb.BlockMeta, start, end time.Time) problems {
 		if i < len(metas)-1 && m.MaxTime%bd != 0 {
 			p.add("block %d ends at %s, not on the 2 h grid", i, msTime(m.MaxTime))
 		}
-		if floorDiv(m.MinTime, bd) != floorDiv(m.MaxTime-1, bd) || m.MaxTime <= m.MinTime {
+		if (m.MinTime/bd) != ((m.MaxTime-1)/bd) || m.MaxTime <= m.MinTime {
 			p.add("block %d [%s, %s) is not inside one 2 h slot", i, msTime(m.MinTime), msTime(m.MaxTime))
 		}
 		if m.Stats.NumSamples == 0 {

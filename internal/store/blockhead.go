@@ -84,17 +84,23 @@ func (h *BlockHead) Close() error {
 	return err
 }
 
-// BlockRanges cuts [mint, maxt) (Unix ms, not negative) at every multiple of
+// BlockRanges cuts [mint, maxt) (Unix ms) at every multiple of
 // BlockDuration: the ranges of the blocks that hold it.
 func BlockRanges(mint, maxt int64) [][2]int64 {
 	bd := BlockDuration.Milliseconds()
 	var out [][2]int64
-	for s := mint; s < maxt; {
-		e := min((s/bd+1)*bd, maxt)
-		out = append(out, [2]int64{s, e})
-		s = e
+	for b := floorDiv(mint, bd) * bd; b < maxt; b += bd {
+		out = append(out, [2]int64{max(b, mint), min(b+bd, maxt)})
 	}
 	return out
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 func msTime(ms int64) string { return time.UnixMilli(ms).UTC().Format(time.RFC3339) }

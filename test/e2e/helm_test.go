@@ -82,31 +82,11 @@ func TestHelmInstall(t *testing.T) {
 // podIP is the IP of a ready, not terminating kube-system pod matching selector.
 func (c *cluster) podIP(t *testing.T, selector string) string {
 	t.Helper()
-	var list struct {
-		Items []struct {
-			Metadata struct {
-				DeletionTimestamp *string `json:"deletionTimestamp"`
-			} `json:"metadata"`
-			Status struct {
-				PodIP      string `json:"podIP"`
-				Conditions []struct {
-					Type, Status string
-				} `json:"conditions"`
-			} `json:"status"`
-		} `json:"items"`
+	pods := c.readyPods(t, selector)
+	if len(pods) == 0 {
+		t.Fatalf("no ready pod with %s", selector)
 	}
-	if err := json.Unmarshal([]byte(c.kubectl(t, "-n", "kube-system", "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range list.Items {
-		for _, cond := range p.Status.Conditions {
-			if cond.Type == "Ready" && cond.Status == "True" && p.Metadata.DeletionTimestamp == nil && p.Status.PodIP != "" {
-				return p.Status.PodIP
-			}
-		}
-	}
-	t.Fatalf("no ready pod with %s", selector)
-	return ""
+	return pods[0].ip
 }
 
 // installKustomize applies the harness's overlay of deploy/ again and

@@ -17,11 +17,12 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// replicaPod is one ready kubemon replica in the test cluster.
+// replicaPod is one ready pod (a kubemon replica) in the test cluster.
 type replicaPod struct{ name, uid, ip string }
 
-// readyReplicas lists the ready kubemon pods, sorted by name.
-func (c *cluster) readyReplicas(t *testing.T) []replicaPod {
+// readyPods lists the ready pods in kube-system that match selector,
+// sorted by name.
+func (c *cluster) readyPods(t *testing.T, selector string) []replicaPod {
 	t.Helper()
 	var list struct {
 		Items []struct {
@@ -35,7 +36,7 @@ func (c *cluster) readyReplicas(t *testing.T) []replicaPod {
 			} `json:"status"`
 		} `json:"items"`
 	}
-	if err := json.Unmarshal([]byte(c.kubectl(t, "-n", "kube-system", "get", "pods", "-l", "app.kubernetes.io/name=kubemon", "-o", "json")), &list); err != nil {
+	if err := json.Unmarshal([]byte(c.kubectl(t, "-n", "kube-system", "get", "pods", "-l", selector, "-o", "json")), &list); err != nil {
 		t.Fatal(err)
 	}
 	var out []replicaPod
@@ -109,7 +110,7 @@ func TestReplicaKill(t *testing.T) {
 	defer c.installKustomize(t, overlay) // back to the one replica the other tests use
 	c.kubectl(t, "-n", "kube-system", "rollout", "status", "deployment/kubemon", "--timeout=300s")
 	var pods []replicaPod
-	waitFor(t, 2*time.Minute, "two ready replicas", func() bool { pods = c.readyReplicas(t); return len(pods) == 2 })
+	waitFor(t, 2*time.Minute, "two ready replicas", func() bool { pods = c.readyPods(t, "app.kubernetes.io/name=kubemon"); return len(pods) == 2 })
 	km := map[string]*proc{}
 	for _, p := range pods {
 		km[p.name] = &proc{base: "http://" + p.ip + ":8080", token: token}
@@ -185,7 +186,7 @@ func TestReplicaKill(t *testing.T) {
 	// fills the hole from its peer, and serves again.
 	var back time.Time
 	waitFor(t, 6*time.Minute, victim.name+" ready again and filled from its peer", func() bool {
-		for _, p := range c.readyReplicas(t) {
+		for _, p := range c.readyPods(t, "app.kubernetes.io/name=kubemon") {
 			if p.name == victim.name && km[victim.name].metric(t, ok) >= 1 {
 				back = time.Now()
 				return true
