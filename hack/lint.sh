@@ -58,6 +58,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/querybackend internal/model"
   "internal/shard internal/discovery"
   "internal/replica internal/model"
+  "internal/frontdoor internal/model"
 )
 pkgs=()
 for p in "${probes[@]}"; do

@@ -40,6 +40,7 @@ Usage:
   kubemon demo    [flags]   run the monitor against an in-process simulated cluster
   kubemon sim     [flags]   run a simulated cluster (hollow kubelets) on its own
   kubemon backfill [flags]  write days of the simulated cluster's history into a data directory, as TSDB blocks
+  kubemon frontdoor [flags] proxy a replica's metrics API port to the kubemon in its pod, or to a peer while it is down
   kubemon version           print the version
 
 Run "kubemon <command> -h" for a command's flags.
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return simulate(ctx, args[1:], stdout, stderr)
 	case "backfill":
 		return backfillCmd(ctx, args[1:], stderr)
+	case "frontdoor":
+		return frontDoor(ctx, args[1:], stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, version.String())
 		return nil

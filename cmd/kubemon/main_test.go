@@ -474,3 +474,19 @@ func TestParseSinksAndHeapsterFlags(t *testing.T) {
 		t.Errorf("bad --source: %v", err)
 	}
 }
+
+func TestParseFrontDoor(t *testing.T) {
+	c, l, err := parseFrontDoor([]string{"--peer-selector=app=kubemon", "--log-format=json"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != ":4443" || c.Local != "127.0.0.1:4444" || c.PeerSelector != "app=kubemon" || c.PeerPort != "" || l.Format != "json" {
+		t.Errorf("parsed %+v %+v", c, l)
+	}
+	if _, _, err := parseFrontDoor([]string{"extra"}, &bytes.Buffer{}); err == nil {
+		t.Error("a stray argument: no error")
+	}
+	if err := run(context.Background(), []string{"frontdoor", "--local="}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--local") {
+		t.Errorf("frontdoor with no local address: %v", err)
+	}
+}

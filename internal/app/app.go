@@ -125,7 +125,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	}
 
 	// Before the first scrape: where the local history ends.
-	filler, err := newFiller(cfg, st, found, ln.Addr(), log, reg)
+	filler, err := newFiller(ctx, cfg, st, found, ln.Addr(), log, reg)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ const serviceAccountToken = "/var/run/secrets/kubernetes.io/serviceaccount/token
 // newFiller notes where the local history ends and returns the filler that
 // reads the rest from a peer (its Run waits a few intervals first); nil
 // when no peers are configured. Call it before the first scrape.
-func newFiller(cfg config.Config, st *store.Store, found discovered, listen net.Addr, log *slog.Logger, reg prometheus.Registerer) (*replica.Filler, error) {
+func newFiller(ctx context.Context, cfg config.Config, st *store.Store, found discovered, listen net.Addr, log *slog.Logger, reg prometheus.Registerer) (*replica.Filler, error) {
 	r := cfg.Replica
 	if !r.Enabled() {
 		return nil, nil
@@ -61,7 +61,18 @@ func newFiller(cfg config.Config, st *store.Store, found discovered, listen net.
 		return nil, err
 	}
 	from, to := f.Hole()
-	log.Info("replica: the history a peer will fill", "from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC(), "peers", r.Peers, "peerSelector", r.PeerSelector)
+	// With a peer ready now, its samples are the ones kept up to the
+	// hole's end: this replica's own first samples (rates without a
+	// baseline yet) would sit beside them. With none (replicas: 1, or all
+	// down at once) the own samples are kept and the fill, if a peer comes,
+	// merges with them.
+	held := false
+	if ps, err := peers(ctx); err == nil && len(ps) > 0 {
+		st.SetFloor(to)
+		held = true
+	}
+	log.Info("replica: the history a peer will fill", "from", time.UnixMilli(from).UTC(), "to", time.UnixMilli(to).UTC(),
+		"ownSamplesLeftToPeer", held, "peers", r.Peers, "peerSelector", r.PeerSelector)
 	return f, nil
 }
 
@@ -69,6 +80,16 @@ func newFiller(cfg config.Config, st *store.Store, found discovered, listen net.
 // that match selector, self excluded, sorted: every replica tries its peers
 // in the same order.
 func peerPods(ctx context.Context, kube kubernetes.Interface, ns, selector, self, port string) ([]string, error) {
+	addrs, err := peerAddrs(ctx, kube, ns, selector, self, port)
+	for i, a := range addrs {
+		addrs[i] = "http://" + a
+	}
+	return addrs, err
+}
+
+// peerAddrs are the addresses (podIP:port) of the ready pods in ns that
+// match selector, self excluded, sorted.
+func peerAddrs(ctx context.Context, kube kubernetes.Interface, ns, selector, self, port string) ([]string, error) {
 	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 	if err != nil {
 		return nil, err
@@ -78,7 +99,7 @@ func peerPods(ctx context.Context, kube kubernetes.Interface, ns, selector, self
 		if p.Name == self || p.DeletionTimestamp != nil || p.Status.PodIP == "" || !podReady(&p) {
 			continue
 		}
-		out = append(out, "http://"+net.JoinHostPort(p.Status.PodIP, port))
+		out = append(out, net.JoinHostPort(p.Status.PodIP, port))
 	}
 	slices.Sort(out)
 	return out, nil

@@ -9,8 +9,10 @@
 //   - Filler, started before the replica's first scrape, notes where the
 //     local history ends (the newest sample the store holds, or the start
 //     of the retention when it holds none: a new pod). A few intervals
-//     later, when the replica's own samples have resumed, it reads the
-//     missing range from a peer by remote read and writes it into the data
+//     later, when the replica's own samples and rates have resumed, it
+//     reads the missing range from a peer by remote read (the caller keeps
+//     the replica's own samples out of that range while a peer is ready,
+//     store.SetFloor, so both hold the same there) and writes it into the data
 //     directory as TSDB blocks on the store's 2-hour grid, which the TSDB
 //     loads at its next block reload and merges with the rest (overlapping
 //     blocks are compacted vertically; identical samples are kept once).
@@ -84,6 +86,11 @@ type Options struct {
 	// Settle is how long after the start the fill begins; default three
 	// intervals (the own samples and rates have resumed by then).
 	Settle time.Duration
+	// Lag is how long after the hole's end the fill waits for the peer to
+	// hold every sample up to it (samples carry the kubelet's stats times,
+	// up to a housekeeping period old); default the margin, three
+	// intervals and at least 30 s.
+	Lag time.Duration
 	// Retention bounds how far back an empty store is filled; required.
 	Retention time.Duration
 	// Timeout bounds one remote read (one block's range); default 2 minutes.
@@ -124,6 +131,9 @@ func New(o Options) (*Filler, error) {
 	}
 	if o.Settle <= 0 {
 		o.Settle = 3 * o.Interval
+	}
+	if o.Lag <= 0 {
+		o.Lag = margin(o.Interval)
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Minute
@@ -204,7 +214,7 @@ func (f *Filler) Attempted() bool {
 	}
 }
 
-// Run waits until Settle has passed, then fills the hole from the first
+// Run waits until Settle and Lag have passed, then fills the hole from the first
 // peer that answers, retrying every interval while none does, for at most
 // GiveUp; then it waits for ctx to end, as a long-running part of kubemon
 // does. It never fails the caller: a replica without its peer's history
@@ -221,7 +231,7 @@ func (f *Filler) fill(ctx context.Context) {
 	attempted := func() { once.Do(func() { close(f.attempted) }) }
 	defer attempted()
 	log := f.o.Logger
-	wait := time.Until(time.UnixMilli(f.to)) + f.o.Interval/2
+	wait := time.Until(time.UnixMilli(f.to)) + f.o.Lag
 	select {
 	case <-ctx.Done():
 		return

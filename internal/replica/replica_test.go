@@ -241,7 +241,7 @@ func TestFillEmptyStore(t *testing.T) {
 
 	dir := t.TempDir()
 	a := openStore(t, dir)
-	f, err := New(Options{DB: a.DB(), Interval: step, Retention: 2 * time.Hour, Settle: time.Millisecond,
+	f, err := New(Options{DB: a.DB(), Interval: step, Retention: 2 * time.Hour, Settle: time.Millisecond, Lag: time.Millisecond,
 		Peers: func(context.Context) ([]string, error) { return []string{srv.URL}, nil },
 		Now:   func() time.Time { return now }})
 	if err != nil {
@@ -272,7 +272,7 @@ func TestFillNoPeer(t *testing.T) {
 	a := openStore(t, t.TempDir())
 	defer a.Close()
 	reg := prometheus.NewRegistry()
-	f, err := New(Options{DB: a.DB(), Interval: 10 * time.Millisecond, Retention: time.Hour, Settle: time.Millisecond, GiveUp: 50 * time.Millisecond,
+	f, err := New(Options{DB: a.DB(), Interval: 10 * time.Millisecond, Retention: time.Hour, Settle: time.Millisecond, Lag: time.Millisecond, GiveUp: 50 * time.Millisecond,
 		Peers: func(context.Context) ([]string, error) { return nil, nil }, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +320,7 @@ func TestFillBadPeer(t *testing.T) {
 	defer garbage.Close()
 	a := openStore(t, t.TempDir())
 	defer a.Close()
-	f, err := New(Options{DB: a.DB(), Interval: step, Retention: time.Hour, Settle: time.Millisecond,
+	f, err := New(Options{DB: a.DB(), Interval: step, Retention: time.Hour, Settle: time.Millisecond, Lag: time.Millisecond,
 		Peers: func(context.Context) ([]string, error) { return []string{"ftp://x", garbage.URL}, nil }})
 	if err != nil {
 		t.Fatal(err)

@@ -57,6 +57,9 @@ type Store struct {
 
 	mu   sync.Mutex // serializes Append: it owns refs
 	refs map[model.Object]*objectRefs
+	// floor is the time (Unix ms) at or before which Append keeps no
+	// sample: a replica's range that its peer's samples fill (SetFloor).
+	floor int64
 	// swept is when refs was last swept of series not appended to since.
 	swept time.Time
 
@@ -133,6 +136,7 @@ func Open(o Options) (*Store, error) {
 		db:     db,
 		logger: o.Logger,
 		refs:   map[model.Object]*objectRefs{},
+		floor:  math.MinInt64,
 		swept:  time.Now(),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "kubemon", Subsystem: "store", Name: "samples_appended_total",
@@ -140,7 +144,7 @@ func Open(o Options) (*Store, error) {
 		}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "kubemon", Subsystem: "store", Name: "samples_rejected_total",
-			Help: "Samples the store rejected, by reason.",
+			Help: "Samples the store rejected, by reason: out_of_order, duplicate, too_old, filled_by_peer (a replica's range its peer's samples fill).",
 		}, []string{"reason"}),
 		series: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kubemon", Subsystem: "store", Name: "cached_objects",
@@ -190,6 +194,17 @@ func (s *Store) Size() int64 {
 // the WAL is replayed on the next Open.
 func (s *Store) Close() error { return s.db.Close() }
 
+// SetFloor makes Append keep no sample stamped at or before t (Unix ms):
+// a replica back from an outage leaves that range to the samples its peer
+// fills in, so both replicas hold the same ones (its own first samples
+// after a restart would sit beside them). Such samples are counted as
+// rejected with the reason "filled_by_peer".
+func (s *Store) SetFloor(t int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.floor = t
+}
+
 // Append writes every present value of every entry in b. Samples the TSDB
 // refuses (out of order, duplicate timestamp, too old) are counted and
 // skipped; the rest are committed. It returns how many were appended.
@@ -220,7 +235,12 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 			if m == model.Info {
 				s.checkInfo(app, cached, e)
 			}
-			ref, err := appendOne(app, cached.refs[m], e, m, e.TimeOf(m), v)
+			t := e.TimeOf(m)
+			if t <= s.floor {
+				s.rejected.WithLabelValues("filled_by_peer").Inc()
+				continue
+			}
+			ref, err := appendOne(app, cached.refs[m], e, m, t, v)
 			if err != nil {
 				if reason := rejectReason(err); reason != "" {
 					s.rejected.WithLabelValues(reason).Inc()

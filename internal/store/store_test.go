@@ -380,3 +380,38 @@ func mustGauge(t *testing.T, reg *prometheus.Registry, name string) prometheus.C
 	t.Fatalf("no gauge %s", name)
 	return nil
 }
+
+// TestSetFloor: samples stamped at or before the floor are left out and
+// counted, the rest of the same batch is kept, and later ones are stored.
+func TestSetFloor(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := time.Now().UnixMilli()
+	s.SetFloor(base + 10_000)
+	b := batch(base+10_000, 1)
+	b.Entries[1].Time = base + 10_001 // the cluster's sample, just past the floor
+	if n, err := s.Append(context.Background(), b); err != nil || n != 1 {
+		t.Fatalf("append at the floor: n=%d err=%v, want 1 (the cluster's)", n, err)
+	}
+	if got := testutil.ToFloat64(s.rejected.WithLabelValues("filled_by_peer")); got != 2 {
+		t.Errorf("rejected filled_by_peer %v, want the container's 2", got)
+	}
+	if n, err := s.Append(context.Background(), batch(base+20_000, 2)); err != nil || n != 3 {
+		t.Fatalf("append past the floor: n=%d err=%v, want 3", n, err)
+	}
+	got := samples(t, s, nameIs(model.LevelContainer, model.CPUUsage))
+	if len(got) != 1 {
+		t.Fatalf("container CPU series %v, want 1", keys(got))
+	}
+	for _, v := range got {
+		if len(v) != 1 || v[0] != [2]float64{float64(base + 20_000), 2} {
+			t.Errorf("container CPU samples %v, want only the one past the floor", v)
+		}
+	}
+	if cl := samples(t, s, nameIs(model.LevelCluster, model.CPUUsageRate)); len(cl) != 1 {
+		t.Errorf("cluster CPU series %v, want 1", keys(cl))
+	}
+}

@@ -311,12 +311,18 @@ func TestHelmMatchesKustomize(t *testing.T) {
 		t.Fatal(err)
 	}
 	k = kustomize(t, dir)
-	h = parse(t, bytes.ReplaceAll(bytes.ReplaceAll(run(t, "helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--namespace", "kube-system", "--set", "replicas=2"),
-		[]byte(",app.kubernetes.io/instance=kubemon"), nil), []byte("\n                    app.kubernetes.io/instance: kubemon"), nil))
+	out := run(t, "helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--namespace", "kube-system", "--set", "replicas=2")
+	for _, instance := range []string{ // in the peer selectors, the anti-affinity and the NetworkPolicy's peers
+		",app.kubernetes.io/instance=kubemon", "\n                    app.kubernetes.io/instance: kubemon", "\n              app.kubernetes.io/instance: kubemon",
+	} {
+		out = bytes.ReplaceAll(out, []byte(instance), nil)
+	}
+	h = parse(t, out)
 	var d appsv1.Deployment
 	decode(t, find(t, k, "Deployment", "kubemon"), &d)
 	if d.Spec.Replicas == nil || *d.Spec.Replicas != 2 || d.Spec.Template.Spec.Affinity == nil || d.Spec.Template.Spec.Affinity.PodAntiAffinity == nil ||
-		flags(d.Spec.Template.Spec.Containers[0].Args)["--replica.peer-selector"] != "app.kubernetes.io/name=kubemon" {
+		flags(d.Spec.Template.Spec.Containers[0].Args)["--replica.peer-selector"] != "app.kubernetes.io/name=kubemon" ||
+		len(d.Spec.Template.Spec.Containers) != 2 || flags(d.Spec.Template.Spec.Containers[1].Args)["--peer-selector"] != "app.kubernetes.io/name=kubemon" {
 		t.Errorf("optional/ha: replicas %v, affinity %v, args %v; want 2, anti-affinity, --replica.peer-selector", d.Spec.Replicas, d.Spec.Template.Spec.Affinity, d.Spec.Template.Spec.Containers[0].Args)
 	}
 	compare(t, k, h)
@@ -405,10 +411,16 @@ func compareDeployments(t *testing.T, a, b *appsv1.Deployment) {
 	same(t, key+" affinity", ap.Affinity, bp.Affinity)
 	same(t, key+" pod securityContext", ap.SecurityContext, bp.SecurityContext)
 	same(t, key+" volumes", ap.Volumes, bp.Volumes)
-	if len(ap.Containers) != 1 || len(bp.Containers) != 1 {
-		t.Fatalf("%s: %d and %d containers, want 1", key, len(ap.Containers), len(bp.Containers))
+	if len(ap.Containers) == 0 || len(ap.Containers) != len(bp.Containers) {
+		t.Fatalf("%s: %d and %d containers", key, len(ap.Containers), len(bp.Containers))
 	}
-	ac, bc := ap.Containers[0], bp.Containers[0]
+	for i := range ap.Containers {
+		compareContainers(t, fmt.Sprintf("%s container %d", key, i), ap.Containers[i], bp.Containers[i])
+	}
+}
+
+func compareContainers(t *testing.T, key string, ac, bc corev1.Container) {
+	t.Helper()
 	same(t, key+" container name", ac.Name, bc.Name)
 	same(t, key+" image", ac.Image, bc.Image)
 	same(t, key+" imagePullPolicy", ac.ImagePullPolicy, bc.ImagePullPolicy)
@@ -421,6 +433,7 @@ func compareDeployments(t *testing.T, a, b *appsv1.Deployment) {
 	same(t, key+" resources", ac.Resources, bc.Resources)
 	same(t, key+" securityContext", ac.SecurityContext, bc.SecurityContext)
 	same(t, key+" volumeMounts", ac.VolumeMounts, bc.VolumeMounts)
+	same(t, key+" env", ac.Env, bc.Env)
 }
 
 func TestHelmSizing(t *testing.T) {
