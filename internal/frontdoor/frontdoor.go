@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,7 @@ const (
 type Proxy struct {
 	o Options
 
+	down      atomic.Bool // the last dial of Local failed
 	mu        sync.Mutex
 	peers     []string
 	peersAt   time.Time
@@ -162,10 +164,16 @@ func (p *Proxy) dial(ctx context.Context) (net.Conn, string, error) {
 	d := net.Dialer{Timeout: p.o.DialTimeout}
 	c, err := d.DialContext(ctx, "tcp", p.o.Local)
 	if err == nil {
-		p.localDown.Set(0)
+		if p.down.Swap(false) {
+			p.localDown.Set(0)
+			p.o.Logger.Info("frontdoor: the local kubemon answers again", "local", p.o.Local)
+		}
 		return c, BackendLocal, nil
 	}
-	p.localDown.Set(1)
+	if !p.down.Swap(true) {
+		p.localDown.Set(1)
+		p.o.Logger.Warn("frontdoor: the local kubemon does not answer; handing connections to a peer", "local", p.o.Local, "err", err)
+	}
 	errs := []error{fmt.Errorf("local %s: %w", p.o.Local, err)}
 	peers, perr := p.peerList(ctx)
 	if perr != nil {

@@ -142,6 +142,9 @@ func TestFailover(t *testing.T) {
 	if got := ask(t, addr, "d"); got != "back:d" {
 		t.Errorf("local back: %q, want back:d", got)
 	}
+	if got := testutil.ToFloat64(p.localDown); got != 0 {
+		t.Errorf("local_down %v after the local kubemon came back, want 0", got)
+	}
 	for b, want := range map[string]float64{BackendLocal: 2, BackendPeer: 3, BackendNone: 1} {
 		if got := testutil.ToFloat64(p.conns.WithLabelValues(b)); got != want {
 			t.Errorf("connections{backend=%q} = %v, want %v", b, got, want)

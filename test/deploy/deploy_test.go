@@ -329,6 +329,35 @@ func TestHelmMatchesKustomize(t *testing.T) {
 	if out, err := exec.Command("helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--set", "replicas=2,persistence.enabled=true").CombinedOutput(); err == nil || !bytes.Contains(out, []byte("one ReadWriteOnce claim")) {
 		t.Errorf("helm template replicas=2 with persistence: %v, want the refusal\n%s", err, out)
 	}
+
+	// Shards: optional/shards and shards.enabled agree (the component's
+	// default URLs given to the chart).
+	dir = t.TempDir()
+	base, _ = filepath.Rel(dir, filepath.Join(repo, "deploy"))
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(fmt.Sprintf("resources: [%s]\ncomponents: [%s/optional/shards]\n", base, base)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	k = kustomize(t, dir)
+	out = run(t, "helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--namespace", "kube-system", "--set",
+		"shards.enabled=true,shards.queryURL=http://thanos-query.monitoring.svc:9090,shards.remoteWriteURL=http://thanos-receive.monitoring.svc:19291/api/v1/receive")
+	h = parse(t, bytes.ReplaceAll(out, []byte("\n                    app.kubernetes.io/instance: kubemon"), nil))
+	shardObjects := append(append([]string{}, baseObjects...), "ConfigMap/kube-system/kubemon-shards", "Role/kube-system/kubemon-shards", "RoleBinding/kube-system/kubemon-shards")
+	expectObjects(t, "kustomize shards", k, shardObjects)
+	expectObjects(t, "helm shards", h, shardObjects)
+	decode(t, find(t, k, "Deployment", "kubemon"), &d)
+	if a := flags(d.Spec.Template.Spec.Containers[0].Args); d.Spec.Replicas == nil || *d.Spec.Replicas != 3 || a["--query-url"] != "$(KUBEMON_QUERY_URL)" ||
+		a["--sink"] != "remotewrite:$(KUBEMON_REMOTE_WRITE_URL)?label=kubemon_replica:$(POD_NAME)" {
+		t.Errorf("optional/shards: replicas %v, args %v; want 3, --shard, --query-url and the remote-write sink", d.Spec.Replicas, d.Spec.Template.Spec.Containers[0].Args)
+	}
+	if _, ok := flags(d.Spec.Template.Spec.Containers[0].Args)["--shard"]; !ok {
+		t.Errorf("optional/shards: no --shard in %v", d.Spec.Template.Spec.Containers[0].Args)
+	}
+	compare(t, k, h)
+	for _, set := range []string{"shards.enabled=true,shards.queryURL=http://q", "shards.enabled=true,replicas=2,shards.queryURL=http://q,shards.remoteWriteURL=http://r"} {
+		if out, err := exec.Command("helm", "template", "kubemon", filepath.Join(repo, "deploy/helm/kubemon"), "--set", set).CombinedOutput(); err == nil {
+			t.Errorf("helm template %s: rendered, want a refusal\n%.300s", set, out)
+		}
+	}
 }
 
 // compare checks that two renderings agree on kubemon's behaviour, not on

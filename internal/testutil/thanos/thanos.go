@@ -1,7 +1,7 @@
 // Package thanos runs a real Thanos for tests: receivers in one hashring
 // (hashmod, a replication factor) and a querier over them that
 // deduplicates on the receivers' replica label, every component on free
-// ports of 127.0.0.1 with its data in t.TempDir(), stopped by PID. The
+// ports of 127.0.0.1 (or Options.Host) with its data in t.TempDir(), stopped by PID. The
 // binary is Thanos built from its Go module by hack/peers/build.sh thanos.
 // Only tests import it.
 package thanos
@@ -45,6 +45,9 @@ type Options struct {
 	// ExtraReplicaLabels are more labels the querier deduplicates on
 	// (e.g. the label each kubemon member adds to its remote writes).
 	ExtraReplicaLabels []string
+	// Host is the address every component listens on (default 127.0.0.1):
+	// a test cluster's host address, for pods to reach.
+	Host string
 	// DedupFunc is the querier's --deduplication.func: penalty (the
 	// default) or chain (every replica's samples merged, equal timestamps
 	// once: what members that hand nodes over to each other need).
@@ -90,12 +93,14 @@ func Start(t testing.TB, o Options) *Cluster {
 	if o.ReplicationFactor <= 0 {
 		o.ReplicationFactor = o.Receivers
 	}
+	host := cmp.Or(o.Host, "127.0.0.1")
+	addr := func() string { return freeAddr(t, host) }
 	dir := t.TempDir()
 	type addrs struct{ http, grpc, write, capnp string }
 	as := make([]addrs, o.Receivers)
 	var ring, endpoints []string
 	for i := range as {
-		as[i] = addrs{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
+		as[i] = addrs{addr(), addr(), addr(), addr()}
 		ring = append(ring, fmt.Sprintf(`{"address": %q, "capnproto_address": %q}`, as[i].grpc, as[i].capnp))
 		endpoints = append(endpoints, "  - address: "+strconv.Quote(as[i].grpc))
 	}
@@ -118,7 +123,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		}}
 		c.Receivers = append(c.Receivers, r)
 	}
-	qa := addrs{http: freeAddr(t), grpc: freeAddr(t)}
+	qa := addrs{http: addr(), grpc: addr()}
 	sd := filepath.Join(dir, "endpoints.yml")
 	writeFile(t, sd, "endpoints:\n"+strings.Join(endpoints, "\n")+"\n")
 	q := &Component{t: t, name: "querier", bin: o.Binary, logPath: filepath.Join(dir, "querier.log"), http: qa.http, args: []string{
@@ -254,9 +259,9 @@ func get(url string) (string, error) {
 	return string(b), nil
 }
 
-func freeAddr(t testing.TB) string {
+func freeAddr(t testing.TB, host string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		t.Fatalf("thanos: finding a free port: %v", err)
 	}
