@@ -189,9 +189,18 @@ func RollupNode(entries []model.Entry) {
 		addPresent(&podSum, &p.Values, model.LevelNode)
 	}
 	for _, m := range sumMetrics {
-		if math.IsNaN(node.Values[m]) {
-			node.Values[m] = podSum[m]
+		if !math.IsNaN(node.Values[m]) {
+			continue
 		}
+		// A rate the node's own counter gives is not made up from its pods:
+		// the counter has no new observation this time (the kubelet renews
+		// a node's stats every 10-15 s; a scrape in between repeats them),
+		// or none before it, and the pods' sum leaves out every process
+		// outside them (kubelet, runtime, system).
+		if c := model.Metrics[m].RateOf; c != nil && !math.IsNaN(node.Values[*c]) {
+			continue
+		}
+		node.Values[m] = podSum[m]
 	}
 }
 

@@ -72,6 +72,45 @@ func TestRatesForgetsGoneObjects(t *testing.T) {
 	}
 }
 
+// TestNodeRateNotFromPods: a scrape that repeats the node's stats (the
+// kubelet renews them every 10-15 s, the scrape comes every 5 s) while its
+// pods' are live gives the node no CPU rate, not the sum of its pods' rates,
+// which leaves out the kubelet, the runtime and the system. A node without
+// a counter of its own still gets its pods' sum (network, here).
+func TestNodeRateNotFromPods(t *testing.T) {
+	nodeO := model.Object{Level: model.LevelNode, Node: "n"}
+	podO := model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "p"}
+	stats := func(nodeT, podT int64, nodeCPU, podCPU float64) *model.NodeStats {
+		return &model.NodeStats{Node: "n", Entries: []model.Entry{
+			entry(nodeO, nodeT, 1, map[model.MetricID]float64{model.CPUUsage: nodeCPU}),
+			entry(podO, podT, 1, map[model.MetricID]float64{model.CPUUsage: podCPU, model.NetworkRx: podCPU * 1000}),
+			entry(c1, podT, 1, map[model.MetricID]float64{model.CPUUsage: podCPU}),
+		}}
+	}
+	r := NewRater()
+	rate := func(es []model.Entry, o model.Object, m model.MetricID) float64 {
+		for _, e := range es {
+			if e.Object == o {
+				return e.Values[m]
+			}
+		}
+		t.Fatalf("no %+v", o)
+		return 0
+	}
+	Node(r, stats(10_000, 10_000, 100, 10), nil, model.NodeMeta{})
+	es := Node(r, stats(10_000, 15_000, 100, 10.5), nil, model.NodeMeta{}) // the node's stats repeated
+	if got := rate(es, nodeO, model.CPUUsageRate); !math.IsNaN(got) {
+		t.Errorf("node CPU rate %v on a repeat of its stats, want none (its pods' sum is 0.1)", got)
+	}
+	if got := rate(es, nodeO, model.NetworkRxRate); !(math.Abs(got-100) <= 1e-9) {
+		t.Errorf("node network rate %v, want its pods' 100", got)
+	}
+	es = Node(r, stats(20_000, 20_000, 110, 11), nil, model.NodeMeta{})
+	if got := rate(es, nodeO, model.CPUUsageRate); !(math.Abs(got-1) <= 1e-9) {
+		t.Errorf("node CPU rate %v once its stats are renewed, want its own 1", got)
+	}
+}
+
 func TestNodeRollupAndEnrich(t *testing.T) {
 	nodeO := model.Object{Level: model.LevelNode, Node: "n"}
 	podO := model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: "p"}

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"net/url"
 	"math"
 	"os"
 	"path/filepath"
@@ -110,9 +113,16 @@ patches:
 			return len(ms[p.name].query(t, up)) == 1
 		})
 	}
-	out, err := kubectlWith(filepath.Join(c.dir, "kubeconfig"), "top", "nodes", "--no-headers")
-	if err != nil || !strings.HasPrefix(strings.TrimSpace(out), node+" ") {
-		t.Errorf("kubectl top nodes through the sharded members: %v: %q", err, out)
+	// The sinks write a little behind the present, so the node's CPU rate
+	// reaches Thanos a while after kubelet_up did.
+	var top string
+	var topErr error
+	waitFor(t, 3*time.Minute, "kubectl top nodes through the sharded members", func() bool {
+		top, topErr = kubectlWith(filepath.Join(c.dir, "kubeconfig"), "top", "nodes", "--no-headers")
+		return topErr == nil
+	})
+	if !strings.HasPrefix(strings.TrimSpace(top), node+" ") {
+		t.Errorf("kubectl top nodes through the sharded members: %q, want the node %s", top, node)
 	}
 
 	// The cluster's CPU roll-up, recorded over Thanos by the generated
@@ -120,9 +130,9 @@ patches:
 	// one node), read at most a few intervals late.
 	nodeCPU, clusterCPU := name(model.LevelNode, model.CPUUsageRate), name(model.LevelCluster, model.CPUUsageRate)
 	var rolled []rawSeries
-	waitFor(t, 3*time.Minute, "the cluster's CPU roll-up through Thanos", func() bool {
-		rolled = ms[pods[0].name].rawSamples(t, fmt.Sprintf("%s[5m]", clusterCPU), strconv.FormatInt(time.Now().Unix(), 10))
-		return len(rolled) == 1 && len(rolled[0].values) >= 5
+	waitFor(t, 3*time.Minute, "five samples of the cluster's CPU roll-up through Thanos", func() bool {
+		n := ms[pods[0].name].query(t, fmt.Sprintf("count_over_time(%s[5m])", clusterCPU))
+		return len(n) == 1 && n[0].v(t) >= 5
 	})
 	at := strconv.FormatInt(time.Now().Unix(), 10)
 	rolled = ms[pods[0].name].rawSamples(t, fmt.Sprintf("%s[5m]", clusterCPU), at)
@@ -145,11 +155,28 @@ patches:
 			}
 		}
 		if !(lag >= 0 && lag <= 120) {
-			t.Errorf("%s at %s = %v: no sample of %s within 2 minutes before it holds that value", clusterCPU, time.Unix(int64(ts), 0).Format("15:04:05"), v, nodeCPU)
+			var near []string
+			for j, nt := range nodes[0].times {
+				if nt >= ts-120 && nt <= ts+30 {
+					near = append(near, fmt.Sprintf("%s=%v", time.Unix(int64(nt), 0).Format("15:04:05"), nodes[0].values[j]))
+				}
+			}
+			t.Errorf("%s at %s = %v: no sample of %s within 2 minutes before it holds that value; its samples around: %v",
+				clusterCPU, time.Unix(int64(ts), 0).Format("15:04:05"), v, nodeCPU, near)
 			continue
 		}
 		matched++
 		worstLag = max(worstLag, lag)
+	}
+	if t.Failed() { // each member's copy, to tell which disagreed
+		for _, q := range []string{nodeCPU + "[4m]", clusterCPU + "[4m]", "node_cpu_usage_seconds_total[4m]"} {
+			resp, err := http.Get(th.Querier.URL() + "/api/v1/query?dedup=false&time=" + at + "&query=" + url.QueryEscape(q))
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				t.Logf("Thanos, not deduplicated, %s: %s", q, b)
+			}
+		}
 	}
 	t.Logf("%s: %d samples recorded over Thanos, each a value of %s, at most %.0f s behind it", clusterCPU, matched, nodeCPU, worstLag)
 	if matched < 5 {
