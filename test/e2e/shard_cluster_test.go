@@ -3,9 +3,9 @@ package e2e
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
