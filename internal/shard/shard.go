@@ -231,7 +231,12 @@ func (r *Ring) refresh(ctx context.Context) error {
 		if s.HolderIdentity == nil || *s.HolderIdentity == r.o.Identity || s.RenewTime == nil || s.LeaseDurationSeconds == nil {
 			continue
 		}
-		if now.Before(s.RenewTime.Add(time.Duration(*s.LeaseDurationSeconds) * time.Second)) {
+		expires := s.RenewTime.Add(time.Duration(*s.LeaseDurationSeconds) * time.Second)
+		if now.Sub(expires) > StaleLease {
+			r.deleteStale(ctx, l.Name, l.ResourceVersion, *s.HolderIdentity, expires)
+			continue
+		}
+		if now.Before(expires) {
 			live = append(live, *s.HolderIdentity)
 		}
 	}
@@ -251,6 +256,27 @@ func (r *Ring) refresh(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// StaleLease is how long after it expired a member's Lease is deleted by
+// the others: a member that died without stopping (a SIGKILL, its node
+// lost) leaves its Lease behind, and pods of a Deployment do not come back
+// under the same name. A member that returns after longer makes a new one.
+const StaleLease = 10 * time.Minute
+
+// deleteStale deletes the expired Lease name, unless it was renewed since
+// it was listed (its resourceVersion); another member deleting it first is
+// no error.
+func (r *Ring) deleteStale(ctx context.Context, name, version, holder string, expired time.Time) {
+	err := r.o.Client.CoordinationV1().Leases(r.o.Namespace).Delete(ctx, name, metav1.DeleteOptions{
+		Preconditions: &metav1.Preconditions{ResourceVersion: &version}})
+	switch {
+	case err == nil:
+		r.o.Logger.Info("shard: deleted the Lease of a member gone for good", "lease", name, "holder", holder, "expired", expired.UTC())
+	case apierrors.IsNotFound(err) || apierrors.IsConflict(err):
+	default:
+		r.o.Logger.Warn("shard: deleting a stale Lease", "lease", name, "err", err)
+	}
 }
 
 // Members returns the live members, sorted.

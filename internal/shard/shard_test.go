@@ -201,6 +201,34 @@ func TestRingLeases(t *testing.T) {
 	if got := rings[0].Members(); !slices.Equal(got, []string{"kubemon-0"}) {
 		t.Errorf("kubemon-0 sees %v after kubemon-1 left", got)
 	}
+
+	// kubemon-2's Lease, left behind by its death, is deleted once it has
+	// been expired for StaleLease; kubemon-0's own stays.
+	leases := func() []string {
+		list, err := client.CoordinationV1().Leases("monitoring").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, l := range list.Items {
+			names = append(names, l.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
+	if got := leases(); !slices.Equal(got, []string{"kubemon-kubemon-0", "kubemon-kubemon-2"}) {
+		t.Fatalf("Leases %v before the stale one's time", got)
+	}
+	clk.add(StaleLease)
+	if err := rings[0].renew(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := rings[0].refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := leases(); !slices.Equal(got, []string{"kubemon-kubemon-0"}) {
+		t.Errorf("Leases %v after kubemon-2's was expired for %s, want kubemon-0's alone", got, StaleLease)
+	}
 }
 
 func TestOptions(t *testing.T) {
