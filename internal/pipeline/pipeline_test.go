@@ -34,6 +34,8 @@ func TestRates(t *testing.T) {
 	}{
 		{"steady", []obs{{10_000, 1, 100, nan}, {20_000, 1, 105, 0.5}, {30_000, 1, 112, 0.7}}},
 		{"stale repeat keeps the baseline", []obs{{10_000, 1, 100, nan}, {10_000, 1, 100, nan}, {20_000, 1, 110, 1}}},
+		{"stale repeat repeats the rate", []obs{{10_000, 1, 100, nan}, {20_000, 1, 105, 0.5}, {20_000, 1, 105, 0.5}, {30_000, 1, 112, 0.7}}},
+		{"an older observation gives none", []obs{{10_000, 1, 100, nan}, {20_000, 1, 105, 0.5}, {15_000, 1, 103, nan}, {30_000, 1, 112, 0.7}}},
 		{"restart after the previous observation", []obs{{10_000, 1, 100, nan}, {20_000, 15_000, 2.5, 0.5}}},
 		{"restart before the previous observation is unknowable", []obs{{10_000, 1, 100, nan}, {20_000, 5_000, 2.5, nan}, {30_000, 5_000, 7.5, 0.5}}},
 		{"decrease without a start time is a reset", []obs{{10_000, 0, 100, nan}, {20_000, 0, 3, nan}, {30_000, 0, 8, 0.5}}},
@@ -74,8 +76,9 @@ func TestRatesForgetsGoneObjects(t *testing.T) {
 
 // TestNodeRateNotFromPods: a scrape that repeats the node's stats (the
 // kubelet renews them every 10-15 s, the scrape comes every 5 s) while its
-// pods' are live gives the node no CPU rate, not the sum of its pods' rates,
-// which leaves out the kubelet, the runtime and the system. A node without
+// pods' are live gives the node its own last rate (none before it had
+// one), never the sum of its pods' rates, which leaves out the kubelet,
+// the runtime and the system. A node without
 // a counter of its own still gets its pods' sum (network, here).
 func TestNodeRateNotFromPods(t *testing.T) {
 	nodeO := model.Object{Level: model.LevelNode, Node: "n"}
@@ -108,6 +111,11 @@ func TestNodeRateNotFromPods(t *testing.T) {
 	es = Node(r, stats(20_000, 20_000, 110, 11), nil, model.NodeMeta{})
 	if got := rate(es, nodeO, model.CPUUsageRate); !(math.Abs(got-1) <= 1e-9) {
 		t.Errorf("node CPU rate %v once its stats are renewed, want its own 1", got)
+	}
+	// Repeated again: its own rate again (the same sample), not the pods'.
+	es = Node(r, stats(20_000, 25_000, 110, 12), nil, model.NodeMeta{})
+	if got := rate(es, nodeO, model.CPUUsageRate); !(math.Abs(got-1) <= 1e-9) {
+		t.Errorf("node CPU rate %v on a repeat of renewed stats, want its own 1 again (its pods' sum is 0.2)", got)
 	}
 }
 

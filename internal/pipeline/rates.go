@@ -31,6 +31,7 @@ type prevSample struct {
 	start  int64
 	times  [maxCounters]int64   // Unix ms, per counter (counters can come from different endpoints)
 	values [maxCounters]float64 // indexed like counters; NaN when not observed
+	rates  [maxCounters]float64 // the rate computed at times; NaN when none
 }
 
 // maxCounters bounds the number of counters with rates in the vocabulary.
@@ -67,8 +68,9 @@ func NewRater() *Rater {
 // and absent otherwise, so a restart never gives a negative or spiked rate.
 // A counter kubemon keeps across restarts (Metric.SpansRestarts) is reset
 // only when it goes down.
-// An observation no newer than the previous one gives no rate and keeps
-// the older baseline.
+// An observation at the same time as the previous one (the kubelet's stats
+// not yet renewed) gives the previous rate again, and keeps the baseline;
+// one older than the previous gives no rate.
 func (r *Rater) Rates(entries []model.Entry) {
 	// Baselines are replaced in place, and those not observed this time
 	// removed after: no map rebuilt every scrape.
@@ -77,6 +79,9 @@ func (r *Rater) Rates(entries []model.Entry) {
 		e := &entries[i]
 		p, hadPrev := r.prev[e.Object]
 		cur := prevSample{gen: r.gen, start: e.Start}
+		for j := range counters {
+			cur.rates[j] = math.NaN()
+		}
 		seen := false
 		restarted := hadPrev && e.Start != 0 && p.start != 0 && e.Start != p.start
 		for j, c := range counters {
@@ -91,16 +96,23 @@ func (r *Rater) Rates(entries []model.Entry) {
 			}
 			before, pt := p.values[j], p.times[j]
 			if t <= pt {
-				cur.values[j], cur.times[j] = before, pt // stale repeat
+				// A stale repeat (the kubelet renews stats every 10-15 s):
+				// the same observation, so the same rate, at its time.
+				cur.values[j], cur.times[j], cur.rates[j] = before, pt, p.rates[j]
+				if t == pt {
+					e.Values[c.rate] = p.rates[j]
+				}
 				continue
 			}
 			if (!restarted || model.Metrics[c.counter].SpansRestarts) && now >= before {
 				e.Values[c.rate] = (now - before) / (float64(t-pt) / 1000)
+				cur.rates[j] = e.Values[c.rate]
 				continue
 			}
 			// Reset: only the time since the new start is known to hold all of now.
 			if e.Start > pt && t > e.Start {
 				e.Values[c.rate] = now / (float64(t-e.Start) / 1000)
+				cur.rates[j] = e.Values[c.rate]
 			}
 		}
 		if seen {
