@@ -67,7 +67,9 @@ func newFiller(ctx context.Context, cfg config.Config, st *store.Store, found di
 	// down at once) the own samples are kept and the fill, if a peer comes,
 	// merges with them.
 	held := false
-	if ps, err := peers(ctx); err == nil && len(ps) > 0 {
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if ps, err := peers(pctx); err == nil && len(ps) > 0 {
 		st.SetFloor(to)
 		held = true
 	}
