@@ -269,7 +269,16 @@ func TestReplicaKill(t *testing.T) {
 		// samples (copied from the peer); outside it each replica's own
 		// read of the same kubelet at the same slot, whose values agree
 		// but for what the kubelet reads live (CRI stats, stamped to the
-		// second) between two requests milliseconds apart.
+		// second) between two requests milliseconds apart, or a few hundred
+		// on a loaded machine: a pod busy on half a core then moves its CPU
+		// counter by tens of milliseconds between the two reads, which over
+		// a 5 s interval is up to about 0.02 cores in a rate (measured once
+		// in CI: 0.188 against 0.177 for a namespace). So 5 %, plus 0.025
+		// cores for CPU rates.
+		abs := 1e-3
+		if strings.HasSuffix(n, "_cores") {
+			abs = 0.025
+		}
 		total, inHole, missing, extra, holeDiffer, outDiffer := 0, 0, 0, 0, 0, 0
 		var examples []string
 		note := func(format string, a ...any) {
@@ -304,7 +313,7 @@ func TestReplicaKill(t *testing.T) {
 				case in && v != w:
 					holeDiffer++
 					note("%s at kill%+.1fs (in the hole): %v, peer %v", key, ts-hole0, v, w)
-				case !in && !(math.Abs(v-w) <= 0.05*math.Abs(w)+1e-3):
+				case !in && !(math.Abs(v-w) <= 0.05*math.Abs(w)+abs):
 					outDiffer++
 					note("%s at kill%+.1fs: %v, peer %v", key, ts-hole0, v, w)
 				}
@@ -316,7 +325,7 @@ func TestReplicaKill(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%s: %d series, %d samples (%d inside the hole); on %s: %d missing, %d extra, %d differ in the hole, %d beyond 5%% outside it",
+		t.Logf("%s: %d series, %d samples (%d inside the hole); on %s: %d missing, %d extra, %d differ in the hole, %d beyond the tolerance outside it",
 			n, len(b), total, inHole, victim.name, missing, extra, holeDiffer, outDiffer)
 		if total < 10 || inHole < 5 {
 			t.Errorf("%s: %d samples compared, %d inside the hole; want at least 10 and 5", n, total, inHole)
