@@ -227,7 +227,7 @@ func TestReplicaKill(t *testing.T) {
 	// A request in flight at the SIGKILL itself dies with the process and
 	// is not retried by the apiserver: one such failure, within a second of
 	// the kill, is reported as a known limit (CI saw one at kill+0.1 s in
-	// one of seven runs); any other failure is an error.
+	// one of five runs); any other failure is an error.
 	inFlight := 0
 	for _, f := range failures {
 		if d := f.at.Sub(killAt); d >= 0 && d <= time.Second && inFlight == 0 {
