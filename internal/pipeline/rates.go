@@ -37,6 +37,14 @@ type prevSample struct {
 // maxCounters bounds the number of counters with rates in the vocabulary.
 const maxCounters = 16
 
+// noRates is prevSample.rates before any rate: all NaN.
+var noRates = func() (r [maxCounters]float64) {
+	for i := range r {
+		r[i] = math.NaN()
+	}
+	return r
+}()
+
 func init() {
 	if len(counters) > maxCounters {
 		panic("pipeline: raise maxCounters")
@@ -78,10 +86,7 @@ func (r *Rater) Rates(entries []model.Entry) {
 	for i := range entries {
 		e := &entries[i]
 		p, hadPrev := r.prev[e.Object]
-		cur := prevSample{gen: r.gen, start: e.Start}
-		for j := range counters {
-			cur.rates[j] = math.NaN()
-		}
+		cur := prevSample{gen: r.gen, start: e.Start, rates: noRates}
 		seen := false
 		restarted := hadPrev && e.Start != 0 && p.start != 0 && e.Start != p.start
 		for j, c := range counters {

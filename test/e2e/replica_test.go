@@ -263,6 +263,7 @@ func TestReplicaKill(t *testing.T) {
 	// shortly before the kill (the replicas' own start-up, a minute
 	// earlier, is behind them) to a few intervals ago.
 	window := end.Sub(killAt.Add(-25 * time.Second)).Round(time.Second)
+	const interval = 5 * time.Second // the test cluster's
 	names := []string{
 		name(model.LevelNode, model.CPUUsageRate), name(model.LevelNode, model.MemoryWorkingSet), name(model.LevelNode, model.KubeletUp),
 		name(model.LevelPod, model.CPUUsageRate), name(model.LevelContainer, model.MemoryWorkingSet),
@@ -299,7 +300,6 @@ func TestReplicaKill(t *testing.T) {
 		// The hole: from the kill to the end of the victim's fill, three
 		// intervals after its last start (its own samples up to there were
 		// left to the peer's).
-		const interval = 5 * time.Second // the test cluster's
 		hole0, hole1 := float64(killAt.UnixMilli())/1000, float64(restarted.Add(3*interval).Unix())
 		for key, bs := range b {
 			as := a[key]
