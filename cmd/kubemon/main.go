@@ -261,6 +261,7 @@ func parseServe(args []string, stderr io.Writer) (config.Config, error) {
 	fs.StringVar(&c.MetricsAPI.Listen, "metrics-api-listen", c.MetricsAPI.Listen, "host:port to serve metrics.k8s.io (kubectl top, HPA) over HTTPS, e.g. :4443; off when empty")
 	fs.StringVar(&c.MetricsAPI.CertFile, "tls-cert-file", c.MetricsAPI.CertFile, "serving certificate (PEM) of the metrics API; self-signed when empty")
 	fs.StringVar(&c.MetricsAPI.KeyFile, "tls-private-key-file", c.MetricsAPI.KeyFile, "private key (PEM) of --tls-cert-file")
+	fs.StringVar(&c.MetricsAPI.FrontDoorUser, "metrics-api-front-door-user", c.MetricsAPI.FrontDoorUser, "the ServiceAccount kubemon's front door runs as (system:serviceaccount:NS:NAME): the metrics API authorizes the callers it forwards (with a token for the audience kubemon.io/frontdoor); off when empty")
 	err := parse(fs, args, &c, path)
 	return c, err
 }

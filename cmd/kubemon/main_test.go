@@ -476,12 +476,26 @@ func TestParseSinksAndHeapsterFlags(t *testing.T) {
 }
 
 func TestParseFrontDoor(t *testing.T) {
-	c, l, err := parseFrontDoor([]string{"--peer-selector=app=kubemon", "--log-format=json"}, &bytes.Buffer{})
+	c, l, err := parseFrontDoor([]string{"--peer-selector=app=kubemon", "--log-format=json", "--tls-cert-file=/tls/tls.crt", "--tls-private-key-file=/tls/tls.key", "--backend-ca-file=/tls/ca.crt"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != ":4443" || c.Local != "127.0.0.1:4444" || c.PeerSelector != "app=kubemon" || c.PeerPort != "" || l.Format != "json" {
+	if c.Listen != ":4443" || c.Local != "127.0.0.1:4444" || c.PeerSelector != "app=kubemon" || c.PeerPort != "" || l.Format != "json" ||
+		c.TokenFile != "/var/run/secrets/kubemon.io/frontdoor/token" || c.CertFile != "/tls/tls.crt" || c.KeyFile != "/tls/tls.key" || c.BackendCAFile != "/tls/ca.crt" {
 		t.Errorf("parsed %+v %+v", c, l)
+	}
+	tok := filepath.Join(t.TempDir(), "token")
+	if err := run(context.Background(), []string{"frontdoor", "--token-file=" + tok}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "token file") {
+		t.Errorf("frontdoor with no token file: %v", err)
+	}
+	if err := os.WriteFile(tok, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(context.Background(), []string{"frontdoor", "--token-file=" + tok}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "empty") {
+		t.Errorf("frontdoor with an empty token file: %v", err)
+	}
+	if err := run(context.Background(), []string{"frontdoor", "--token-file=" + tok, "--tls-cert-file=x"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "both") {
+		t.Errorf("frontdoor with a certificate and no key: %v", err)
 	}
 	if _, _, err := parseFrontDoor([]string{"extra"}, &bytes.Buffer{}); err == nil {
 		t.Error("a stray argument: no error")

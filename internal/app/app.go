@@ -21,8 +21,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/storage"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kubemon/kubemon/internal/api/forwarded"
 	"github.com/kubemon/kubemon/internal/api/heapster"
 	"github.com/kubemon/kubemon/internal/api/kubeauth"
 	"github.com/kubemon/kubemon/internal/api/metricsapi"
@@ -344,16 +346,25 @@ func startMetricsAPI(cfg config.Config, q storage.Queryable, found discovered, h
 	// Objects not scraped for three intervals (and at least the default)
 	// are not reported.
 	reader.MaxAge = max(reader.MaxAge, 3*cfg.Interval)
+	var fwd authenticator.Request
+	if u := cfg.MetricsAPI.FrontDoorUser; u != "" {
+		a, err := forwarded.New(found.kube.AuthenticationV1(), u)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("metrics API: %w", err)
+		}
+		fwd = a
+	}
 	srv, err := metricsapi.New(metricsapi.Options{
 		Listener: ln, CertFile: cfg.MetricsAPI.CertFile, KeyFile: cfg.MetricsAPI.KeyFile, Kubeconfig: found.kubeconfig,
 		Metrics: reader, Nodes: found.nodeLister, Pods: found.podLister, Version: version.Version, Logger: log,
-		HTTPAPI: httpAPI,
+		HTTPAPI: httpAPI, Forwarded: fwd,
 	})
 	if err != nil {
 		ln.Close()
 		return nil, err
 	}
-	log.Info("serving metrics.k8s.io", "addr", "https://"+ln.Addr().String(), "selfSignedCert", cfg.MetricsAPI.CertFile == "")
+	log.Info("serving metrics.k8s.io", "addr", "https://"+ln.Addr().String(), "selfSignedCert", cfg.MetricsAPI.CertFile == "", "frontDoorUser", cfg.MetricsAPI.FrontDoorUser)
 	goRun("metrics API", srv.Run)
 	return srv, nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -181,6 +182,11 @@ type MetricsAPI struct {
 	// without them a self-signed certificate is made at start.
 	CertFile string `yaml:"certFile"`
 	KeyFile  string `yaml:"keyFile"`
+	// FrontDoorUser, when set, is the user kubemon's front door runs as
+	// (system:serviceaccount:<namespace>:<name>): requests whose token
+	// reviews as that user for the audience kubemon.io/frontdoor are
+	// authorized as the caller the front door names (package forwarded).
+	FrontDoorUser string `yaml:"frontDoorUser"`
 }
 
 // Scrape configures the kubelet client.
@@ -440,6 +446,14 @@ func (c *Config) Validate() []error {
 					}
 				}
 			}
+		}
+	}
+	if u := c.MetricsAPI.FrontDoorUser; u != "" {
+		if parts := strings.Split(u, ":"); len(parts) != 4 || parts[0] != "system" || parts[1] != "serviceaccount" || parts[2] == "" || parts[3] == "" {
+			bad("metricsAPI.frontDoorUser %q: want system:serviceaccount:<namespace>:<name>", u)
+		}
+		if c.MetricsAPI.Listen == "" {
+			bad("metricsAPI.frontDoorUser: needs metricsAPI.listen")
 		}
 	}
 	if (c.MetricsAPI.CertFile == "") != (c.MetricsAPI.KeyFile == "") {

@@ -25,6 +25,24 @@ func TestDefaultIsValid(t *testing.T) {
 	}
 }
 
+func TestFrontDoorUser(t *testing.T) {
+	for _, tc := range []struct {
+		user, listen, err string
+	}{
+		{user: "system:serviceaccount:kubemon:kubemon", listen: ":4444"},
+		{user: "system:serviceaccount:kubemon:kubemon", err: "needs metricsAPI.listen"},
+		{user: "system:serviceaccount::kubemon", listen: ":4444", err: "want system:serviceaccount"},
+		{user: "alice", listen: ":4444", err: "want system:serviceaccount"},
+	} {
+		c := Default()
+		c.MetricsAPI.Listen, c.MetricsAPI.FrontDoorUser = tc.listen, tc.user
+		errs := c.Validate()
+		if tc.err == "" && len(errs) != 0 || tc.err != "" && (len(errs) != 1 || !strings.Contains(errs[0].Error(), tc.err)) {
+			t.Errorf("%q on %q: %v, want %q", tc.user, tc.listen, errs, tc.err)
+		}
+	}
+}
+
 func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Default()
 	c.Listen = "8080"
@@ -42,8 +60,9 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.Log.Format = "xml"
 	c.MetricsAPI.Listen = "4443"
 	c.MetricsAPI.CertFile = "tls.crt"
+	c.MetricsAPI.FrontDoorUser = "kubemon"
 	errs := c.Validate()
-	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "which the metrics API", "dataDir", "interval", "retention", "scrape.timeout", "scrape.endpoint", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "frontDoorUser \"kubemon\": want system:serviceaccount", "which the metrics API", "dataDir", "interval", "retention", "scrape.timeout", "scrape.endpoint", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}

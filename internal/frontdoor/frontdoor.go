@@ -1,39 +1,57 @@
-// Package frontdoor is the TCP proxy that stands, in each replica's pod, in
-// front of one of kubemon's ports (the metrics API's). It hands every
-// connection to the kubemon beside it, or, when nothing answers there (that
-// kubemon crashed and the kubelet is restarting it), to the same port of a
-// peer replica. Kubernetes withdraws a pod whose container died from its
-// Service only a second or two later (the kubelet notices, the pod turns
-// unready, the EndpointSlice drops it); connections the apiserver opens to
-// the pod in that window reach the peer instead of a refused port.
+// Package frontdoor is the HTTPS proxy that stands, in each replica's pod,
+// in front of kubemon's metrics API (and the kubemon.io aggregated API it
+// carries). Each request goes to the kubemon beside it; when that kubemon
+// does not answer, or dies before it answered (it crashed, and the kubelet
+// is restarting it), a request that may be repeated (GET, HEAD, OPTIONS
+// without a body: what `kubectl top` and the HPA send) is sent again to a
+// ready peer replica. The client, the apiserver's aggregation layer, sees
+// an answer instead of an error, both in the second or two before
+// Kubernetes withdraws the pod from the Service and for the requests in
+// flight at the crash.
 //
-// The proxy copies bytes; TLS stays end to end between the client and
-// whichever kubemon answers. A request already in flight on a connection
-// whose kubemon dies still fails: its bytes are gone with the process.
+// The proxy ends TLS: a kubemon's death must not take the client's
+// connection with it. It therefore authenticates each caller itself (the
+// wrapping handler, k8s.io/apiserver's delegated authentication, puts the
+// user in the request's context) and forwards the caller's identity with
+// its own credential (package forwarded); the kubemon that answers
+// authorizes the caller as before.
 package frontdoor
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httputil"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apiserver/pkg/endpoints/request"
+
+	"github.com/kubemon/kubemon/internal/api/forwarded"
 )
 
-// Options configure Serve. Zero values take the defaults noted.
+// Options configure New. Zero values take the defaults noted.
 type Options struct {
-	// Local is the address of the kubemon in the same pod (host:port);
-	// required.
+	// Local is the address of the kubemon in the same pod (host:port of its
+	// metrics API, HTTPS); required.
 	Local string
 	// Peers lists the same port of the peer replicas (host:port), tried in
-	// order when Local refuses; nil for none.
+	// order after Local; nil for none.
 	Peers func(ctx context.Context) ([]string, error)
+	// Token is the front door's credential towards the kubemons (a token
+	// for forwarded.Audience); required.
+	Token func() (string, error)
+	// TLS is the client configuration towards the kubemons; default: no
+	// verification of their (self-signed) certificates. The token it
+	// carries is good for kubemon's API only.
+	TLS *tls.Config
 	// PeerCache is how long a list of peers is reused; default 5 s.
 	PeerCache time.Duration
 	// DialTimeout bounds each dial; default 2 s.
@@ -44,24 +62,28 @@ type Options struct {
 	Registerer prometheus.Registerer
 }
 
-// Backends of a connection, the label values of
-// kubemon_frontdoor_connections_total.
+// Backends of a request, the label values of
+// kubemon_frontdoor_requests_total.
 const (
 	BackendLocal = "local"
 	BackendPeer  = "peer"
 	BackendNone  = "none"
 )
 
-// Proxy hands connections to the local kubemon or a peer.
+// Proxy is an http.Handler that sends authenticated requests to the local
+// kubemon or a peer.
 type Proxy struct {
-	o Options
+	o       Options
+	rp      *httputil.ReverseProxy
+	backend http.RoundTripper
 
-	down      atomic.Bool // the last dial of Local failed
+	down      atomic.Bool // the last request to Local failed
 	mu        sync.Mutex
 	peers     []string
 	peersAt   time.Time
 	peersErr  error
-	conns     *prometheus.CounterVec
+	requests  *prometheus.CounterVec
+	retries   prometheus.Counter
 	localDown prometheus.Gauge
 }
 
@@ -72,6 +94,9 @@ func New(o Options) (*Proxy, error) {
 	}
 	if _, _, err := net.SplitHostPort(o.Local); err != nil {
 		return nil, fmt.Errorf("frontdoor: local address %q: %w", o.Local, err)
+	}
+	if o.Token == nil {
+		return nil, errors.New("frontdoor: no token for the kubemons")
 	}
 	if o.PeerCache <= 0 {
 		o.PeerCache = 5 * time.Second
@@ -85,108 +110,156 @@ func New(o Options) (*Proxy, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.TLS == nil {
+		o.TLS = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // self-signed kubemons; the token is audience-bound
+	}
 	p := &Proxy{o: o,
-		conns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "kubemon", Subsystem: "frontdoor", Name: "connections_total",
-			Help: "Connections the front door handed on, by backend: local (the kubemon in this pod), peer (a peer replica's, while the local one is down), none (no backend answered; the connection was closed).",
+		backend: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:     o.TLS,
+			TLSHandshakeTimeout: 5 * time.Second,
+			ForceAttemptHTTP2:   true,
+			MaxIdleConnsPerHost: 16,
+			IdleConnTimeout:     90 * time.Second,
+		},
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "kubemon", Subsystem: "frontdoor", Name: "requests_total",
+			Help: "Requests the front door sent on, by the backend that answered: local (the kubemon in this pod), peer (a peer replica's, after the local one failed), none (no backend answered; the client got 503).",
 		}, []string{"backend"}),
+		retries: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "kubemon", Subsystem: "frontdoor", Name: "retries_total",
+			Help: "Times a request was sent again to the next backend after one failed before answering.",
+		}),
 		localDown: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kubemon", Subsystem: "frontdoor", Name: "local_down",
-			Help: "1 when the last dial of the local kubemon failed, else 0.",
+			Help: "1 when the last request to the local kubemon failed before it answered, else 0.",
 		}),
 	}
 	for _, b := range []string{BackendLocal, BackendPeer, BackendNone} {
-		p.conns.WithLabelValues(b)
+		p.requests.WithLabelValues(b)
 	}
 	if o.Registerer != nil {
-		o.Registerer.MustRegister(p.conns, p.localDown)
+		if err := errors.Join(o.Registerer.Register(p.requests), o.Registerer.Register(p.retries), o.Registerer.Register(p.localDown)); err != nil {
+			return nil, fmt.Errorf("frontdoor: registering metrics: %w", err)
+		}
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:       p.rewrite,
+		Transport:     roundTripper(p.roundTrip),
+		ErrorHandler:  p.fail,
+		FlushInterval: -1, // stream answers as they come (long range queries, watches)
+		ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn),
 	}
 	return p, nil
 }
 
-// Serve accepts connections on ln until ctx ends, then closes ln and waits
-// for the connections under way to finish.
-func (p *Proxy) Serve(ctx context.Context, ln net.Listener) error {
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { ln.Close() })
-	defer stop()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return fmt.Errorf("frontdoor: accept: %w", err)
-		}
-		wg.Go(func() { p.handle(ctx, c) })
-	}
-}
+// tokenKey holds the front door's token in a request's context, for
+// rewrite.
+type tokenKey struct{}
 
-// handle dials a backend for c and copies both ways until either side ends.
-func (p *Proxy) handle(ctx context.Context, c net.Conn) {
-	defer c.Close()
-	b, backend, err := p.dial(ctx)
-	if err != nil {
-		p.conns.WithLabelValues(BackendNone).Inc()
-		p.o.Logger.Warn("frontdoor: no backend answered; closing the connection", "client", c.RemoteAddr().String(), "err", err)
+// ServeHTTP sends r on as the user the authentication before it found.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, ok := request.UserFrom(r.Context()); !ok {
+		p.o.Logger.Error("frontdoor: a request reached the proxy unauthenticated", "path", r.URL.Path)
+		status(w, http.StatusInternalServerError, "InternalError", "the front door found no authenticated user")
 		return
 	}
-	defer b.Close()
-	p.conns.WithLabelValues(backend).Inc()
-	stop := context.AfterFunc(ctx, func() { c.Close(); b.Close() })
-	defer stop()
-	done := make(chan struct{}, 2)
-	pipe := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
-		// Half-close, so the other direction can finish its response.
-		if tc, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = tc.CloseWrite()
-		} else {
-			dst.Close()
-		}
-		done <- struct{}{}
+	tok, err := p.o.Token()
+	if err != nil {
+		p.o.Logger.Error("frontdoor: reading the front door's token", "err", err)
+		status(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the front door has no credential for the kubemons")
+		return
 	}
-	go pipe(b, c)
-	go pipe(c, b)
-	<-done
-	<-done
+	p.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenKey{}, tok)))
 }
 
-// dial connects to the local kubemon, else to the first peer that
-// answers.
-func (p *Proxy) dial(ctx context.Context) (net.Conn, string, error) {
-	d := net.Dialer{Timeout: p.o.DialTimeout}
-	c, err := d.DialContext(ctx, "tcp", p.o.Local)
+// rewrite makes the outgoing request: the backend's scheme (the host is
+// set per attempt) and the caller's identity in place of its credentials.
+func (p *Proxy) rewrite(pr *httputil.ProxyRequest) {
+	pr.Out.URL.Scheme = "https"
+	pr.Out.URL.Host = p.o.Local
+	pr.Out.Host = ""
+	u, _ := request.UserFrom(pr.In.Context()) // ServeHTTP checked it
+	tok, _ := pr.In.Context().Value(tokenKey{}).(string)
+	forwarded.Set(pr.Out.Header, u, tok)
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// repeatable reports whether r may be sent again after a backend failed
+// before answering: a safe method and no body.
+func repeatable(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		return r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0
+	}
+	return false
+}
+
+// roundTrip sends r to the local kubemon, then, while r is repeatable and
+// the last backend failed before answering, to each peer in turn.
+func (p *Proxy) roundTrip(r *http.Request) (*http.Response, error) {
+	ctx := r.Context()
+	resp, err := p.backend.RoundTrip(r)
 	if err == nil {
 		if p.down.Swap(false) {
 			p.localDown.Set(0)
 			p.o.Logger.Info("frontdoor: the local kubemon answers again", "local", p.o.Local)
 		}
-		return c, BackendLocal, nil
+		p.requests.WithLabelValues(BackendLocal).Inc()
+		return resp, nil
 	}
 	if !p.down.Swap(true) {
 		p.localDown.Set(1)
-		p.o.Logger.Warn("frontdoor: the local kubemon does not answer; handing connections to a peer", "local", p.o.Local, "err", err)
+		p.o.Logger.Warn("frontdoor: the local kubemon failed; sending requests to a peer", "local", p.o.Local, "err", err)
 	}
 	errs := []error{fmt.Errorf("local %s: %w", p.o.Local, err)}
+	if !repeatable(r) {
+		p.requests.WithLabelValues(BackendNone).Inc()
+		return nil, errors.Join(append(errs, fmt.Errorf("%s with a body is not sent twice", r.Method))...)
+	}
 	peers, perr := p.peerList(ctx)
 	if perr != nil {
 		errs = append(errs, fmt.Errorf("listing peers: %w", perr))
 	}
 	for _, addr := range peers {
-		c, err := d.DialContext(ctx, "tcp", addr)
+		if ctx.Err() != nil {
+			break
+		}
+		p.retries.Inc()
+		again := r.Clone(ctx)
+		again.URL.Host = addr
+		resp, err := p.backend.RoundTrip(again)
 		if err == nil {
-			return c, BackendPeer, nil
+			p.requests.WithLabelValues(BackendPeer).Inc()
+			return resp, nil
 		}
 		errs = append(errs, fmt.Errorf("peer %s: %w", addr, err))
 	}
-	return nil, "", errors.Join(errs...)
+	p.requests.WithLabelValues(BackendNone).Inc()
+	return nil, errors.Join(errs...)
+}
+
+// fail answers a request no backend answered.
+func (p *Proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil {
+		return // the client went away
+	}
+	p.o.Logger.Warn("frontdoor: no backend answered", "method", r.Method, "path", r.URL.Path, "err", err)
+	status(w, http.StatusServiceUnavailable, "ServiceUnavailable", "no kubemon replica answered: "+err.Error())
+}
+
+// status writes a Kubernetes Status, the form the aggregation layer and
+// kubectl show.
+func status(w http.ResponseWriter, code int, reason, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"kind": "Status", "apiVersion": "v1", "status": "Failure",
+		"message": msg, "reason": reason, "code": code,
+	})
 }
 
 // peerList is the peers, listed at most once per PeerCache.

@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authentication/request/union"
 	openapinamer "k8s.io/apiserver/pkg/endpoints/openapi"
 	"k8s.io/apiserver/pkg/registry/rest"
 	genericapiserver "k8s.io/apiserver/pkg/server"
@@ -87,6 +89,11 @@ type Options struct {
 	// RBAC. Requests reach it authenticated and authorized like every
 	// other request of this server, with the prefix stripped.
 	HTTPAPI http.Handler
+	// Forwarded, when set, authenticates first: the requests kubemon's
+	// front door forwards, as the caller it names (package forwarded).
+	// Its error refuses the request; a request it does not claim goes on
+	// to the delegated authentication.
+	Forwarded authenticator.Request
 	// Version is kubemon's version, shown in the OpenAPI document.
 	Version string
 	Logger  *slog.Logger
@@ -147,6 +154,9 @@ func New(o Options) (*Server, error) {
 		authz.RemoteKubeConfigFile = o.Kubeconfig
 		if err := authz.ApplyTo(&cfg.Authorization); err != nil {
 			return nil, fmt.Errorf("metrics API: delegated authorization: %w", err)
+		}
+		if o.Forwarded != nil {
+			cfg.Authentication.Authenticator = union.NewFailOnError(o.Forwarded, cfg.Authentication.Authenticator)
 		}
 		cfg.Authentication.Authenticator = loggingAuthenticator{cfg.Authentication.Authenticator, log}
 		cfg.Authorization.Authorizer = loggingAuthorizer{cfg.Authorization.Authorizer, log}
