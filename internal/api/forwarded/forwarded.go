@@ -109,7 +109,8 @@ func From(h http.Header) (u *user.DefaultInfo, ok bool, err error) {
 // Authenticator believes the forwarded headers of requests whose bearer
 // token authenticates as Trusted.
 type Authenticator struct {
-	// Token authenticates the bearer token (with Audience).
+	// Token authenticates the bearer token for the audiences in the
+	// request's context (AuthenticateRequest puts Audience there).
 	Token authenticator.Request
 	// Trusted is the user the front door runs as, e.g.
 	// system:serviceaccount:kubemon:kubemon.
@@ -135,9 +136,6 @@ func New(c authenticationv1.AuthenticationV1Interface, trusted string) (*Authent
 	if err != nil {
 		return nil, fmt.Errorf("forwarded: token review: %w", err)
 	}
-	// The reviews ask for Audience, and a token for any other audience
-	// (the API server's own) is refused.
-	token = authenticator.WrapAudienceAgnosticRequest(authenticator.Audiences{Audience}, token)
 	return &Authenticator{Token: token, Trusted: trusted}, nil
 }
 
@@ -152,7 +150,9 @@ func (a *Authenticator) AuthenticateRequest(r *http.Request) (*authenticator.Res
 	if r.Header.Get(HeaderUser) == "" {
 		return nil, false, nil
 	}
-	resp, ok, err := a.Token.AuthenticateRequest(r)
+	// The review asks for Audience: a token for any other audience (the
+	// API server's own) is refused.
+	resp, ok, err := a.Token.AuthenticateRequest(r.WithContext(authenticator.WithAudiences(r.Context(), authenticator.Audiences{Audience})))
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: %w", errUntrusted, err)
 	}

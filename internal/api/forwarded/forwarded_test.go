@@ -55,10 +55,15 @@ func TestSetFrom(t *testing.T) {
 	}
 }
 
-// tokenAs is a token authenticator that knows one token, as user name.
+// tokenAs is a token authenticator that knows one token, for Audience, as
+// user name; like the API server, it refuses it when the review asks for
+// no audience (then the API server's own).
 func tokenAs(token, name string, calls *int) authenticator.Request {
 	return authenticator.RequestFunc(func(r *http.Request) (*authenticator.Response, bool, error) {
 		*calls++
+		if auds, _ := authenticator.AudiencesFrom(r.Context()); !auds.Has(Audience) {
+			return nil, false, errors.New("token audiences [kubemon.io/frontdoor] is invalid for the target audiences [https://kubernetes.default.svc]")
+		}
 		switch r.Header.Get("Authorization") {
 		case "Bearer " + token:
 			return &authenticator.Response{User: &user.DefaultInfo{Name: name}}, true, nil
