@@ -275,6 +275,14 @@ patches:
 	if b.calls < 20 {
 		t.Errorf("the burst made only %d requests, want at least 20", b.calls)
 	}
+	// What the victim's front door saw at the kill: "connection reset" or
+	// "EOF" is a request in flight, "connection refused" one after.
+	for _, l := range strings.Split(c.kubectl(t, "-n", "kube-system", "logs", victim.name, "-c", "frontdoor"), "\n") {
+		if strings.Contains(l, "the local kubemon failed") {
+			t.Logf("%s's front door: %s", victim.name, l)
+			break
+		}
+	}
 	mu.Lock()
 	calls += b.calls
 	failures = append(failures, b.failures...)
