@@ -211,6 +211,9 @@ func (p *Proxy) roundTrip(r *http.Request) (*http.Response, error) {
 		p.requests.WithLabelValues(BackendLocal).Inc()
 		return resp, nil
 	}
+	if ctx.Err() != nil {
+		return nil, err // the client gave up: no failure of the kubemon's
+	}
 	if !p.down.Swap(true) {
 		p.localDown.Set(1)
 		p.o.Logger.Warn("frontdoor: the local kubemon failed; sending requests to a peer", "local", p.o.Local, "err", err)

@@ -239,6 +239,35 @@ func TestFailover(t *testing.T) {
 	}
 }
 
+// A client that gives up is not a failure of the local kubemon: it is not
+// marked down, and nothing is sent to a peer.
+func TestClientGone(t *testing.T) {
+	local, peer := newKubemon(t, "local", true), newKubemon(t, "peer", false)
+	p, err := New(Options{
+		Local: local.addr(),
+		Peers: func(context.Context) ([]string, error) { return []string{peer.addr()}, nil },
+		Token: func() (string, error) { return "frontdoor-token", nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(asUser(p, &user.DefaultInfo{Name: "alice"}))
+	defer front.Close()
+	c := &http.Client{Timeout: 300 * time.Millisecond}
+	if resp, err := c.Get(front.URL + "/hang"); err == nil {
+		resp.Body.Close()
+		t.Fatal("the request that hangs was answered")
+	}
+	<-local.entered
+	time.Sleep(300 * time.Millisecond) // the proxy's round trip ends after the client's
+	if p.down.Load() || testutil.ToFloat64(p.localDown) != 0 {
+		t.Error("a client that gave up marked the local kubemon down")
+	}
+	if n := peer.served.Load(); n != 0 {
+		t.Errorf("the peer served %d requests", n)
+	}
+}
+
 func TestRefusals(t *testing.T) {
 	local := newKubemon(t, "local", false)
 	tokenErr := errors.New("no token file")
