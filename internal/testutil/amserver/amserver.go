@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"time"
 
 	"github.com/kubemon/kubemon/internal/testutil/daemon"
+
+	"github.com/kubemon/kubemon/internal/testutil/freeport"
 )
 
 // Binary is the Alertmanager the helper runs.
@@ -100,14 +101,15 @@ func Start(t testing.TB) *Server {
 	}
 }
 
+// freePort is a free port below the ephemeral range, where a restart finds
+// it still free (package freeport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Stable("127.0.0.1")
 	if err != nil {
-		t.Fatalf("amserver: finding a free port: %v", err)
+		t.Fatalf("amserver: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func (s *Server) start(mayMove bool) bool {

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +29,8 @@ import (
 	"time"
 
 	"github.com/kubemon/kubemon/internal/testutil/daemon"
+
+	"github.com/kubemon/kubemon/internal/testutil/freeport"
 )
 
 // Debian is the path of Debian's influxd (InfluxDB 1.6.7).
@@ -129,19 +130,19 @@ func Start(t testing.TB, bin string, opts ...Option) *Server {
 	return s
 }
 
+// freePorts are two free ports below the ephemeral range, where Restart
+// finds them still free (package freeport).
 func freePorts() (int, int, error) {
-	var ports [2]int
-	var ls [2]net.Listener
-	for i := range ls {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, 0, err
-		}
-		defer l.Close()
-		ls[i] = l
-		ports[i] = l.Addr().(*net.TCPAddr).Port
+	a, err := freeport.Stable("127.0.0.1")
+	if err != nil {
+		return 0, 0, err
 	}
-	return ports[0], ports[1], nil
+	for {
+		b, err := freeport.Stable("127.0.0.1")
+		if err != nil || b != a {
+			return a, b, err
+		}
+	}
 }
 
 func (s *Server) writeConfig(httpPort, bindPort int) error {

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -30,6 +29,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kubemon/kubemon/internal/testutil/daemon"
+
+	"github.com/kubemon/kubemon/internal/testutil/freeport"
 )
 
 // Binary is the Prometheus the helper runs.
@@ -148,15 +149,15 @@ func write(t testing.TB, path, content string) {
 	}
 }
 
-// freePort asks the kernel for a free port.
+// freePort is a free port below the ephemeral range, where Restart finds it
+// still free (package freeport).
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Stable("127.0.0.1")
 	if err != nil {
-		t.Fatalf("promserver: finding a free port: %v", err)
+		t.Fatalf("promserver: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // readyLine is what Prometheus logs when it serves.

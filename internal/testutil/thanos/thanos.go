@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/kubemon/kubemon/internal/testutil/daemon"
+
+	"github.com/kubemon/kubemon/internal/testutil/freeport"
 )
 
 // ReplicaLabel is the label each receiver adds to what it stores
@@ -259,14 +261,15 @@ func get(url string) (string, error) {
 	return string(b), nil
 }
 
+// freeAddr is a free address on host, its port below the ephemeral range,
+// where Restart finds it still free (package freeport).
 func freeAddr(t testing.TB, host string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	p, err := freeport.Stable(host)
 	if err != nil {
-		t.Fatalf("thanos: finding a free port: %v", err)
+		t.Fatalf("thanos: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return net.JoinHostPort(host, strconv.Itoa(p))
 }
 
 func writeFile(t testing.TB, path, content string) {
