@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -93,23 +92,12 @@ func Start(t testing.TB) *Server {
 		}
 	})
 	for attempt := 1; ; attempt++ {
-		s.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		s.addr = freeport.Addr(t, "127.0.0.1")
 		if s.start(attempt < 3) {
 			return s
 		}
 		t.Logf("amserver: %s was taken before Alertmanager bound it; trying another port", s.addr)
 	}
-}
-
-// freePort is a free port below the ephemeral range, where a restart finds
-// it still free (package freeport).
-func freePort(t testing.TB) int {
-	t.Helper()
-	p, err := freeport.Stable("127.0.0.1")
-	if err != nil {
-		t.Fatalf("amserver: %v", err)
-	}
-	return p
 }
 
 func (s *Server) start(mayMove bool) bool {

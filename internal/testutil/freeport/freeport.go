@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // lowest is the first port considered.
@@ -57,4 +58,15 @@ func ephemeralStart() int {
 		return 32768
 	}
 	return n
+}
+
+// Addr is host:port with a Stable port on host; it fails t when there is
+// none.
+func Addr(t testing.TB, host string) string {
+	t.Helper()
+	p, err := Stable(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p))
 }

@@ -134,7 +134,7 @@ func StartWith(t testing.TB, cfg Config) *Server {
 	// The free port may be taken by another process before Prometheus
 	// binds it: then another one is tried.
 	for attempt := 1; ; attempt++ {
-		s.addr = "127.0.0.1:" + strconv.Itoa(freePort(t))
+		s.addr = freeport.Addr(t, "127.0.0.1")
 		if s.start(attempt < 3) {
 			return s
 		}
@@ -147,17 +147,6 @@ func write(t testing.TB, path, content string) {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatalf("promserver: %v", err)
 	}
-}
-
-// freePort is a free port below the ephemeral range, where Restart finds it
-// still free (package freeport).
-func freePort(t testing.TB) int {
-	t.Helper()
-	p, err := freeport.Stable("127.0.0.1")
-	if err != nil {
-		t.Fatalf("promserver: %v", err)
-	}
-	return p
 }
 
 // readyLine is what Prometheus logs when it serves.

@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -96,7 +95,7 @@ func Start(t testing.TB, o Options) *Cluster {
 		o.ReplicationFactor = o.Receivers
 	}
 	host := cmp.Or(o.Host, "127.0.0.1")
-	addr := func() string { return freeAddr(t, host) }
+	addr := func() string { return freeport.Addr(t, host) }
 	dir := t.TempDir()
 	type addrs struct{ http, grpc, write, capnp string }
 	as := make([]addrs, o.Receivers)
@@ -259,17 +258,6 @@ func get(url string) (string, error) {
 		return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
 	}
 	return string(b), nil
-}
-
-// freeAddr is a free address on host, its port below the ephemeral range,
-// where Restart finds it still free (package freeport).
-func freeAddr(t testing.TB, host string) string {
-	t.Helper()
-	p, err := freeport.Stable(host)
-	if err != nil {
-		t.Fatalf("thanos: %v", err)
-	}
-	return net.JoinHostPort(host, strconv.Itoa(p))
 }
 
 func writeFile(t testing.TB, path, content string) {
