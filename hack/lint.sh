@@ -59,6 +59,7 @@ probes=( # no probe may close an import cycle: type checking would stop
   "internal/shard internal/discovery"
   "internal/replica internal/model"
   "internal/frontdoor internal/model"
+  "internal/jsonscan internal/model"
 )
 pkgs=()
 for p in "${probes[@]}"; do

@@ -226,6 +226,13 @@ func TestDecodeSummaryErrors(t *testing.T) {
 		{"negative counter", "n", `{"node":{"cpu":{"usageCoreNanoSeconds":-1}}}`, "decode summary"},
 		{"no node name", "", `{"node":{}}`, "no node name"},
 		{"pod without namespace", "n", `{"node":{},"pods":[{"podRef":{"name":"p"}}]}`, "no name or namespace"},
+		{"where", "n", `{"node":{},"pods":[{"podRef":{"name":"q","namespace":"ns"}},{"podRef":{"name":"p","namespace":"ns"},"containers":[{"memory":{"rssBytes":1.5}}]}]}`, "pods[1].containers[0].memory.rssBytes: want an unsigned 64-bit integer, got 1.5"},
+		{"pod null", "n", `{"pods":[null]}`, "pods[0]: want an object, got null"},
+		{"pods an object", "n", `{"pods":{}}`, "pods: want an array, got object"},
+		{"bad time", "n", `{"node":{"startTime":"2025-02-30T00:00:00Z"}}`, "node.startTime: bad time"},
+		{"empty time", "n", `{"node":{"cpu":{"time":""}}}`, "node.cpu.time: empty time"},
+		{"trailing data", "n", `{"node":{}} {}`, "after top-level value"},
+		{"deep", "n", `{"x":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`, "nested deeper"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -234,6 +241,43 @@ func TestDecodeSummaryErrors(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestDecodeSummaryAnyOrder: the entries come node first, then system
+// containers, then each pod and its containers, whatever the payload's
+// key order, and the node's name reaches every entry even when nodeName
+// comes last; escapes and the zero time read as the stats types read them.
+func TestDecodeSummaryAnyOrder(t *testing.T) {
+	payload := `{"pods":[{"containers":[{"name":"c\u00e9","startTime":"2025-03-03T21:35:00+01:00","cpu":{"usageCoreNanoSeconds":2000000000,"time":"2025-03-03T21:35:34Z"}}],` +
+		`"podRef":{"namespace":"ns","name":"p\"1"},"startTime":"0001-01-01T00:00:00Z"}],` +
+		`"node":{"systemContainers":[{"name":"kubelet","memory":{"workingSetBytes":5}}],"nodeName":"late"}}`
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	got, err := DecodeSummary([]byte(payload), "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := decodeSummaryRef([]byte(payload), "", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := sameEntries(got, want); d != "" {
+		t.Fatal(d)
+	}
+	levels := []model.Level{model.LevelNode, model.LevelSysContainer, model.LevelPod, model.LevelContainer}
+	if len(got) != len(levels) {
+		t.Fatalf("%d entries, want %d", len(got), len(levels))
+	}
+	for i, e := range got {
+		if e.Object.Level != levels[i] || e.Object.Node != "late" {
+			t.Errorf("entry %d: %+v", i, e.Object)
+		}
+	}
+	if c := got[3]; c.Object.Pod != `p"1` || c.Object.Container != "cé" || c.Values[model.CPUUsage] != 2 || c.Start != time.Date(2025, 3, 3, 20, 35, 0, 0, time.UTC).UnixMilli() {
+		t.Errorf("container %+v cpu %v start %d", c.Object, c.Values[model.CPUUsage], c.Start)
+	}
+	if p := got[2]; p.Start != 0 || !math.IsNaN(p.Values[model.Uptime]) {
+		t.Errorf("pod start %d, uptime %v: the zero time is no start", p.Start, p.Values[model.Uptime])
 	}
 }
 
@@ -329,7 +373,7 @@ func BenchmarkDecodeSummary(b *testing.B) {
 	for _, d := range []struct {
 		name string
 		f    func([]byte, string, time.Time) ([]model.Entry, error)
-	}{{"fastjson", DecodeSummary}, {"types", decodeSummaryRef}} {
+	}{{"jsonscan", DecodeSummary}, {"types", decodeSummaryRef}} {
 		b.Run(d.name, func(b *testing.B) {
 			b.SetBytes(int64(len(data)))
 			b.ReportAllocs()
