@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Measures kubemon serve against a simulated cluster in a separate process:
 # per-cycle CPU time, peak memory, samples stored and scrape latency.
-# PROFILE=cpu.pprof and HEAPPROFILE=heap.pprof save the profiles; SERVE_ARGS
+# PROFILE=cpu.pprof and HEAPPROFILE=heap.pprof save the profiles (and
+# heap.pprof.start, the heap profile as the measurement starts); SERVE_ARGS
 # are more arguments for kubemon serve (e.g. "--metrics-drop=…").
 #
 #   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
@@ -45,6 +46,9 @@ d0=$(metric kubemon_scrape_duration_seconds_sum); n0=$(metric kubemon_scrape_dur
 t0=$(date +%s.%N)
 if [ -n "${PROFILE:-}" ]; then
   curl -s -o "$PROFILE" "$base/debug/pprof/profile?seconds=$((cycles * secs - 2))" &
+fi
+if [ -n "${HEAPPROFILE:-}" ]; then # the measured cycles' allocations: go tool pprof -base HEAPPROFILE.start HEAPPROFILE
+  curl -s -o "$HEAPPROFILE.start" "$base/debug/pprof/heap"
 fi
 sleep $((cycles * secs))
 t1=$(date +%s.%N)
