@@ -43,6 +43,7 @@ metric() { curl -s "$base/metrics" | awk -v m="$1" '$1==m {printf "%.6f\n", $2}'
 hz=$(getconf CLK_TCK)
 cpu0=$(ticks "$pid"); simcpu0=$(ticks "$sim_pid"); s0=$(metric kubemon_store_samples_appended_total)
 d0=$(metric kubemon_scrape_duration_seconds_sum); n0=$(metric kubemon_scrape_duration_seconds_count)
+a0=$(metric go_memstats_alloc_bytes_total)
 t0=$(date +%s.%N)
 if [ -n "${PROFILE:-}" ]; then
   curl -s -o "$PROFILE" "$base/debug/pprof/profile?seconds=$((cycles * secs - 2))" &
@@ -54,6 +55,7 @@ sleep $((cycles * secs))
 t1=$(date +%s.%N)
 cpu1=$(ticks "$pid"); simcpu1=$(ticks "$sim_pid"); s1=$(metric kubemon_store_samples_appended_total)
 d1=$(metric kubemon_scrape_duration_seconds_sum); n1=$(metric kubemon_scrape_duration_seconds_count)
+a1=$(metric go_memstats_alloc_bytes_total)
 fails=$(curl -s "$base/metrics" | awk '/^kubemon_scrape_failures_total/ {s+=$2} END {print s+0}')
 series=$(metric prometheus_tsdb_head_series | cut -d. -f1)
 
@@ -62,6 +64,7 @@ n_cycles=$(echo "$wall / $secs" | bc -l)
 printf 'cluster:              %d nodes x %d pods x 2 containers, interval %s, %.0f s measured\n' "$nodes" "$pods" "$interval" "$wall"
 printf 'kubemon CPU per cycle: %.2f s (%.0f%% of one core)\n' "$(echo "($cpu1-$cpu0)/$hz/$n_cycles" | bc -l)" "$(echo "100*($cpu1-$cpu0)/$hz/$wall" | bc -l)"
 printf 'simulator CPU/cycle:  %.2f s\n' "$(echo "($simcpu1-$simcpu0)/$hz/$n_cycles" | bc -l)"
+printf 'allocated per cycle:  %.0f MB\n' "$(echo "($a1-$a0)/$n_cycles/1000000" | bc -l)"
 printf 'samples per cycle:    %.0f\n' "$(echo "($s1-$s0)/$n_cycles" | bc -l)"
 printf 'head series:          %s\n' "$series"
 printf 'mean scrape duration: %.1f ms\n' "$(echo "1000*($d1-$d0)/($n1-$n0)" | bc -l)"

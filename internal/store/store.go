@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math"
 	"path"
@@ -333,15 +332,30 @@ func infoLabels(e *model.Entry) (kind, name string, l map[string]string) {
 
 // InfoHash identifies the labels of entry e's info series (its Kubernetes
 // labels and, for a pod, its workload): when it changes, the old info series
-// ends with a staleness marker. Never 0.
+// ends with a staleness marker. Never 0. It runs for every pod and
+// namespace every cycle, so it neither sorts nor allocates: the labels'
+// hashes are summed, which does not depend on the map's order.
 func InfoHash(e *model.Entry) uint64 {
 	kind, name, l := infoLabels(e)
-	h := fnv.New64a()
-	fmt.Fprintf(h, "%s\x00%s", kind, name)
-	for _, k := range sortedKeys(l) {
-		fmt.Fprintf(h, "\x00%s=%s", k, l[k])
+	h := hashStrings(kind, name)
+	for k, v := range l {
+		h += hashStrings(k, v)
 	}
-	return h.Sum64() | 1 // never 0, the hash of "nothing cached"
+	return h | 1 // never 0, the hash of "nothing cached"
+}
+
+// hashStrings is FNV-1a over a, a 0 byte and b.
+func hashStrings(a, b string) uint64 {
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(a); i++ {
+		h = (h ^ uint64(a[i])) * prime
+	}
+	h *= prime // the separator, a 0 byte
+	for i := 0; i < len(b); i++ {
+		h = (h ^ uint64(b[i])) * prime
+	}
+	return h
 }
 
 func sortedKeys(l map[string]string) []string {

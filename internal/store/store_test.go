@@ -415,3 +415,35 @@ func TestSetFloor(t *testing.T) {
 		t.Errorf("cluster CPU series %v, want 1", keys(cl))
 	}
 }
+
+// TestInfoHash: the hash moves when any label, the workload or its kind
+// moves, and not with the map's order.
+func TestInfoHash(t *testing.T) {
+	pod := func(kind, name string, l map[string]string) *model.Entry {
+		return &model.Entry{Object: model.Object{Level: model.LevelPod}, Pod: &model.PodMeta{WorkloadKind: kind, Workload: name, Labels: l}}
+	}
+	base := pod("Deployment", "web", map[string]string{"app": "web", "tier": "front", "x": ""})
+	h := InfoHash(base)
+	for range 20 { // Go varies a map's order between iterations
+		if got := InfoHash(pod("Deployment", "web", map[string]string{"x": "", "tier": "front", "app": "web"})); got != h {
+			t.Fatalf("same labels, hash %x then %x", h, got)
+		}
+	}
+	changed := map[string]*model.Entry{
+		"a value":               pod("Deployment", "web", map[string]string{"app": "web2", "tier": "front", "x": ""}),
+		"values swapped":        pod("Deployment", "web", map[string]string{"app": "front", "tier": "web", "x": ""}),
+		"a label gone":          pod("Deployment", "web", map[string]string{"app": "web", "tier": "front"}),
+		"key and value shifted": pod("Deployment", "web", map[string]string{"ap": "pweb", "tier": "front", "x": ""}),
+		"the workload":          pod("Deployment", "api", map[string]string{"app": "web", "tier": "front", "x": ""}),
+		"the kind":              pod("StatefulSet", "web", map[string]string{"app": "web", "tier": "front", "x": ""}),
+		"kind and name shifted": pod("Deploymentw", "eb", map[string]string{"app": "web", "tier": "front", "x": ""}),
+	}
+	for name, e := range changed {
+		if got := InfoHash(e); got == h || got == 0 {
+			t.Errorf("%s: hash %x (unchanged %x)", name, got, h)
+		}
+	}
+	if InfoHash(&model.Entry{Object: model.Object{Level: model.LevelNamespace}}) == 0 {
+		t.Error("hash 0")
+	}
+}
