@@ -52,7 +52,10 @@ type Store struct {
 	db     *tsdb.DB
 	logger *slog.Logger
 
-	drop [model.NumLevels][model.NumMetrics]bool
+	// stored lists, per level, the metrics the store keeps (those of the
+	// level that Drop leaves), in metric order: an object's series
+	// references are cached by their index in it, their slot.
+	stored [model.NumLevels][]model.MetricID
 
 	mu   sync.Mutex // serializes Append: it owns refs
 	refs map[model.Object]*objectRefs
@@ -67,13 +70,14 @@ type Store struct {
 	series   prometheus.Gauge
 }
 
-// objectRefs caches the head references of one object's series, by metric,
-// and when the object was last appended to: one map lookup per object
-// rather than one per sample.
+// objectRefs caches the head references of one object's series, by slot
+// (Store.stored: only the metrics stored at the object's level, not the
+// whole vocabulary), and when the object was last appended to: one map
+// lookup per object rather than one per sample.
 type objectRefs struct {
-	refs [model.NumMetrics]storage.SeriesRef
+	refs []storage.SeriesRef
 	seen int64  // Unix seconds
-	info uint64 // hash of the info series' labels behind refs[Info]
+	info uint64 // hash of the info series' labels behind the Info slot
 }
 
 // refTTL is how long a series' reference is cached without appends.
@@ -160,7 +164,14 @@ func Open(o Options) (*Store, error) {
 	if o.Registerer != nil {
 		o.Registerer.MustRegister(s.appended, s.rejected, s.series)
 	}
-	s.drop = *DropTable(o.Drop)
+	drop := DropTable(o.Drop)
+	for l := range model.NumLevels {
+		for m := range model.NumMetrics {
+			if model.Metrics[m].Levels.Has(l) && !drop[l][m] {
+				s.stored[l] = append(s.stored[l], m)
+			}
+		}
+	}
 	return s, nil
 }
 
@@ -227,26 +238,27 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 			s.endSeries(app, e)
 			continue
 		}
+		level := e.Object.Level
 		cached := s.refs[e.Object]
 		if cached == nil {
-			cached = &objectRefs{}
+			cached = &objectRefs{refs: make([]storage.SeriesRef, len(s.stored[level]))}
 			s.refs[e.Object] = cached
 		}
 		cached.seen = now.Unix()
-		for m := range model.NumMetrics {
+		for slot, m := range s.stored[level] {
 			v := e.Values[m]
-			if math.IsNaN(v) || !model.Metrics[m].Levels.Has(e.Object.Level) || s.drop[e.Object.Level][m] {
+			if math.IsNaN(v) {
 				continue
 			}
 			if m == model.Info {
-				s.checkInfo(app, cached, e)
+				s.checkInfo(app, cached, e, slot)
 			}
 			t := e.TimeOf(m)
 			if t <= s.floor {
 				s.rejected.WithLabelValues("filled_by_peer").Inc()
 				continue
 			}
-			ref, err := appendOne(app, cached.refs[m], e, m, t, v)
+			ref, err := appendOne(app, cached.refs[slot], e, m, t, v)
 			if err != nil {
 				if reason := rejectReason(err); reason != "" {
 					s.rejected.WithLabelValues(reason).Inc()
@@ -257,7 +269,7 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 				}
 				continue
 			}
-			cached.refs[m] = ref
+			cached.refs[slot] = ref
 			n++
 		}
 	}
@@ -295,9 +307,10 @@ func (s *Store) endSeries(app storage.Appender, e *model.Entry) {
 	if cached == nil {
 		return
 	}
-	for m, ref := range cached.refs {
+	for slot, ref := range cached.refs {
 		if ref != 0 {
-			if _, err := app.Append(ref, labels.EmptyLabels(), e.TimeOf(model.MetricID(m)), math.Float64frombits(value.StaleNaN)); err != nil && rejectReason(err) == "" {
+			m := s.stored[e.Object.Level][slot]
+			if _, err := app.Append(ref, labels.EmptyLabels(), e.TimeOf(m), math.Float64frombits(value.StaleNaN)); err != nil && rejectReason(err) == "" {
 				s.logger.Debug("staleness marker", "err", err)
 			}
 		}
@@ -309,15 +322,15 @@ func (s *Store) endSeries(app storage.Appender, e *model.Entry) {
 // relabelled, or a pod's owner became known) with a staleness marker, so
 // that joins on pod_info and namespace_info never see two series for one
 // object.
-func (s *Store) checkInfo(app storage.Appender, cached *objectRefs, e *model.Entry) {
+func (s *Store) checkInfo(app storage.Appender, cached *objectRefs, e *model.Entry, slot int) {
 	h := InfoHash(e)
 	if h == cached.info {
 		return
 	}
-	if old := cached.refs[model.Info]; old != 0 {
+	if old := cached.refs[slot]; old != 0 {
 		_, _ = app.Append(old, labels.EmptyLabels(), e.Time, math.Float64frombits(value.StaleNaN))
 	}
-	cached.refs[model.Info] = 0
+	cached.refs[slot] = 0
 	cached.info = h
 }
 
