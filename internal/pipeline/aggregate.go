@@ -78,21 +78,42 @@ func NamespaceInfo(entries []model.Entry, labels map[string]map[string]string, t
 	return entries
 }
 
-// Vanished returns, for each object of before that is not in now, a Gone
-// entry stamped t (Unix milliseconds), and the set of now's objects to
-// compare the next observation with.
-func Vanished(before map[model.Object]struct{}, now []model.Entry, t int64) ([]model.Entry, map[model.Object]struct{}) {
-	cur := make(map[model.Object]struct{}, len(now))
+// Seen remembers the objects of the last observation, to find those that
+// vanish. Its zero value is ready to use.
+type Seen struct {
+	gen     uint64
+	objects map[model.Object]uint64 // the observation (gen) each object was last in
+}
+
+// Vanished returns, for each object of the last observation that is not in
+// now, a Gone entry stamped t (Unix milliseconds), and remembers now's
+// objects for the next. Objects are marked in place: when none came or
+// went, it allocates nothing.
+func (s *Seen) Vanished(now []model.Entry, t int64) []model.Entry {
+	if s.objects == nil {
+		s.objects = make(map[model.Object]uint64, len(now))
+	}
+	s.gen++
 	for i := range now {
 		if !now[i].Gone {
-			cur[now[i].Object] = struct{}{}
+			s.objects[now[i].Object] = s.gen
 		}
 	}
 	var gone []model.Entry
-	for o := range before {
-		if _, ok := cur[o]; !ok {
+	for o, g := range s.objects {
+		if g != s.gen {
 			gone = append(gone, model.Entry{Object: o, Time: t, Gone: true})
+			delete(s.objects, o)
 		}
 	}
-	return gone, cur
+	return gone
+}
+
+// All is a Gone entry stamped t for every object of the last observation.
+func (s *Seen) All(t int64) []model.Entry {
+	gone := make([]model.Entry, 0, len(s.objects))
+	for o := range s.objects {
+		gone = append(gone, model.Entry{Object: o, Time: t, Gone: true})
+	}
+	return gone
 }

@@ -56,7 +56,7 @@ type Collector struct {
 	// reported since the last cycle, for the roll-ups.
 	pending map[string][]model.Entry
 	raters  map[string]*nodeRater
-	rollups map[model.Object]struct{} // the last cycle's, to see which vanish; used by Cycle only
+	rollups Seen // the last cycle's roll-ups, to see which vanish; used by Cycle only
 	ready   atomic.Bool
 
 	cycleDur prometheus.Histogram
@@ -71,7 +71,7 @@ type nodeRater struct {
 	mu       sync.Mutex
 	r        *Rater
 	lastSeen time.Time
-	objects  map[model.Object]struct{} // those of the last scrape, to see which vanish
+	seen     Seen // the objects of the last scrape, to see which vanish
 }
 
 // NewCollector returns a Collector; Run drives its cycles.
@@ -151,8 +151,7 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 	entries := Node(nr.r, stats, pods, t.Meta)
 	entries = append(entries, kubeletUp(t.Node, stats.ScrapeTime, 1))
 	nr.lastSeen = c.o.Now()
-	var gone []model.Entry
-	gone, nr.objects = Vanished(nr.objects, entries, stats.ScrapeTime.UnixMilli())
+	gone := nr.seen.Vanished(entries, stats.ScrapeTime.UnixMilli())
 	nr.mu.Unlock()
 
 	if c.o.Emit != nil {
@@ -228,9 +227,7 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 		left := targets != nil && !targets[name]
 		if (left || c.o.Now().Sub(nr.lastSeen) > 10*c.o.Interval) && nr.mu.TryLock() {
 			if left {
-				for o := range nr.objects {
-					removed = append(removed, model.Entry{Object: o, Time: end.UnixMilli(), Gone: true})
-				}
+				removed = append(removed, nr.seen.All(end.UnixMilli())...)
 			}
 			delete(c.raters, name)
 			nr.mu.Unlock()
@@ -253,8 +250,7 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	if c.o.Namespaces != nil {
 		entries = NamespaceInfo(entries, c.o.Namespaces(), end.UnixMilli())
 	}
-	var gone []model.Entry
-	gone, c.rollups = Vanished(c.rollups, entries, end.UnixMilli())
+	gone := c.rollups.Vanished(entries, end.UnixMilli())
 	entries = append(append(entries, gone...), removed...)
 	b := &model.Batch{Time: end, Entries: entries}
 	if c.o.Emit != nil {

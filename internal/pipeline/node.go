@@ -146,38 +146,46 @@ var sumMetrics = func() (ms []model.MetricID) {
 // wins; sums only fill what the node does not report, such as requests).
 func RollupNode(entries []model.Entry) {
 	var node *model.Entry
-	pods := map[model.Object]*model.Entry{}
+	// pods maps each pod to its index in podEntries and in sums, the sums
+	// of its containers: one allocation for all pods, not one each.
+	pods := make(map[model.Object]int, len(entries)/3)
+	var podEntries []*model.Entry
 	for i := range entries {
 		switch e := &entries[i]; e.Object.Level {
 		case model.LevelPod:
-			pods[e.Object] = e
+			if j, dup := pods[e.Object]; dup {
+				podEntries[j] = e // the last entry of a pod counts, as everywhere
+			} else {
+				pods[e.Object] = len(podEntries)
+				podEntries = append(podEntries, e)
+			}
 		case model.LevelNode:
 			node = e
 		}
 	}
-	childSums := map[model.Object]*model.Values{}
+	sums := make([]model.Values, len(podEntries))
+	summed := make([]bool, len(podEntries))
 	for i := range entries {
 		e := &entries[i]
 		if e.Object.Level != model.LevelContainer {
 			continue
 		}
-		po := model.Object{Level: model.LevelPod, Node: e.Object.Node, Namespace: e.Object.Namespace, Pod: e.Object.Pod}
-		sum := childSums[po]
-		if sum == nil {
-			v := model.NewValues()
-			sum = &v
-			childSums[po] = sum
+		j, ok := pods[model.Object{Level: model.LevelPod, Node: e.Object.Node, Namespace: e.Object.Namespace, Pod: e.Object.Pod}]
+		if !ok {
+			continue
 		}
-		addPresent(sum, &e.Values, model.LevelPod)
+		if !summed[j] {
+			sums[j], summed[j] = model.NewValues(), true
+		}
+		addPresent(&sums[j], &e.Values, model.LevelPod)
 	}
-	for po, sum := range childSums {
-		p := pods[po]
-		if p == nil {
+	for j, p := range podEntries {
+		if !summed[j] {
 			continue
 		}
 		for _, m := range sumMetrics {
-			if !math.IsNaN(sum[m]) {
-				p.Values[m] = sum[m]
+			if !math.IsNaN(sums[j][m]) {
+				p.Values[m] = sums[j][m]
 			}
 		}
 	}
@@ -185,7 +193,7 @@ func RollupNode(entries []model.Entry) {
 		return
 	}
 	podSum := model.NewValues()
-	for _, p := range pods {
+	for _, p := range podEntries {
 		addPresent(&podSum, &p.Values, model.LevelNode)
 	}
 	for _, m := range sumMetrics {

@@ -426,3 +426,30 @@ func TestCollectorPartial(t *testing.T) {
 		}
 	}
 }
+
+// TestSeen: objects that leave an observation get one Gone entry, at the
+// given time; a steady observation allocates nothing.
+func TestSeen(t *testing.T) {
+	obj := func(p string) model.Entry {
+		return model.Entry{Object: model.Object{Level: model.LevelPod, Node: "n", Namespace: "ns", Pod: p}}
+	}
+	var s Seen
+	if gone := s.Vanished([]model.Entry{obj("a"), obj("b"), obj("b")}, 1); len(gone) != 0 {
+		t.Fatalf("first observation: %v gone", gone)
+	}
+	gone := s.Vanished([]model.Entry{obj("b"), obj("c"), {Object: obj("a").Object, Gone: true}}, 2)
+	if len(gone) != 1 || gone[0].Object != obj("a").Object || gone[0].Time != 2 || !gone[0].Gone {
+		t.Fatalf("a left: %+v", gone)
+	}
+	if gone := s.Vanished([]model.Entry{obj("b"), obj("c")}, 3); len(gone) != 0 {
+		t.Fatalf("a went twice: %+v", gone)
+	}
+	steady := []model.Entry{obj("b"), obj("c")}
+	if n := testing.AllocsPerRun(100, func() { s.Vanished(steady, 4) }); n != 0 {
+		t.Errorf("a steady observation allocates %v times", n)
+	}
+	all := s.All(5)
+	if len(all) != 2 || !all[0].Gone || all[0].Time != 5 {
+		t.Fatalf("All: %+v", all)
+	}
+}
