@@ -278,16 +278,7 @@ func (d *decoder) node(e *model.Entry) (name string) {
 		case "nodeName":
 			name = d.str("nodeName")
 		case "systemContainers":
-			d.push("systemContainers")
-			if d.open("", true) {
-				for i := 0; d.s.Next(); i++ {
-					d.pushIndex(i)
-					c := d.container(model.LevelSysContainer)
-					d.pop()
-					d.sys = append(d.sys, c)
-				}
-			}
-			d.pop()
+			d.sys = d.containers("systemContainers", model.LevelSysContainer, d.sys)
 		case "fs":
 			d.fs(&e.Values)
 		default:
@@ -354,16 +345,7 @@ func (d *decoder) pod(i int) {
 		case "podRef":
 			name, ns = d.podRef()
 		case "containers":
-			d.push("containers")
-			if d.open("", true) {
-				for j := 0; d.s.Next(); j++ {
-					d.pushIndex(j)
-					c := d.container(model.LevelContainer)
-					d.pop()
-					d.pods = append(d.pods, c)
-				}
-			}
-			d.pop()
+			d.pods = d.containers("containers", model.LevelContainer, d.pods)
 		case "ephemeral-storage":
 			d.push("ephemeral-storage")
 			if d.open("", false) {
@@ -415,6 +397,21 @@ func (d *decoder) podRef() (name, ns string) {
 		}
 	}
 	return name, ns
+}
+
+// containers reads key's array of containers at level, appending them to
+// into.
+func (d *decoder) containers(key string, level model.Level, into []model.Entry) []model.Entry {
+	d.push(key)
+	defer d.pop()
+	if d.open("", true) {
+		for i := 0; d.s.Next(); i++ {
+			d.pushIndex(i)
+			into = append(into, d.container(level))
+			d.pop()
+		}
+	}
+	return into
 }
 
 // container reads a container's (or system container's) stats.
