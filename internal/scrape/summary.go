@@ -146,8 +146,11 @@ func (d *decoder) uint(key string) float64 {
 func (d *decoder) time(key string) int64 {
 	switch k := d.s.Peek(); k {
 	case jsonscan.String:
-	case jsonscan.Null, jsonscan.Invalid:
+	case jsonscan.Null:
 		d.s.Null()
+		return 0
+	case jsonscan.Invalid:
+		d.s.Skip() // the syntax error
 		return 0
 	default:
 		d.fail(key, "want a string, got %s", k)

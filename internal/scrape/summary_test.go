@@ -232,6 +232,9 @@ func TestDecodeSummaryErrors(t *testing.T) {
 		{"bad time", "n", `{"node":{"startTime":"2025-02-30T00:00:00Z"}}`, "node.startTime: bad time"},
 		{"empty time", "n", `{"node":{"cpu":{"time":""}}}`, "node.cpu.time: empty time"},
 		{"trailing data", "n", `{"node":{}} {}`, "after top-level value"},
+		{"no value", "n", `{"node":{"startTime":}}`, "looking for beginning of value"},
+		{"no value after a number key", "n", `{"node":{"cpu":{"usageCoreNanoSeconds":}}}`, "looking for beginning of value"},
+		{"no value after a string key", "n", `{"node":{"nodeName":,"x":1}}`, "looking for beginning of value"},
 		{"deep", "n", `{"x":` + strings.Repeat("[", 600) + strings.Repeat("]", 600) + `}`, "nested deeper"},
 	}
 	for _, tt := range tests {
@@ -321,8 +324,8 @@ func TestDecodeSummaryMatchesTypes(t *testing.T) {
 	}
 }
 
-// FuzzDecodeSummary: the decoder never panics, never yields negative or
-// infinite values, and on every payload the stats types accept it agrees
+// FuzzDecodeSummary: the decoder never panics, refuses what is not JSON,
+// never yields negative or infinite values, and on every payload the stats types accept it agrees
 // with them (compared on the types' own re-encoding, which drops what the
 // types ignore, such as keys in another letter case).
 //
@@ -338,6 +341,9 @@ func FuzzDecodeSummary(f *testing.F) {
 	now := time.Unix(1e9, 0)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries, err := DecodeSummary(data, "fuzz", now)
+		if err == nil && !json.Valid(data) {
+			t.Fatalf("not JSON, yet decoded: %q", data)
+		}
 		if err == nil {
 			for _, e := range entries {
 				for m, v := range e.Values {
