@@ -173,13 +173,13 @@ func (s *Scanner) literal(lit string) {
 // Object reads the opening of an object and reports whether there is one;
 // members follow through Key. It reads a null as no object (false, no
 // error); any other kind is an error.
-func (s *Scanner) Object() bool { return s.open('{', Object) }
+func (s *Scanner) Object() bool { return s.open(Object) }
 
 // Array reads the opening of an array and reports whether there is one;
 // elements follow through Next. A null is no array, as for Object.
-func (s *Scanner) Array() bool { return s.open('[', Array) }
+func (s *Scanner) Array() bool { return s.open(Array) }
 
-func (s *Scanner) open(c byte, k Kind) bool {
+func (s *Scanner) open(k Kind) bool {
 	switch got := s.Peek(); got {
 	case k:
 		s.pos++
