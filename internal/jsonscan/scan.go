@@ -379,6 +379,27 @@ func (s *Scanner) hex4(i int) (rune, bool) {
 	return r, true
 }
 
+// Bool reads true or false; ok is false for a null (no error); any other
+// kind is an error.
+func (s *Scanner) Bool() (v, ok bool) {
+	switch got := s.Peek(); got {
+	case Bool:
+		if s.data[s.pos] == 't' {
+			s.literal("true")
+			return true, s.err == nil
+		}
+		s.literal("false")
+		return false, s.err == nil
+	case Null:
+		s.literal("null")
+	case Invalid:
+		s.syntax("looking for beginning of value")
+	default:
+		s.Fail(fmt.Errorf("offset %d: want bool, got %s", s.pos, got))
+	}
+	return false, false
+}
+
 // Number reads a number and returns its text, as the grammar has it; a
 // null is no number (nil, no error); any other kind is an error.
 func (s *Scanner) Number() []byte {

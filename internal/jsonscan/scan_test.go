@@ -39,8 +39,7 @@ func decode(s *Scanner) any {
 		}
 		return f
 	case Bool:
-		t := s.data[s.pos] == 't'
-		s.Skip()
+		t, _ := s.Bool()
 		return t
 	case Null:
 		s.Null()

@@ -6,8 +6,6 @@
 package podmeta
 
 import (
-	"encoding/json"
-	"fmt"
 	"math"
 	"strings"
 
@@ -16,21 +14,6 @@ import (
 
 	"github.com/kubemon/kubemon/internal/model"
 )
-
-// DecodeList decodes a v1.PodList (the kubelet's /pods answer) into pod
-// metadata, each pod's workload guessed from its controller's name (see
-// FromPod).
-func DecodeList(data []byte) ([]model.PodMeta, error) {
-	var list corev1.PodList
-	if err := json.Unmarshal(data, &list); err != nil {
-		return nil, fmt.Errorf("decode pods: %w", err)
-	}
-	out := make([]model.PodMeta, 0, len(list.Items))
-	for i := range list.Items {
-		out = append(out, FromPod(&list.Items[i]))
-	}
-	return out, nil
-}
 
 // FromPod extracts kubemon's view of a pod. Without the owners' objects the
 // workload is guessed from the controller reference alone: a ReplicaSet
