@@ -3,6 +3,9 @@
 // value as it comes. Everything it skips is still checked against the JSON
 // grammar (RFC 8259), so a malformed payload is an error wherever the fault
 // is. It allocates nothing but the bytes of strings that hold escapes.
+// Strings come back as their bytes, escapes resolved as encoding/json
+// resolves them; invalid UTF-8 is kept as it is, where encoding/json puts
+// U+FFFD.
 //
 // A walk looks like this:
 //
