@@ -15,27 +15,34 @@ import (
 	"github.com/kubemon/kubemon/internal/model"
 )
 
-// counters are the metrics that have a derived rate, with that rate.
-var counters = func() (c []struct{ counter, rate model.MetricID }) {
-	for _, m := range model.Metrics {
-		if m.RateOf != nil {
-			c = append(c, struct{ counter, rate model.MetricID }{*m.RateOf, m.ID})
+// counter is a metric that has a derived rate, with that rate.
+type counter struct{ counter, rate model.MetricID }
+
+// counters lists, per level, the counters the level carries that have a
+// derived rate (9 at most, of the vocabulary's 13): a baseline holds a
+// slot for each of its own level's only.
+var counters = func() (c [model.NumLevels][]counter) {
+	for l := range model.NumLevels {
+		for _, m := range model.Metrics {
+			if m.RateOf != nil && model.Metrics[*m.RateOf].Levels.Has(l) {
+				c[l] = append(c[l], counter{*m.RateOf, m.ID})
+			}
 		}
 	}
 	return c
 }()
 
-// prevSample is an object's last observation of each counter.
+// prevSample is an object's last observation of each counter of its level.
 type prevSample struct {
 	gen    uint64 // the Rater's gen when last observed
 	start  int64
 	times  [maxCounters]int64   // Unix ms, per counter (counters can come from different endpoints)
-	values [maxCounters]float64 // indexed like counters; NaN when not observed
+	values [maxCounters]float64 // indexed like counters[level]; NaN when not observed
 	rates  [maxCounters]float64 // the rate computed at times; NaN when none
 }
 
-// maxCounters bounds the number of counters with rates in the vocabulary.
-const maxCounters = 16
+// maxCounters bounds the number of counters with rates at one level.
+const maxCounters = 9
 
 // noRates is prevSample.rates before any rate: all NaN.
 var noRates = func() (r [maxCounters]float64) {
@@ -46,8 +53,10 @@ var noRates = func() (r [maxCounters]float64) {
 }()
 
 func init() {
-	if len(counters) > maxCounters {
-		panic("pipeline: raise maxCounters")
+	for _, c := range counters {
+		if len(c) > maxCounters {
+			panic("pipeline: raise maxCounters")
+		}
 	}
 }
 
@@ -89,7 +98,7 @@ func (r *Rater) Rates(entries []model.Entry) {
 		cur := prevSample{gen: r.gen, start: e.Start, rates: noRates}
 		seen := false
 		restarted := hadPrev && e.Start != 0 && p.start != 0 && e.Start != p.start
-		for j, c := range counters {
+		for j, c := range counters[e.Object.Level] {
 			now, t := e.Values[c.counter], e.TimeOf(c.counter)
 			cur.values[j], cur.times[j] = now, t
 			if math.IsNaN(now) {
