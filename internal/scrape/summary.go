@@ -196,7 +196,7 @@ func utcSeconds(b []byte) (ms int64, ok bool) {
 	if y < 1 || mo < 1 || mo > 12 || dd < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || s < 0 || s > 59 {
 		return 0, false
 	}
-	if dd > time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day() {
+	if dd > 28 && dd > time.Date(y, time.Month(mo)+1, 0, 0, 0, 0, 0, time.UTC).Day() { // the month's length, only where it can matter
 		return 0, false
 	}
 	t := time.Date(y, time.Month(mo), dd, h, mi, s, 0, time.UTC)
