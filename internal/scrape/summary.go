@@ -33,7 +33,7 @@ func DecodeSummary(data []byte, node string, now time.Time) ([]model.Entry, erro
 	d := decoders.Get().(*decoder)
 	defer decoders.Put(d)
 	d.s.Reset(data)
-	d.now, d.err, d.path = now, nil, d.path[:0]
+	d.now, d.path = now, d.path[:0]
 	d.sys, d.pods = d.sys[:0], d.pods[:0]
 	entries, err := d.summary(node)
 	if err != nil {
@@ -42,11 +42,11 @@ func DecodeSummary(data []byte, node string, now time.Time) ([]model.Entry, erro
 	return entries, nil
 }
 
-// decoder walks one payload; the first error stops it.
+// decoder walks one payload; the first error, its own or the scanner's,
+// is the scanner's and stops it.
 type decoder struct {
 	s    jsonscan.Scanner
 	now  time.Time
-	err  error
 	path []pathElem // where the walk is, for error messages
 	// sys and pods collect the entries (pods with their containers) before
 	// they are copied into a slice of their exact size, node first.
@@ -88,9 +88,8 @@ func (d *decoder) where(key string) string {
 
 // fail records the first error, at key, and stops the walk.
 func (d *decoder) fail(key, format string, a ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s: "+format, append([]any{d.where(key)}, a...)...)
-		d.s.Fail(d.err)
+	if d.s.Err() == nil {
+		d.s.Fail(fmt.Errorf("%s: "+format, append([]any{d.where(key)}, a...)...))
 	}
 }
 
@@ -334,7 +333,7 @@ func (d *decoder) podList() {
 
 func (d *decoder) pod(i int) {
 	if !d.open("", false) {
-		if d.err == nil && d.s.Err() == nil {
+		if d.s.Err() == nil {
 			d.fail("", "want an object, got null")
 		}
 		return
@@ -367,12 +366,11 @@ func (d *decoder) pod(i int) {
 			}
 		}
 	}
-	if d.err != nil || d.s.Err() != nil {
+	if d.s.Err() != nil {
 		return
 	}
 	if name == "" || ns == "" {
-		d.err = fmt.Errorf("pod %d has no name or namespace", i)
-		d.s.Fail(d.err)
+		d.s.Fail(fmt.Errorf("pod %d has no name or namespace", i))
 		return
 	}
 	p := &d.pods[at]
@@ -421,7 +419,7 @@ func (d *decoder) containers(key string, level model.Level, into []model.Entry) 
 func (d *decoder) container(level model.Level) model.Entry {
 	e := model.Entry{Object: model.Object{Level: level}, Values: model.NewValues()}
 	if !d.open("", false) {
-		if d.err == nil && d.s.Err() == nil {
+		if d.s.Err() == nil {
 			d.fail("", "want an object, got null")
 		}
 		return e
