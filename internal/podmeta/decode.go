@@ -1,7 +1,6 @@
 package podmeta
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -120,10 +119,7 @@ func (d *decoder) list() []model.PodMeta {
 		d.s.Null()
 		return out
 	}
-	if !d.object("the list") {
-		if d.s.Err() == nil {
-			d.s.Fail(errors.New("the list is null"))
-		}
+	if !d.object("the list") { // an error: null is read above
 		return nil
 	}
 	for key, ok := d.s.Key(); ok; key, ok = d.s.Key() {
