@@ -12,15 +12,31 @@ import (
 // ratio. t (Unix milliseconds) stamps
 // them. Entries of other levels are ignored.
 func Aggregate(entries []model.Entry, t int64) []model.Entry {
-	groups := map[model.Object]*model.Values{}
-	var order []model.Object
+	var s rollupSums
+	s.add(entries)
+	return s.entries(t)
+}
+
+// rollupSums are roll-ups being summed: namespaces and workloads from their
+// pods, the cluster from its nodes. Its zero value is ready to use.
+type rollupSums struct {
+	groups map[model.Object]*model.Values
+	order  []model.Object // first seen first
+}
+
+// add adds entries' pods and nodes into their roll-ups; entries of other
+// levels are ignored.
+func (s *rollupSums) add(entries []model.Entry) {
+	if s.groups == nil {
+		s.groups = map[model.Object]*model.Values{}
+	}
 	add := func(o model.Object, v *model.Values) {
-		sum := groups[o]
+		sum := s.groups[o]
 		if sum == nil {
 			nv := model.NewValues()
 			sum = &nv
-			groups[o] = sum
-			order = append(order, o)
+			s.groups[o] = sum
+			s.order = append(s.order, o)
 		}
 		addPresent(sum, v, o.Level)
 	}
@@ -37,10 +53,15 @@ func Aggregate(entries []model.Entry, t int64) []model.Entry {
 			add(cluster, &e.Values)
 		}
 	}
-	sort.SliceStable(order, func(i, j int) bool { return order[i].Level < order[j].Level })
-	out := make([]model.Entry, 0, len(order))
-	for _, o := range order {
-		v := *groups[o]
+}
+
+// entries returns the roll-ups, namespaces first, then workloads, then the
+// cluster, each with its ratios, stamped t (Unix milliseconds).
+func (s *rollupSums) entries(t int64) []model.Entry {
+	sort.SliceStable(s.order, func(i, j int) bool { return s.order[i].Level < s.order[j].Level })
+	out := make([]model.Entry, 0, len(s.order))
+	for _, o := range s.order {
+		v := *s.groups[o]
 		if o.Level == model.LevelCluster {
 			setRatios(&v)
 		} else {

@@ -52,9 +52,13 @@ type CollectorOptions struct {
 type Collector struct {
 	o  CollectorOptions
 	mu sync.Mutex
-	// pending holds the latest pod and node entries of each node that
-	// reported since the last cycle, for the roll-ups.
-	pending map[string][]model.Entry
+	// sums holds the roll-ups of the pods and nodes of the nodes that
+	// reported since the last cycle, summed as they arrive (so a cycle
+	// keeps no pod's entry), and summed the names of those nodes: a
+	// node's first scrape in a cycle counts, a second one (a scrape that
+	// ended late in the cycle before, and one on time) does not.
+	sums    rollupSums
+	summed  map[string]bool
 	raters  map[string]*nodeRater
 	rollups Seen // the last cycle's roll-ups, to see which vanish; used by Cycle only
 	ready   atomic.Bool
@@ -86,9 +90,9 @@ func NewCollector(o CollectorOptions) *Collector {
 		o.Now = time.Now
 	}
 	c := &Collector{
-		o:       o,
-		pending: map[string][]model.Entry{},
-		raters:  map[string]*nodeRater{},
+		o:      o,
+		summed: map[string]bool{},
+		raters: map[string]*nodeRater{},
 		cycleDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_duration_seconds",
 			Help:    "Time to aggregate and emit one cycle's roll-ups, in seconds.",
@@ -157,14 +161,13 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 	if c.o.Emit != nil {
 		c.o.Emit(ctx, &model.Batch{Time: stats.ScrapeTime, Entries: append(entries, gone...)})
 	}
-	keep := make([]model.Entry, 0, len(entries)/2)
-	for i := range entries[:len(entries)-1] { // not the KubeletUp entry
-		if l := entries[i].Object.Level; l == model.LevelPod || l == model.LevelNode {
-			keep = append(keep, entries[i])
+	c.mu.Lock()
+	if !c.summed[t.Node] {
+		c.summed[t.Node] = true
+		if !c.o.Partial {
+			c.sums.add(entries[:len(entries)-1]) // not the KubeletUp entry
 		}
 	}
-	c.mu.Lock()
-	c.pending[t.Node] = keep // a second scrape in one cycle replaces the first
 	c.mu.Unlock()
 }
 
@@ -198,8 +201,8 @@ func (c *Collector) Run(ctx context.Context) error {
 func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	start := time.Now()
 	c.mu.Lock()
-	pending := c.pending
-	c.pending = map[string][]model.Entry{}
+	sums, summed := c.sums, c.summed
+	c.sums, c.summed = rollupSums{}, make(map[string]bool, len(summed))
 	var targets map[string]bool
 	expected, fresh := 0, 0
 	if c.o.Targets != nil {
@@ -235,17 +238,9 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	}
 	c.mu.Unlock()
 
-	n := 0
-	for _, es := range pending {
-		n += len(es)
-	}
-	parts := make([]model.Entry, 0, n)
-	for _, es := range pending {
-		parts = append(parts, es...)
-	}
 	var entries []model.Entry
 	if !c.o.Partial {
-		entries = Aggregate(parts, end.UnixMilli())
+		entries = sums.entries(end.UnixMilli())
 	}
 	if c.o.Namespaces != nil {
 		entries = NamespaceInfo(entries, c.o.Namespaces(), end.UnixMilli())
@@ -259,7 +254,7 @@ func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	c.cycleDur.Observe(time.Since(start).Seconds())
 	c.lag.Set(c.o.Now().Sub(end).Seconds())
 	c.entries.Set(float64(len(entries)))
-	c.nodesOK.Set(float64(len(pending)))
+	c.nodesOK.Set(float64(len(summed)))
 	ready := 2*fresh > expected || expected == 0
 	c.freshNodes.Set(float64(fresh))
 	if was := c.ready.Swap(ready); was != ready {

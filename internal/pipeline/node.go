@@ -40,21 +40,21 @@ func RunningPods(stats *model.NodeStats, pods []model.PodMeta) []model.Entry {
 		return entries
 	}
 	t := stats.ScrapeTime.UnixMilli()
-	have := make(map[model.Object]bool, len(pods))
+	have := make(map[podKey]bool, len(pods))
 	for i := range entries {
-		switch o := entries[i].Object; o.Level {
+		switch o := &entries[i].Object; o.Level {
 		case model.LevelPod:
-			have[o] = true
+			have[podKey{o.Namespace, o.Pod}] = true
 		case model.LevelNode:
 			t = entries[i].Time
 		}
 	}
 	for i := range pods {
 		p := &pods[i]
-		o := model.Object{Level: model.LevelPod, Node: stats.Node, Namespace: p.Namespace, Pod: p.Name}
-		if p.Phase != model.PhaseRunning || have[o] || p.Node != "" && p.Node != stats.Node {
+		if p.Phase != model.PhaseRunning || have[podKey{p.Namespace, p.Name}] || p.Node != "" && p.Node != stats.Node {
 			continue
 		}
+		o := model.Object{Level: model.LevelPod, Node: stats.Node, Namespace: p.Namespace, Pod: p.Name}
 		entries = append(entries, model.Entry{Object: o, Time: t, Values: model.NewValues()})
 	}
 	return entries
@@ -71,44 +71,49 @@ func Enrich(entries []model.Entry, pods []model.PodMeta) []model.Entry {
 	if len(pods) == 0 {
 		return entries
 	}
-	type key struct{ ns, name string }
-	idx := make(map[key]*model.PodMeta, len(pods))
+	// idx finds a pod's metadata; have[first[i]+ci] is whether container
+	// ci of pods[i] has an entry.
+	idx := make(map[podKey]int, len(pods))
+	first := make([]int, len(pods)+1)
 	for i := range pods {
-		idx[key{pods[i].Namespace, pods[i].Name}] = &pods[i]
+		idx[podKey{pods[i].Namespace, pods[i].Name}] = i
+		first[i+1] = first[i] + len(pods[i].Containers)
 	}
-	have := make(map[model.Object]bool, len(entries))
+	have := make([]bool, first[len(pods)])
 	var podEntries []int
 	for i := range entries {
 		e := &entries[i]
 		if e.Object.Level != model.LevelPod && e.Object.Level != model.LevelContainer {
 			continue
 		}
-		p := idx[key{e.Object.Namespace, e.Object.Pod}]
-		if p == nil {
+		pi, ok := idx[podKey{e.Object.Namespace, e.Object.Pod}]
+		if !ok {
 			continue
 		}
+		p := &pods[pi]
 		e.Pod = p
 		if e.Object.Level == model.LevelPod {
 			e.Values[model.Info] = 1
 			podEntries = append(podEntries, i)
 			continue
 		}
-		have[e.Object] = true
 		for ci := range p.Containers {
 			if c := &p.Containers[ci]; c.Name == e.Object.Container {
 				setContainerMeta(&e.Values, c)
+				have[first[pi]+ci] = true
 				break
 			}
 		}
 	}
 	for _, i := range podEntries {
 		pe := entries[i] // a copy: appending may move entries
+		pi := idx[podKey{pe.Object.Namespace, pe.Object.Pod}]
 		for ci := range pe.Pod.Containers {
-			c := &pe.Pod.Containers[ci]
-			o := model.Object{Level: model.LevelContainer, Node: pe.Object.Node, Namespace: pe.Object.Namespace, Pod: pe.Object.Pod, Container: c.Name}
-			if have[o] {
+			if have[first[pi]+ci] {
 				continue
 			}
+			c := &pe.Pod.Containers[ci]
+			o := model.Object{Level: model.LevelContainer, Node: pe.Object.Node, Namespace: pe.Object.Namespace, Pod: pe.Object.Pod, Container: c.Name}
 			e := model.Entry{Object: o, Time: pe.Time, Values: model.NewValues(), Pod: pe.Pod}
 			setContainerMeta(&e.Values, c)
 			entries = append(entries, e)
@@ -116,6 +121,9 @@ func Enrich(entries []model.Entry, pods []model.PodMeta) []model.Entry {
 	}
 	return entries
 }
+
+// podKey names a pod among one node's.
+type podKey struct{ ns, name string }
 
 // setContainerMeta sets what a container's spec and status say.
 func setContainerMeta(v *model.Values, c *model.ContainerMeta) {
@@ -148,15 +156,16 @@ func RollupNode(entries []model.Entry) {
 	var node *model.Entry
 	// pods maps each pod to its index in podEntries and in sums, the sums
 	// of its containers: one allocation for all pods, not one each.
-	pods := make(map[model.Object]int, len(entries)/3)
+	pods := make(map[podKey]int, len(entries)/3)
 	var podEntries []*model.Entry
 	for i := range entries {
 		switch e := &entries[i]; e.Object.Level {
 		case model.LevelPod:
-			if j, dup := pods[e.Object]; dup {
+			k := podKey{e.Object.Namespace, e.Object.Pod}
+			if j, dup := pods[k]; dup {
 				podEntries[j] = e // the last entry of a pod counts, as everywhere
 			} else {
-				pods[e.Object] = len(podEntries)
+				pods[k] = len(podEntries)
 				podEntries = append(podEntries, e)
 			}
 		case model.LevelNode:
@@ -170,7 +179,7 @@ func RollupNode(entries []model.Entry) {
 		if e.Object.Level != model.LevelContainer {
 			continue
 		}
-		j, ok := pods[model.Object{Level: model.LevelPod, Node: e.Object.Node, Namespace: e.Object.Namespace, Pod: e.Object.Pod}]
+		j, ok := pods[podKey{e.Object.Namespace, e.Object.Pod}]
 		if !ok {
 			continue
 		}

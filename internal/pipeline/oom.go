@@ -4,6 +4,7 @@ import "github.com/kubemon/kubemon/internal/model"
 
 // oomState is what a Rater remembers of one container's OOM kills.
 type oomState struct {
+	gen   uint64  // the Rater's oomGen when last observed
 	uid   string  // the pod's UID: another pod of the same name starts afresh
 	count float64 // OOM kills counted (OOMKills)
 	// last is the pod status' last termination already looked at.
@@ -33,7 +34,9 @@ type oomState struct {
 // one kill at most. A container is forgotten when its pod is no longer in
 // pods (the node's pods' metadata; when nil, once it is not in entries).
 func (r *Rater) CountOOMKills(entries []model.Entry, pods []model.PodMeta) {
-	seen := make(map[model.Object]bool, len(r.oom))
+	// States are marked with this call's generation in place: no map of
+	// the containers seen is built every scrape.
+	r.oomGen++
 	for i := range entries {
 		e := &entries[i]
 		if e.Object.Level != model.LevelContainer || e.Pod == nil {
@@ -49,13 +52,14 @@ func (r *Rater) CountOOMKills(entries []model.Entry, pods []model.PodMeta) {
 		if c == nil {
 			continue
 		}
-		seen[e.Object] = true
 		st := r.oom[e.Object]
-		if st == nil || st.uid != e.Pod.UID {
-			if st == nil {
-				st = &oomState{}
-				r.oom[e.Object] = st
-			}
+		fresh := st == nil
+		if fresh {
+			st = &oomState{}
+			r.oom[e.Object] = st
+		}
+		st.gen = r.oomGen
+		if fresh || st.uid != e.Pod.UID {
 			// The baseline: the pod's current state counts nothing.
 			st.uid, st.last = e.Pod.UID, c.LastTermination
 			st.run, st.events, st.rose = e.Start, e.OOMEvents, 0
@@ -93,13 +97,18 @@ func (r *Rater) CountOOMKills(entries []model.Entry, pods []model.PodMeta) {
 		}
 		e.Values[model.OOMKills] = st.count
 	}
-	type podKey struct{ ns, name string }
-	alive := make(map[podKey]bool, len(pods))
-	for i := range pods {
-		alive[podKey{pods[i].Namespace, pods[i].Name}] = true
-	}
-	for o := range r.oom {
-		if !seen[o] && !alive[podKey{o.Namespace, o.Pod}] {
+	var alive map[podKey]bool // built only when a state was not observed
+	for o, st := range r.oom {
+		if st.gen == r.oomGen {
+			continue
+		}
+		if alive == nil {
+			alive = make(map[podKey]bool, len(pods))
+			for i := range pods {
+				alive[podKey{pods[i].Namespace, pods[i].Name}] = true
+			}
+		}
+		if !alive[podKey{o.Namespace, o.Pod}] {
 			delete(r.oom, o)
 		}
 	}

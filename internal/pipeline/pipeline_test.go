@@ -427,6 +427,54 @@ func TestCollectorPartial(t *testing.T) {
 	}
 }
 
+// TestCollectorSumsAsNodesArrive: a cycle's roll-ups are the sums of the
+// nodes that reported during it, each counted once (its first scrape of
+// the cycle), and the next cycle starts from nothing.
+func TestCollectorSumsAsNodesArrive(t *testing.T) {
+	var batches []*model.Batch
+	c := NewCollector(CollectorOptions{Interval: time.Second, Emit: func(_ context.Context, b *model.Batch) { batches = append(batches, b) }})
+	scrape := func(node string, ts int64, nodeMem, podMem float64) {
+		es := []model.Entry{
+			entry(model.Object{Level: model.LevelNode, Node: node}, ts, 1, map[model.MetricID]float64{model.MemoryWorkingSet: nodeMem}),
+			entry(model.Object{Level: model.LevelPod, Node: node, Namespace: "a", Pod: "p-" + node}, ts, 1, map[model.MetricID]float64{model.MemoryWorkingSet: podMem}),
+		}
+		c.Handle(context.Background(), model.Target{Node: node}, &model.NodeStats{Node: node, ScrapeTime: time.UnixMilli(ts), Entries: es}, nil)
+	}
+	rollups := func(b *model.Batch) map[model.Level]float64 {
+		out := map[model.Level]float64{}
+		for _, e := range b.Entries {
+			if _, dup := out[e.Object.Level]; dup {
+				t.Fatalf("two %v roll-ups in one cycle: %+v", e.Object.Level, b.Entries)
+			}
+			out[e.Object.Level] = e.Values[model.MemoryWorkingSet]
+		}
+		return out
+	}
+	scrape("n1", 1000, 100, 10)
+	scrape("n2", 1100, 200, 20)
+	scrape("n1", 1400, 400, 40) // a second scrape of n1 in the cycle: not counted
+	c.Cycle(context.Background(), time.UnixMilli(1500))
+	scrape("n1", 2000, 1000, 1)
+	c.Cycle(context.Background(), time.UnixMilli(2500))
+	if len(batches) != 6 {
+		t.Fatalf("%d batches, want 4 scrapes' and 2 cycles'", len(batches))
+	}
+	first, second := rollups(batches[3]), rollups(batches[5])
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"first cycle's cluster", first[model.LevelCluster], 300},
+		{"first cycle's namespace", first[model.LevelNamespace], 30},
+		{"second cycle's cluster", second[model.LevelCluster], 1000},
+		{"second cycle's namespace", second[model.LevelNamespace], 1},
+	} {
+		if !(math.Abs(c.got-c.want) <= 1e-9) {
+			t.Errorf("%s: working set %v, want %v", c.name, c.got, c.want)
+		}
+	}
+}
+
 // TestSeen: objects that leave an observation get one Gone entry, at the
 // given time; a steady observation allocates nothing.
 func TestSeen(t *testing.T) {

@@ -67,6 +67,8 @@ type Rater struct {
 	prev map[model.Object]prevSample
 	gen  uint64                     // counts calls of Rates
 	oom  map[model.Object]*oomState // containers' OOM kills (CountOOMKills)
+	// oomGen counts calls of CountOOMKills.
+	oomGen uint64
 }
 
 // NewRater returns an empty Rater.

@@ -9,9 +9,10 @@ package scrape
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"strings"
@@ -232,18 +233,30 @@ func (c *Client) Forget(node string) {
 }
 
 // shape hashes the pods and containers of a summary with their start times,
-// independently of their order.
+// independently of their order. The hash is this process's own (maphash):
+// it is compared only with what the same client computed.
 func shape(entries []model.Entry) uint64 {
 	var sum uint64
-	h := fnv.New64a()
+	var h maphash.Hash
+	h.SetSeed(shapeSeed)
+	var start [8]byte
 	for i := range entries {
 		o := &entries[i].Object
 		if o.Level != model.LevelPod && o.Level != model.LevelContainer {
 			continue
 		}
 		h.Reset()
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%d", o.Namespace, o.Pod, o.Container, entries[i].Start)
+		h.WriteString(o.Namespace)
+		h.WriteByte(0)
+		h.WriteString(o.Pod)
+		h.WriteByte(0)
+		h.WriteString(o.Container)
+		h.WriteByte(0)
+		binary.LittleEndian.PutUint64(start[:], uint64(entries[i].Start))
+		h.Write(start[:])
 		sum += h.Sum64()
 	}
 	return sum
 }
+
+var shapeSeed = maphash.MakeSeed()

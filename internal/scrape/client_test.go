@@ -289,3 +289,45 @@ func TestScrapeTimeoutIsWhole(t *testing.T) {
 		t.Errorf("the scrape took %v, want it bounded near the %v timeout", took, timeout)
 	}
 }
+
+// TestShape: the pods' shape ignores their order, the node and system
+// containers, and changes with any pod, container or start time.
+func TestShape(t *testing.T) {
+	e := func(l model.Level, ns, pod, c string, start int64) model.Entry {
+		return model.Entry{Object: model.Object{Level: l, Node: "n", Namespace: ns, Pod: pod, Container: c}, Start: start}
+	}
+	base := []model.Entry{
+		e(model.LevelNode, "", "", "", 1),
+		e(model.LevelPod, "a", "p", "", 10),
+		e(model.LevelContainer, "a", "p", "c", 11),
+		e(model.LevelContainer, "a", "p", "d", 12),
+	}
+	h := shape(base)
+	if h == 0 {
+		t.Fatal("shape of two containers is 0")
+	}
+	same := [][]model.Entry{
+		{base[3], base[0], base[2], base[1]},
+		append([]model.Entry{e(model.LevelSysContainer, "", "", "kubelet", 5)}, base...),
+		{e(model.LevelNode, "", "", "", 99), base[1], base[2], base[3]},
+	}
+	for i, es := range same {
+		if got := shape(es); got != h {
+			t.Errorf("case %d: shape %x, want %x", i, got, h)
+		}
+	}
+	differ := [][]model.Entry{
+		{base[0], base[1], base[2]},
+		{base[0], base[1], base[2], e(model.LevelContainer, "a", "p", "d", 13)},
+		{base[0], base[1], base[2], e(model.LevelContainer, "a", "p", "e", 12)},
+		{base[0], base[1], base[2], e(model.LevelContainer, "b", "p", "d", 12)},
+		{base[0], base[1], base[2], e(model.LevelContainer, "a", "q", "d", 12)},
+		{base[0], e(model.LevelPod, "a", "p", "", 9), base[2], base[3]},
+		{base[0], base[1], e(model.LevelContainer, "a", "pc", "", 11), base[3]}, // the separators count
+	}
+	for i, es := range differ {
+		if got := shape(es); got == h {
+			t.Errorf("case %d: shape unchanged", i)
+		}
+	}
+}
