@@ -3,7 +3,11 @@
 # per-cycle CPU time, peak memory, samples stored and scrape latency.
 # PROFILE=cpu.pprof and HEAPPROFILE=heap.pprof save the profiles (and
 # heap.pprof.start, the heap profile as the measurement starts); SERVE_ARGS
-# are more arguments for kubemon serve (e.g. "--metrics-drop=…").
+# are more arguments for kubemon serve (e.g. "--metrics-drop=…"), SERVE_ENV
+# more environment for it alone (e.g. "GOMEMLIMIT=3686MiB", what a 4 GiB
+# container limit sets; the simulator runs without it). SEED_DATA=DIR starts
+# serve on a copy of DIR (e.g. 24 h written by kubemon backfill), so the
+# measurement includes the history kept.
 #
 #   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
 set -euo pipefail
@@ -28,7 +32,8 @@ sim_pid=$!
 for _ in $(seq 100); do grep -q 'node list at' "$work/sim.out" 2>/dev/null && break; sleep 0.2; done
 nodes_url=$(grep -o 'http://[^ ]*/api/v1/nodes' "$work/sim.out" | head -n1)
 
-"$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-scheme http --listen 127.0.0.1:0 --enable-pprof \
+if [ -n "${SEED_DATA:-}" ]; then cp -a "$SEED_DATA" "$work/data"; fi
+env ${SERVE_ENV:-} "$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-scheme http --listen 127.0.0.1:0 --enable-pprof \
   --data-dir "$work/data" --interval "$interval" ${SERVE_ARGS:-} >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 pid=$!
@@ -51,7 +56,12 @@ fi
 if [ -n "${HEAPPROFILE:-}" ]; then # the measured cycles' allocations: go tool pprof -base HEAPPROFILE.start HEAPPROFILE
   curl -s -o "$HEAPPROFILE.start" "$base/debug/pprof/heap"
 fi
-sleep $((cycles * secs))
+min_nodes=""
+for _ in $(seq "$cycles"); do # every cycle's node count: the least is what the cluster lost
+  sleep "$secs"
+  c=$(metric kubemon_pipeline_cycle_nodes | cut -d. -f1)
+  if [ -z "$min_nodes" ] || [ "${c:-0}" -lt "$min_nodes" ]; then min_nodes=${c:-0}; fi
+done
 t1=$(date +%s.%N)
 cpu1=$(ticks "$pid"); simcpu1=$(ticks "$sim_pid"); s1=$(metric kubemon_store_samples_appended_total)
 d1=$(metric kubemon_scrape_duration_seconds_sum); n1=$(metric kubemon_scrape_duration_seconds_count)
@@ -69,6 +79,7 @@ printf 'samples per cycle:    %.0f\n' "$(echo "($s1-$s0)/$n_cycles" | bc -l)"
 printf 'head series:          %s\n' "$series"
 printf 'mean scrape duration: %.1f ms\n' "$(echo "1000*($d1-$d0)/($n1-$n0)" | bc -l)"
 printf 'scrape failures:      %s\n' "$fails"
+printf 'nodes per cycle:      %s at least (of %d)\n' "$min_nodes" "$nodes"
 grep -E 'VmHWM|VmRSS' "/proc/$pid/status" | sed 's/^/kubemon /'
 if [ -n "${HEAPPROFILE:-}" ]; then
   curl -s -o "$HEAPPROFILE" "$base/debug/pprof/heap"

@@ -149,7 +149,13 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 	})
 	manager := scrape.NewManager(scrape.ManagerOptions{
 		Interval: cfg.Interval, Scraper: client, Targets: targets,
-		Handle: collector.Handle, Logger: log, Registerer: reg,
+		Handle: func(ctx context.Context, t model.Target, stats *model.NodeStats, err error) {
+			collector.Handle(ctx, t, stats, err)
+			if stats != nil {
+				scrape.ReleaseEntries(stats.Entries) // the collector keeps none of them
+			}
+		},
+		Logger: log, Registerer: reg,
 	})
 	if ring != nil {
 		// A member that joins or leaves moves nodes now, not at the next interval.

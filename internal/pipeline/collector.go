@@ -124,7 +124,8 @@ func NewCollector(o CollectorOptions) *Collector {
 // Handle takes one node's scrape result. Its signature matches
 // scrape.Handler. Calls for one node must not overlap. Each result, failed
 // or not, also gives the node's KubeletUp at the scrape's start time (now
-// when a failed one has none).
+// when a failed one has none). Handle keeps no entry of stats, nor the
+// slice, once it returns: the caller may reuse them (scrape.ReleaseEntries).
 func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.NodeStats, err error) {
 	if err != nil {
 		at := c.o.Now()

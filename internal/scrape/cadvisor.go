@@ -403,7 +403,7 @@ func DecodeCadvisor(data []byte, node string, now time.Time) ([]model.Entry, err
 	if err != nil {
 		return nil, err
 	}
-	entries := make([]model.Entry, 0, len(cg)+1+model.EntriesHeadroom)
+	entries := newEntries(len(cg) + 1 + model.EntriesHeadroom)
 	if _, ok := cg[cgroupKey{}]; !ok {
 		cg[cgroupKey{}] = &cgroupSample{values: model.NewValues()}
 	}

@@ -250,7 +250,7 @@ func (d *decoder) summary(node string) ([]model.Entry, error) {
 		return nil, errors.New("no node name")
 	}
 	d.finish(&ne)
-	entries := make([]model.Entry, 0, 1+len(d.sys)+len(d.pods)+model.EntriesHeadroom)
+	entries := newEntries(1 + len(d.sys) + len(d.pods) + model.EntriesHeadroom)
 	entries = append(entries, ne)
 	entries = append(entries, d.sys...)
 	entries = append(entries, d.pods...)
