@@ -49,6 +49,8 @@ hz=$(getconf CLK_TCK)
 cpu0=$(ticks "$pid"); simcpu0=$(ticks "$sim_pid"); s0=$(metric kubemon_store_samples_appended_total)
 d0=$(metric kubemon_scrape_duration_seconds_sum); n0=$(metric kubemon_scrape_duration_seconds_count)
 a0=$(metric go_memstats_alloc_bytes_total)
+failures() { curl -s "$base/metrics" | awk '/^kubemon_scrape_failures_total/ {s+=$2} END {print s+0}'; }
+f0=$(failures); errlines0=$(grep -c 'scrape failed' "$work/serve.err" || true)
 t0=$(date +%s.%N)
 if [ -n "${PROFILE:-}" ]; then
   curl -s -o "$PROFILE" "$base/debug/pprof/profile?seconds=$((cycles * secs - 2))" &
@@ -66,7 +68,7 @@ t1=$(date +%s.%N)
 cpu1=$(ticks "$pid"); simcpu1=$(ticks "$sim_pid"); s1=$(metric kubemon_store_samples_appended_total)
 d1=$(metric kubemon_scrape_duration_seconds_sum); n1=$(metric kubemon_scrape_duration_seconds_count)
 a1=$(metric go_memstats_alloc_bytes_total)
-fails=$(curl -s "$base/metrics" | awk '/^kubemon_scrape_failures_total/ {s+=$2} END {print s+0}')
+f1=$(failures)
 series=$(metric prometheus_tsdb_head_series | cut -d. -f1)
 
 wall=$(echo "$t1 - $t0" | bc -l)
@@ -78,7 +80,12 @@ printf 'allocated per cycle:  %.0f MB\n' "$(echo "($a1-$a0)/$n_cycles/1000000" |
 printf 'samples per cycle:    %.0f\n' "$(echo "($s1-$s0)/$n_cycles" | bc -l)"
 printf 'head series:          %s\n' "$series"
 printf 'mean scrape duration: %.1f ms\n' "$(echo "1000*($d1-$d0)/($n1-$n0)" | bc -l)"
-printf 'scrape failures:      %s\n' "$fails"
+printf 'scrape failures:      %d while measured, %d before\n' "$((f1 - f0))" "$f0"
+errs() { sed -e 's/.* err=//' -e 's/[0-9.]*:[0-9]*/ADDR/g' -e 's/node-[0-9]*/NODE/g' | sort | uniq -c | sort -rn | head -n 3; }
+if [ "$f1" -gt 0 ]; then # what failed, by error (node names and addresses left out)
+  grep 'scrape failed' "$work/serve.err" | head -n "$errlines0" | errs | sed 's/^/  before:   /'
+  grep 'scrape failed' "$work/serve.err" | tail -n "+$((errlines0 + 1))" | errs | sed 's/^/  measured: /'
+fi
 printf 'nodes per cycle:      %s at least (of %d)\n' "$min_nodes" "$nodes"
 grep -E 'VmHWM|VmRSS' "/proc/$pid/status" | sed 's/^/kubemon /'
 if [ -n "${HEAPPROFILE:-}" ]; then
