@@ -24,11 +24,14 @@ import (
 // kubemon is a backend: an HTTPS server speaking HTTP/2 (as kubemon's
 // metrics API does) that answers with its name, the forwarded user and
 // the credential it got. /hang holds the request until the test lets go,
-// on a kubemon made with hang.
+// on a kubemon made with hang. /partial, on a kubemon told to die mid
+// answer, sends the status and the first bytes of its answer and then
+// resets the stream, as a kubemon killed while answering does.
 type kubemon struct {
 	name    string
 	srv     *httptest.Server
 	served  atomic.Int64
+	dieMid  atomic.Bool
 	entered chan struct{} // a request reached /hang
 	release chan struct{}
 }
@@ -40,6 +43,13 @@ func newKubemon(t *testing.T, name string, hang bool) *kubemon {
 		if hang && r.URL.Path == "/hang" {
 			k.entered <- struct{}{}
 			<-k.release
+		}
+		if r.URL.Path == "/partial" && k.dieMid.Load() {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"Backend":"`+k.name)
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler)
 		}
 		k.served.Add(1)
 		body, _ := io.ReadAll(r.Body)
@@ -236,6 +246,45 @@ func TestFailover(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(p.localDown); got != 0 {
 		t.Errorf("local_down = %v with the local kubemon back, want 0", got)
+	}
+}
+
+// A kubemon that dies after it began to send its answer has failed: the
+// client gets the peer's whole answer, never a truncated one. An answer
+// longer than BufferLimit is streamed on.
+func TestDiesMidAnswer(t *testing.T) {
+	local, peer := newKubemon(t, "local", false), newKubemon(t, "peer", false)
+	local.dieMid.Store(true)
+	o := Options{
+		Local: local.addr(),
+		Peers: func(context.Context) ([]string, error) { return []string{peer.addr()}, nil },
+		Token: func() (string, error) { return "frontdoor-token", nil },
+	}
+	p, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(asUser(p, &user.DefaultInfo{Name: "alice"}))
+	defer front.Close()
+	code, a, raw := do(t, front.URL+"/partial", http.MethodGet, "")
+	if code != http.StatusOK || a.Backend != "peer" || a.User != "alice" {
+		t.Fatalf("local died mid answer: %d %q", code, raw)
+	}
+	if got := testutil.ToFloat64(p.retries); !(got == 1) {
+		t.Errorf("retries_total = %v, want 1", got)
+	}
+
+	// A whole answer longer than the limit reaches the client whole.
+	o.BufferLimit = 16
+	small, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	front2 := httptest.NewServer(asUser(small, &user.DefaultInfo{Name: "bob"}))
+	defer front2.Close()
+	code, a, raw = do(t, front2.URL+"/x", http.MethodGet, "")
+	if code != http.StatusOK || a.Backend != "local" || a.User != "bob" || len(raw) <= 16 {
+		t.Fatalf("an answer over the limit: %d %q", code, raw)
 	}
 }
 
