@@ -19,6 +19,11 @@ type Emitter func(ctx context.Context, b *model.Batch)
 type CollectorOptions struct {
 	// Interval is the cycle length; default 15 s. Cycles end on multiples of it.
 	Interval time.Duration
+	// Grace is how long after a cycle's end Run waits before rolling the
+	// cycle up, for the scrapes of its last slots to arrive: a scrape
+	// counts in the cycle its slot (NodeStats.ScrapeTime) lies in, not the
+	// one it ends in. Default a tenth of Interval; negative: no wait.
+	Grace time.Duration
 	// Targets lists the nodes expected; the collector is ready while most
 	// of them (see Ready) have delivered data recently.
 	Targets func() []model.Target
@@ -53,15 +58,21 @@ type Collector struct {
 	o  CollectorOptions
 	mu sync.Mutex
 	// sums holds the roll-ups of the pods and nodes of the nodes that
-	// reported since the last cycle, summed as they arrive (so a cycle
+	// reported for the open cycle, summed as they arrive (so a cycle
 	// keeps no pod's entry), and summed the names of those nodes: a
 	// node's first scrape in a cycle counts, a second one (a scrape that
-	// ended late in the cycle before, and one on time) does not.
-	sums    rollupSums
-	summed  map[string]bool
-	raters  map[string]*nodeRater
-	rollups Seen // the last cycle's roll-ups, to see which vanish; used by Cycle only
-	ready   atomic.Bool
+	// came after its own cycle's grace, and one on time) does not.
+	sums   rollupSums
+	summed map[string]bool
+	// open is the end of the open cycle, zero until Run or Cycle set it;
+	// next and nextSummed hold, during its grace, the scrapes whose slots
+	// lie past it (they belong to the cycle after).
+	open       time.Time
+	next       rollupSums
+	nextSummed map[string]bool
+	raters     map[string]*nodeRater
+	rollups    Seen // the last cycle's roll-ups, to see which vanish; used by Cycle only
+	ready      atomic.Bool
 
 	cycleDur prometheus.Histogram
 	lag      prometheus.Gauge
@@ -83,6 +94,10 @@ func NewCollector(o CollectorOptions) *Collector {
 	if o.Interval <= 0 {
 		o.Interval = 15 * time.Second
 	}
+	if o.Grace == 0 {
+		o.Grace = o.Interval / 10
+	}
+	o.Grace = max(o.Grace, 0)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -90,9 +105,10 @@ func NewCollector(o CollectorOptions) *Collector {
 		o.Now = time.Now
 	}
 	c := &Collector{
-		o:      o,
-		summed: map[string]bool{},
-		raters: map[string]*nodeRater{},
+		o:          o,
+		summed:     map[string]bool{},
+		nextSummed: map[string]bool{},
+		raters:     map[string]*nodeRater{},
 		cycleDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_duration_seconds",
 			Help:    "Time to aggregate and emit one cycle's roll-ups, in seconds.",
@@ -100,7 +116,7 @@ func NewCollector(o CollectorOptions) *Collector {
 		}),
 		lag: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "cycle_lag_seconds",
-			Help: "How long after its cycle's end the last cycle's roll-ups were emitted, in seconds.",
+			Help: "How long after its cycle's end the last cycle's roll-ups were emitted (the grace for its last scrapes included), in seconds.",
 		}),
 		entries: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "kubemon", Subsystem: "pipeline", Name: "rollup_entries",
@@ -163,10 +179,14 @@ func (c *Collector) Handle(ctx context.Context, t model.Target, stats *model.Nod
 		c.o.Emit(ctx, &model.Batch{Time: stats.ScrapeTime, Entries: append(entries, gone...)})
 	}
 	c.mu.Lock()
-	if !c.summed[t.Node] {
-		c.summed[t.Node] = true
+	sums, summed := &c.sums, c.summed
+	if !c.open.IsZero() && !stats.ScrapeTime.Before(c.open) {
+		sums, summed = &c.next, c.nextSummed // a slot of the next cycle, during this one's grace
+	}
+	if !summed[t.Node] {
+		summed[t.Node] = true
 		if !c.o.Partial {
-			c.sums.add(entries[:len(entries)-1]) // not the KubeletUp entry
+			sums.add(entries[:len(entries)-1]) // not the KubeletUp entry
 		}
 	}
 	c.mu.Unlock()
@@ -182,12 +202,13 @@ func (c *Collector) Ready() bool { return c.ready.Load() }
 // for Ready.
 const ReadyWindow = 3
 
-// Run ends a cycle on every multiple of the interval until ctx ends.
+// Run ends a cycle on every multiple of the interval until ctx ends,
+// rolling it up Grace after its end.
 func (c *Collector) Run(ctx context.Context) error {
 	for {
 		now := c.o.Now()
-		end := now.Truncate(c.o.Interval).Add(c.o.Interval)
-		timer := time.NewTimer(end.Sub(now))
+		end := c.openCycle(now.Add(-c.o.Grace).Truncate(c.o.Interval).Add(c.o.Interval))
+		timer := time.NewTimer(end.Add(c.o.Grace).Sub(now))
 		select {
 		case <-ctx.Done():
 			timer.Stop()
@@ -198,12 +219,29 @@ func (c *Collector) Run(ctx context.Context) error {
 	}
 }
 
-// Cycle rolls up what arrived since the last cycle and emits it, stamped end.
+// openCycle makes the cycle ending at end the open one, unless a later one
+// is open already, and returns it: scrapes whose slots lie at or past it
+// wait for the next cycle.
+func (c *Collector) openCycle(end time.Time) time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open.Before(end) { // the first cycle, or Run fell a cycle behind: the scrapes
+		c.open = end // waiting in next (if any) count a cycle late
+	}
+	return end
+}
+
+// Cycle rolls up what arrived for the cycle ending at end (the scrapes
+// since the last cycle whose slots lie before the open cycle's end) and
+// emits it, stamped end. The next cycle opens, ending an interval later;
+// the scrapes that came for it during the grace are its first.
 func (c *Collector) Cycle(ctx context.Context, end time.Time) {
 	start := time.Now()
 	c.mu.Lock()
 	sums, summed := c.sums, c.summed
-	c.sums, c.summed = rollupSums{}, make(map[string]bool, len(summed))
+	c.sums, c.summed = c.next, c.nextSummed
+	c.next, c.nextSummed = rollupSums{}, make(map[string]bool, len(summed))
+	c.open = end.Add(c.o.Interval)
 	var targets map[string]bool
 	expected, fresh := 0, 0
 	if c.o.Targets != nil {

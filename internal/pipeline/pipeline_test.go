@@ -475,6 +475,57 @@ func TestCollectorSumsAsNodesArrive(t *testing.T) {
 	}
 }
 
+// TestCollectorGrace: while a cycle's grace runs, a scrape of one of its
+// slots that ended late still counts in it, and a scrape of the next
+// cycle's slot waits for the next cycle (once, not again with that cycle's
+// own scrapes).
+func TestCollectorGrace(t *testing.T) {
+	var rollups []*model.Batch
+	c := NewCollector(CollectorOptions{Interval: time.Second, Emit: func(_ context.Context, b *model.Batch) {
+		if len(b.Entries) > 0 && b.Entries[0].Object.Level != model.LevelContainer && b.Entries[0].Object.Node == "" {
+			rollups = append(rollups, b)
+		}
+	}})
+	scrape := func(node string, slot int64, mem float64) {
+		es := []model.Entry{entry(model.Object{Level: model.LevelNode, Node: node}, slot, 1, map[model.MetricID]float64{model.MemoryWorkingSet: mem})}
+		c.Handle(context.Background(), model.Target{Node: node}, &model.NodeStats{Node: node, ScrapeTime: time.UnixMilli(slot), Entries: es}, nil)
+	}
+	cluster := func(b *model.Batch) float64 {
+		n := 0
+		v := math.NaN()
+		for _, e := range b.Entries {
+			if e.Object.Level == model.LevelCluster {
+				n++
+				v = e.Values[model.MemoryWorkingSet]
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d cluster roll-ups in the cycle at %d, want 1", n, b.Time.UnixMilli())
+		}
+		return v
+	}
+	if got := c.openCycle(time.UnixMilli(2000)); !got.Equal(time.UnixMilli(2000)) {
+		t.Fatalf("openCycle: %v", got)
+	}
+	scrape("n1", 1200, 10)
+	scrape("n2", 1900, 20)  // its slot in the cycle, arriving in the grace
+	scrape("n3", 2050, 400) // next cycle's slot, arriving in the grace
+	c.Cycle(context.Background(), time.UnixMilli(2000))
+	scrape("n1", 2200, 1)
+	scrape("n2", 2900, 2)
+	scrape("n3", 2950, 4000) // n3's second scrape of the cycle: not counted
+	c.openCycle(time.UnixMilli(3000))
+	c.Cycle(context.Background(), time.UnixMilli(3000))
+	if len(rollups) != 2 {
+		t.Fatalf("%d roll-up batches, want 2", len(rollups))
+	}
+	for i, want := range []float64{30, 403} {
+		if got := cluster(rollups[i]); !(math.Abs(got-want) <= 1e-9) {
+			t.Errorf("cycle %d: cluster working set %v, want %v", i+1, got, want)
+		}
+	}
+}
+
 // TestSeen: objects that leave an observation get one Gone entry, at the
 // given time; a steady observation allocates nothing.
 func TestSeen(t *testing.T) {
