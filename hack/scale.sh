@@ -7,7 +7,9 @@
 # more environment for it alone (e.g. "GOMEMLIMIT=3686MiB", what a 4 GiB
 # container limit sets; the simulator runs without it). SEED_DATA=DIR starts
 # serve on a copy of DIR (e.g. 24 h written by kubemon backfill), so the
-# measurement includes the history kept.
+# measurement includes the history kept. SIM_ARGS are more arguments for the
+# simulator (e.g. "--sim-mode constant": no pod churn, to match a backfill
+# written with the same flag).
 #
 #   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
 set -euo pipefail
@@ -26,7 +28,7 @@ trap cleanup EXIT
 
 go build -o "$work/kubemon" ./cmd/kubemon
 
-"$work/kubemon" sim --nodes "$nodes" --pods-per-node "$pods" --listen 127.0.0.1:0 >"$work/sim.out" 2>"$work/sim.err" &
+"$work/kubemon" sim --nodes "$nodes" --pods-per-node "$pods" --listen 127.0.0.1:0 ${SIM_ARGS:-} >"$work/sim.out" 2>"$work/sim.err" &
 pids+=($!)
 sim_pid=$!
 for _ in $(seq 100); do grep -q 'node list at' "$work/sim.out" 2>/dev/null && break; sleep 0.2; done
