@@ -660,6 +660,28 @@ func latest(t *testing.T, p *proc, path string) float64 {
 	return float64(m.Value)
 }
 
+// meanPoints is the mean of a model API answer's points, and how many
+// there were (NaN for none).
+func meanPoints(t *testing.T, p *proc, path string) (float64, int) {
+	t.Helper()
+	var r struct {
+		Metrics []struct {
+			Value      uint64   `json:"value"`
+			FloatValue *float64 `json:"floatValue"`
+		} `json:"metrics"`
+	}
+	p.getJSON(t, path, &r)
+	sum := 0.0
+	for _, m := range r.Metrics {
+		if m.FloatValue != nil {
+			sum += *m.FloatValue
+		} else {
+			sum += float64(m.Value)
+		}
+	}
+	return sum / float64(len(r.Metrics)), len(r.Metrics)
+}
+
 // matrix runs a range-vector instant query and returns each series'
 // [time, "value"] pairs.
 func matrix(t *testing.T, p *proc, q string) [][][2]any {
