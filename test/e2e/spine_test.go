@@ -640,30 +640,31 @@ func onlySeries(t *testing.T, what string, m map[string][]point) []point {
 	return nil
 }
 
-// latest is the newest value of a model API metric.
+// latest is the last point of a model API answer.
 func latest(t *testing.T, p *proc, path string) float64 {
 	t.Helper()
-	var r struct {
-		Metrics []struct {
-			Value      uint64   `json:"value"`
-			FloatValue *float64 `json:"floatValue"`
-		} `json:"metrics"`
-	}
-	p.getJSON(t, path, &r)
-	if len(r.Metrics) == 0 {
+	v := points(t, p, path)
+	if len(v) == 0 {
 		t.Fatalf("%s: no points", path)
 	}
-	m := r.Metrics[len(r.Metrics)-1]
-	if m.FloatValue != nil {
-		return *m.FloatValue
-	}
-	return float64(m.Value)
+	return v[len(v)-1]
 }
 
 // meanPoints is the mean of a model API answer's points, and how many
 // there were (NaN for none).
 func meanPoints(t *testing.T, p *proc, path string) (float64, int) {
 	t.Helper()
+	v := points(t, p, path)
+	sum := 0.0
+	for _, x := range v {
+		sum += x
+	}
+	return sum / float64(len(v)), len(v)
+}
+
+// points are the values of a model API answer's points, oldest first.
+func points(t *testing.T, p *proc, path string) []float64 {
+	t.Helper()
 	var r struct {
 		Metrics []struct {
 			Value      uint64   `json:"value"`
@@ -671,15 +672,15 @@ func meanPoints(t *testing.T, p *proc, path string) (float64, int) {
 		} `json:"metrics"`
 	}
 	p.getJSON(t, path, &r)
-	sum := 0.0
+	v := make([]float64, 0, len(r.Metrics))
 	for _, m := range r.Metrics {
 		if m.FloatValue != nil {
-			sum += *m.FloatValue
+			v = append(v, *m.FloatValue)
 		} else {
-			sum += float64(m.Value)
+			v = append(v, float64(m.Value))
 		}
 	}
-	return sum / float64(len(r.Metrics)), len(r.Metrics)
+	return v
 }
 
 // matrix runs a range-vector instant query and returns each series'
