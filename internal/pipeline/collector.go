@@ -207,7 +207,8 @@ const ReadyWindow = 3
 func (c *Collector) Run(ctx context.Context) error {
 	for {
 		now := c.o.Now()
-		end := c.openCycle(now.Add(-c.o.Grace).Truncate(c.o.Interval).Add(c.o.Interval))
+		end := now.Add(-c.o.Grace).Truncate(c.o.Interval).Add(c.o.Interval)
+		c.openCycle(end)
 		timer := time.NewTimer(end.Add(c.o.Grace).Sub(now))
 		select {
 		case <-ctx.Done():
@@ -220,15 +221,14 @@ func (c *Collector) Run(ctx context.Context) error {
 }
 
 // openCycle makes the cycle ending at end the open one, unless a later one
-// is open already, and returns it: scrapes whose slots lie at or past it
-// wait for the next cycle.
-func (c *Collector) openCycle(end time.Time) time.Time {
+// is open already: scrapes whose slots lie at or past it wait for the next
+// cycle.
+func (c *Collector) openCycle(end time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.open.Before(end) { // the first cycle, or Run fell a cycle behind: the scrapes
 		c.open = end // waiting in next (if any) count a cycle late
 	}
-	return end
 }
 
 // Cycle rolls up what arrived for the cycle ending at end (the scrapes

@@ -504,9 +504,7 @@ func TestCollectorGrace(t *testing.T) {
 		}
 		return v
 	}
-	if got := c.openCycle(time.UnixMilli(2000)); !got.Equal(time.UnixMilli(2000)) {
-		t.Fatalf("openCycle: %v", got)
-	}
+	c.openCycle(time.UnixMilli(2000))
 	scrape("n1", 1200, 10)
 	scrape("n2", 1900, 20)  // its slot in the cycle, arriving in the grace
 	scrape("n3", 2050, 400) // next cycle's slot, arriving in the grace
