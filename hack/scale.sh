@@ -11,6 +11,13 @@
 # simulator (e.g. "--sim-mode constant": no pod churn, to match a backfill
 # written with the same flag).
 #
+# Besides VmHWM (the peak of all resident memory), the script samples the
+# serve process's /proc status every second from its start and prints the
+# peaks of its anonymous memory (RssAnon: the heap, what a container's limit
+# cannot reclaim) and of its file-backed pages (RssFile: the store's
+# memory-mapped blocks and chunks, page cache the kernel reclaims under a
+# limit; the binary's pages count there too), and the TSDB's compactions over the whole run.
+#
 #   hack/scale.sh [NODES] [PODS_PER_NODE] [CYCLES] [INTERVAL]   (defaults 1000 30 8 15s)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +46,17 @@ env ${SERVE_ENV:-} "$work/kubemon" serve --nodes-url "$nodes_url" --kubelet-sche
   --data-dir "$work/data" --interval "$interval" ${SERVE_ARGS:-} >"$work/serve.out" 2>"$work/serve.err" &
 pids+=($!)
 pid=$!
+# Peak RssAnon and RssFile (kB), sampled every second until serve exits.
+(a=0 f=0
+while st=$(cat "/proc/$pid/status" 2>/dev/null); do
+  read -r an fl < <(awk '/^RssAnon/ {a=$2} /^RssFile/ {f=$2} END {print a+0, f+0}' <<<"$st")
+  if [ "$an" -gt "$a" ] || [ "$fl" -gt "$f" ]; then
+    a=$((an > a ? an : a)) f=$((fl > f ? fl : f))
+    echo "$a $f" >"$work/rsspeak"
+  fi
+  sleep 1
+done) &
+pids+=($!)
 for _ in $(seq 100); do grep -q 'kubemon serving' "$work/serve.err" 2>/dev/null && break; sleep 0.2; done
 base=$(grep -o 'addr=http://[^ ]*' "$work/serve.err" | head -n1 | cut -d= -f2)
 
@@ -90,6 +108,13 @@ if [ "$f1" -gt 0 ]; then # what failed, by error (node names and addresses left 
 fi
 printf 'nodes per cycle:      %s at least (of %d)\n' "$min_nodes" "$nodes"
 grep -E 'VmHWM|VmRSS' "/proc/$pid/status" | sed 's/^/kubemon /'
+read -r anon_peak file_peak <"$work/rsspeak" || true
+printf 'kubemon peak RssAnon: %s kB (heap and other anonymous memory, sampled each second)\n' "${anon_peak:-?}"
+printf 'kubemon peak RssFile: %s kB (the binary, memory-mapped blocks and chunks)\n' "${file_peak:-?}"
+printf 'TSDB compactions:     %.0f since start (%.0f failed), %.1f s in all; head truncations %.0f, WAL checkpoints %.0f\n' \
+  "$(metric prometheus_tsdb_compactions_total)" "$(metric prometheus_tsdb_compactions_failed_total)" \
+  "$(metric prometheus_tsdb_compaction_duration_seconds_sum)" "$(metric prometheus_tsdb_head_truncations_total)" \
+  "$(metric prometheus_tsdb_checkpoint_creations_total)"
 if [ -n "${HEAPPROFILE:-}" ]; then
   curl -s -o "$HEAPPROFILE" "$base/debug/pprof/heap"
 fi
