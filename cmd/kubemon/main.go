@@ -92,6 +92,7 @@ func serveFlags(fs *flag.FlagSet, c *config.Config) *string {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the embedded store")
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "scrape interval and cycle length")
 	fs.DurationVar(&c.Retention, "retention", c.Retention, "how long samples are kept")
+	fs.DurationVar(&c.BlockDuration, "block-duration", c.BlockDuration, "time range of the blocks the store's head cuts, a divisor of 2h (0: 2h); the head holds 1 to 1.5 times it")
 	fs.Var(&c.RetentionSize, "retention-size", "most bytes the store keeps on disk, oldest blocks deleted first (e.g. 8GiB; 0: no limit)")
 	fs.StringVar(&c.Auth, "auth", c.Auth, "who may read the HTTP API: kubernetes (bearer tokens the Kubernetes API authenticates and authorizes), none, or auto (none on loopback, else kubernetes)")
 	fs.BoolVar(&c.Pprof, "enable-pprof", c.Pprof, "serve /debug/pprof on the HTTP API (behind --auth like the rest)")

@@ -49,6 +49,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.DataDir = ""
 	c.Interval = 0
 	c.Retention = time.Minute
+	c.BlockDuration = 7 * time.Minute
 	c.Scrape.Timeout = -time.Second
 	c.Scrape.MaxBytes = 10
 	c.Scrape.Endpoint = "ebpf"
@@ -62,7 +63,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.MetricsAPI.CertFile = "tls.crt"
 	c.MetricsAPI.FrontDoorUser = "kubemon"
 	errs := c.Validate()
-	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "frontDoorUser \"kubemon\": want system:serviceaccount", "which the metrics API", "dataDir", "interval", "retention", "scrape.timeout", "scrape.endpoint", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
+	want := []string{"listen", "metricsAPI.listen", "metricsAPI: set both", "frontDoorUser \"kubemon\": want system:serviceaccount", "which the metrics API", "dataDir", "interval", "retention", "blockDuration 7m0s", "scrape.timeout", "scrape.endpoint", "scrape.maxBytes", "discovery:", "addressTypes", "metricsDrop \"contianer_*\" matches no series", "metricsDrop \"[oops\"", "kubeletScheme", "log.level", "log.format"}
 	if len(errs) != len(want) {
 		t.Errorf("%d errors, want %d: %v", len(errs), len(want), errs)
 	}
@@ -73,6 +74,17 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, w := range want {
 		if !strings.Contains(all, w) {
 			t.Errorf("no error about %s in:\n%s", w, all)
+		}
+	}
+}
+
+func TestBlockDuration(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{0: true, time.Minute: true, 30 * time.Minute: true, 2 * time.Hour: true,
+		30 * time.Second: false, 7 * time.Minute: false, 4 * time.Hour: false, -time.Hour: false} {
+		c := Default()
+		c.BlockDuration = d
+		if errs := c.Validate(); (len(errs) == 0) != ok {
+			t.Errorf("blockDuration %v: errors %v, want valid %v", d, errs, ok)
 		}
 	}
 }

@@ -45,6 +45,14 @@ type Options struct {
 	// default, as Prometheus's --storage.tsdb.wal-compression), zstd, or
 	// none. BenchmarkWALCompression measures the bytes a sample takes.
 	WALCompression compression.Type
+	// BlockDuration is the time range of the blocks the head cuts: the head
+	// holds 1 to 1.5 times it (with the series seen in it) and writes the
+	// oldest range as a block once it holds more. Default BlockDuration (2 h,
+	// Prometheus's); it must divide it, so that its blocks nest in the 2-hour
+	// grid of the blocks a backfill or a replica's fill writes. Shorter
+	// blocks make the head smaller (fewer series of pods gone) and its
+	// compactions come sooner and smaller.
+	BlockDuration time.Duration
 }
 
 // Store is the embedded time-series store.
@@ -85,13 +93,14 @@ const refTTL = 10 * time.Minute
 
 // maxBlockDuration is how long the store's largest blocks get, as
 // Prometheus sets it: a tenth of the retention, at most 31 days, at least
-// the 2-hour blocks the head cuts. The 2-hour blocks are compacted into
-// blocks of 6 h, 18 h, 54 h… up to it (tsdb.ExponentialBlockRanges): a
-// query over days reads a few blocks, not one every 2 hours (a 7-day range
-// read 85 indexes before).
-func maxBlockDuration(retention time.Duration) time.Duration {
-	const head = time.Duration(tsdb.DefaultBlockDuration) * time.Millisecond
-	return max(head, min(retention/10, 31*24*time.Hour))
+// the blocks the head cuts (block). The head's blocks (2 h by default) are
+// compacted into blocks 3, 9, 27… times as long up to it
+// (tsdb.ExponentialBlockRanges): a query over days reads a few blocks, not
+// one every 2 hours (a 7-day range read 85 indexes before). Under 30 times
+// the head's block (60 hours by default) the retention keeps the blocks as
+// the head writes them: none is compacted again.
+func maxBlockDuration(retention, block time.Duration) time.Duration {
+	return max(block, min(retention/10, 31*24*time.Hour))
 }
 
 // BlockReloadInterval is how often the store loads blocks that appeared in
@@ -118,7 +127,14 @@ func Open(o Options) (*Store, error) {
 	}
 	opts.RetentionDuration = o.Retention.Milliseconds()
 	opts.MaxBytes = o.RetentionSize
-	opts.MaxBlockDuration = maxBlockDuration(o.Retention).Milliseconds()
+	switch {
+	case o.BlockDuration == 0:
+		o.BlockDuration = BlockDuration
+	case o.BlockDuration < time.Minute || BlockDuration%o.BlockDuration != 0:
+		return nil, fmt.Errorf("store: block duration %s: want a divisor of %s, at least 1m", o.BlockDuration, BlockDuration)
+	}
+	opts.MinBlockDuration = o.BlockDuration.Milliseconds()
+	opts.MaxBlockDuration = maxBlockDuration(o.Retention, o.BlockDuration).Milliseconds()
 	// Blocks written beside the head (a replica's fill from its peer) are
 	// loaded at the next reload: every 10 s rather than the TSDB's minute
 	// (a directory listing each time).
