@@ -266,10 +266,11 @@ func TestRealCluster(t *testing.T) {
 		r := km.query(t, cpuRate+burn)
 		return len(r) == 1
 	})
-	// The kubelet refreshes its stats every 10-15 s; skip the start-up
-	// (64 MiB being touched) and average the rates of the next ~20 s.
-	time.Sleep(25 * time.Second)
-	cpu := km.query(t, "avg_over_time("+cpuRate+burn+"[20s])")
+	// The kubelet refreshes its stats every 10-15 s, and a rate is stored
+	// only when they change; skip the start-up (64 MiB being touched) and
+	// average the rates of the next 30 s: at least two refreshes.
+	time.Sleep(35 * time.Second)
+	cpu := km.query(t, "avg_over_time("+cpuRate+burn+"[30s])")
 	if len(cpu) != 1 {
 		t.Fatalf("cpu: %v", cpu)
 	}
@@ -297,9 +298,10 @@ func TestRealCluster(t *testing.T) {
 		model.LabelNamespace, "default", model.LabelWorkloadKind, "Deployment", model.LabelWorkload, "loadgen")); len(n) != 1 {
 		t.Errorf("no workload roll-up for the Deployment: %v", n)
 	}
-	// The model API agrees, over the same 20 s: one point is one 5 s rate,
-	// which a loaded machine can starve (CI saw 126 m in one).
-	from := time.Now().Add(-20 * time.Second).UTC().Format(time.RFC3339)
+	// The model API agrees, over the same 30 s: one point is the rate
+	// between two of the kubelet's refreshes, which a loaded machine can
+	// starve (CI saw 126 m in one); 20 s held only one point in another run.
+	from := time.Now().Add(-30 * time.Second).UTC().Format(time.RFC3339)
 	mc, n := meanPoints(t, km, fmt.Sprintf("/api/v1/model/namespaces/default/pods/%s/containers/burn/metrics/%s?start=%s", s.Metric[model.LabelPod], heapster(model.CPUUsageRate), from))
 	if n < 2 || !(math.Abs(mc-200) <= 60) {
 		t.Errorf("model API %s: %v m over %d points since %s, want at least 2 and 200 m ± 30%%", heapster(model.CPUUsageRate), mc, n, from)
