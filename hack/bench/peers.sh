@@ -20,7 +20,8 @@
 # PEERS (kubemon,metrics-server,prometheus), METRICS_SERVER and KSM (the
 # peers' binaries; default: hack/peers/build.sh metrics-server,
 # kube-state-metrics, which fails the run when it cannot build them),
-# PROMETHEUS (/usr/bin/prometheus),
+# PROMETHEUS (/usr/bin/prometheus), KUBEMON_ARGS (more flags for kubemon
+# serve, separated by spaces; default none, its defaults),
 # BENCH_LOCK (/tmp/bench.lock: runs wait for each other), KEEP=1 keeps the
 # work directory. See docs/performance.md.
 set -euo pipefail
@@ -58,6 +59,7 @@ args=(run -nodes "$nodes" -pods "$pods" -interval "${INTERVAL:-15s}" -duration "
   -kubemon "$bin/kubemon" -pki "$bin/pki" -k8s-dir "$k8s_dir" -etcd "$etcd"
   -metrics-server "$ms" -ksm "$ksm" -prometheus "$prometheus" -peers "$peers")
 [ -z "${WARMUP:-}" ] || args+=(-warmup "$WARMUP")
+[ -z "${KUBEMON_ARGS:-}" ] || args+=(-kubemon-args "$KUBEMON_ARGS")
 [ "${KEEP:-0}" = 0 ] || args+=(-keep)
 echo "peers.sh: waiting for ${BENCH_LOCK:-/tmp/bench.lock}" >&2
 flock "${BENCH_LOCK:-/tmp/bench.lock}" "$bin/peers" "${args[@]}"

@@ -42,6 +42,7 @@ type options struct {
 	kubemon, pki, k8sDir, etcd string
 	metricsServer, prom, ksm   string
 	peers                      string
+	kubemonArgs                string
 	queryRuns                  int
 	keep                       bool
 }
@@ -72,6 +73,7 @@ func main() {
 	fs.StringVar(&o.prom, "prometheus", "/usr/bin/prometheus", "prometheus binary")
 	fs.StringVar(&o.ksm, "ksm", "", "kube-state-metrics binary (hack/peers/build.sh kube-state-metrics; the prometheus peer needs it)")
 	fs.StringVar(&o.peers, "peers", "kubemon,metrics-server,prometheus", "peers to run, in order")
+	fs.StringVar(&o.kubemonArgs, "kubemon-args", "", "more flags for kubemon serve, separated by spaces (e.g. a --metrics-drop set; default: none, its defaults)")
 	fs.IntVar(&o.queryRuns, "query-runs", 5, "timed runs of each question (after one untimed)")
 	_ = fs.Parse(os.Args[2:])
 	if o.warmup == 0 {
@@ -201,8 +203,10 @@ func startPeer(o options, c *cluster, name string) (*peer, error) {
 		port := freePort()
 		base := fmt.Sprintf("http://127.0.0.1:%d", port)
 		p.dataDir = filepath.Join(dir, "data")
-		pr, err := start(o.work, "kubemon", o.kubemon, "serve", "--kubeconfig", c.kubeconfig,
-			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", p.dataDir, "--interval", o.interval.String())
+		args := append([]string{"serve", "--kubeconfig", c.kubeconfig,
+			"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--data-dir", p.dataDir, "--interval", o.interval.String()},
+			strings.Fields(o.kubemonArgs)...)
+		pr, err := start(o.work, "kubemon", o.kubemon, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -483,6 +487,9 @@ func report(o options, rs []*result) {
 	}
 	fmt.Printf("\n== kubemon ÷ peer: %d nodes × %d pods, interval %s, %s measured each (%s)\n",
 		o.nodes, o.pods, o.interval, o.duration, time.Now().UTC().Format("2006-01-02 15:04 UTC"))
+	if o.kubemonArgs != "" {
+		fmt.Printf("   kubemon not on its defaults: serve %s\n", o.kubemonArgs)
+	}
 	fmt.Println("| peer | CPU per cycle | peak RSS | settled RSS | disk per day | series | pod CPU 24h | top 10 pods | cluster CPU |")
 	fmt.Println("|---|---|---|---|---|---|---|---|---|")
 	var last []string
