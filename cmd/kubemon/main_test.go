@@ -133,6 +133,11 @@ func TestParseServe(t *testing.T) {
 			want: []func(*config.Config){fromFile, func(c *config.Config) { c.Interval, c.MetricsDrop = 2*time.Minute, []string{"b", "c"} }},
 		},
 		{
+			name: "a named series set",
+			args: []string{"--metrics-set", "large-cluster"},
+			want: []func(*config.Config){func(c *config.Config) { c.MetricsSet = "large-cluster" }},
+		},
+		{
 			name: "bool flag turned on over the file",
 			args: []string{"--config", writeFile(t, "k.yaml", "scrape: {insecureSkipVerify: false}\ndiscovery: {kubernetes: false}\n"), "--kubelet-insecure-tls", "--kubernetes"},
 			want: []func(*config.Config){func(c *config.Config) { c.Scrape.InsecureSkipVerify, c.Discovery.Kubernetes = true, true }},

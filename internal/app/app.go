@@ -86,7 +86,7 @@ func Run(ctx context.Context, cfg config.Config, o Options) error {
 		ConstLabels: prometheus.Labels{"version": version.Version, "revision": version.Revision, "goversion": version.GoVersion},
 	}, func() float64 { return 1 }))
 
-	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, RetentionSize: int64(cfg.RetentionSize), BlockDuration: cfg.BlockDuration, Drop: cfg.MetricsDrop, Logger: log, Registerer: reg})
+	st, err := store.Open(store.Options{Dir: cfg.DataDir, Retention: cfg.Retention, RetentionSize: int64(cfg.RetentionSize), BlockDuration: cfg.BlockDuration, Drop: cfg.Drop(), Logger: log, Registerer: reg})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kubemon/kubemon/internal/api/promapi"
 	"github.com/kubemon/kubemon/internal/config"
+	"github.com/kubemon/kubemon/internal/model"
 	"github.com/kubemon/kubemon/internal/notify"
 	"github.com/kubemon/kubemon/internal/rules"
 	"github.com/kubemon/kubemon/internal/store"
@@ -49,7 +50,8 @@ func startRules(cfg config.Config, st *store.Store, reads storage.Queryable, eng
 		Rollups: cfg.ShardRollups(), RollupInterval: cfg.Interval,
 		Engine: engine, Queryable: reads, Appendable: st.DB(), Notify: notifyFunc,
 		ExternalLabels: ext, ExternalURL: cfg.Alerting.ExternalURL,
-		Logger: log, Registerer: reg,
+		NotStored: notStored(cfg.Drop()),
+		Logger:    log, Registerer: reg,
 	})
 	if err != nil {
 		return nil, err
@@ -70,4 +72,14 @@ func startRules(cfg config.Config, st *store.Store, reads storage.Queryable, eng
 		}
 	})
 	return m, nil
+}
+
+// notStored says whether a series name is one kubemon writes that the drop
+// patterns keep out of the store.
+func notStored(drop []string) func(string) bool {
+	table := store.DropTable(drop)
+	return func(name string) bool {
+		l, m, ok := model.ParseSeriesName(name)
+		return ok && table[l][m]
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -311,5 +312,94 @@ func TestShardDefaults(t *testing.T) {
 	errs := c.Validate()
 	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "shard.replicationFactor 0") {
 		t.Errorf("replication factor 0: %v", errs)
+	}
+}
+
+// TestMetricsSets: each named set drops what it says, and large-cluster
+// keeps exactly the set measured at 5,000 nodes (docs/performance.md), then
+// written as the drop patterns below.
+func TestMetricsSets(t *testing.T) {
+	measured := strings.Split("container_[^cm]*,container_c[^p]*,container_cpu_[^u]*,container_cpu_usage_[^s]*,container_memory_[^w]*,"+
+		"pod_[^cim]*,pod_c[^p]*,pod_cpu_[^u]*,pod_cpu_usage_[^c]*,pod_memory_[^w]*,workload_[^cm]*,workload_c[^p]*,workload_cpu_c*,"+
+		"workload_memory_[^lrw]*,workload_memory_r[^e]*,system_container_[^cm]*,system_container_cpu_usage_[^c]*,system_container_memory_[^w]*", ",")
+	dropped := func(drop []string) map[string]bool {
+		d := map[string]bool{}
+		for _, n := range model.SeriesNames() {
+			for _, p := range drop {
+				if ok, _ := path.Match(p, n); ok {
+					d[n] = true
+				}
+			}
+		}
+		return d
+	}
+	large, ok := MetricsSetDrop("large-cluster")
+	if !ok {
+		t.Fatal("no large-cluster set")
+	}
+	got, want := dropped(large), dropped(measured)
+	if len(want) < 90 || len(got) != len(want) {
+		t.Errorf("large-cluster drops %d series names, the measured set %d", len(got), len(want))
+	}
+	for n := range want {
+		if !got[n] {
+			t.Errorf("large-cluster keeps %s", n)
+		}
+	}
+	var keptBelowNode []string
+	for _, n := range model.SeriesNames() {
+		if !got[n] && (strings.HasPrefix(n, "container_") || strings.HasPrefix(n, "pod_") || strings.HasPrefix(n, "system_container_")) {
+			keptBelowNode = append(keptBelowNode, n)
+		}
+	}
+	if w := "container_cpu_usage_seconds_total container_memory_working_set_bytes pod_cpu_usage_cores pod_memory_working_set_bytes pod_info " +
+		"system_container_cpu_usage_cores system_container_memory_working_set_bytes"; strings.Join(keptBelowNode, " ") != w {
+		t.Errorf("large-cluster keeps below the node %v, want %s", keptBelowNode, w)
+	}
+	if d, _ := MetricsSetDrop("default"); !slices.Equal(d, DefaultMetricsDrop()) {
+		t.Errorf("default drops %v", d)
+	}
+	if d, ok := MetricsSetDrop("all"); !ok || len(d) != 0 {
+		t.Errorf("all drops %v", d)
+	}
+	if _, ok := MetricsSetDrop("huge"); ok {
+		t.Error("an unknown set has a drop list")
+	}
+
+	// In a file, with the metrics API (which large-cluster still serves),
+	// and against metricsDrop or an unknown name.
+	for _, tc := range []struct{ yaml, err string }{
+		{"metricsSet: large-cluster\nmetricsAPI: {listen: ':4443'}\n", ""},
+		{"metricsSet: all\n", ""},
+		{"metricsSet: large-cluster\nmetricsDrop: ['*_uptime_seconds']\n", `metricsSet "large-cluster" and metricsDrop ["*_uptime_seconds"]: set one of them`},
+		{"metricsSet: huge\n", `metricsSet "huge": want default, large-cluster or all`},
+	} {
+		c := Default()
+		file := filepath.Join(t.TempDir(), "k.yaml")
+		if err := os.WriteFile(file, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Load(file); err != nil {
+			t.Fatal(err)
+		}
+		errs := c.Validate()
+		if tc.err == "" {
+			if len(errs) != 0 {
+				t.Errorf("%q: %v", tc.yaml, errs)
+			}
+			continue
+		}
+		if len(errs) != 1 || errs[0].Error() != tc.err {
+			t.Errorf("%q: errors %v, want %s", tc.yaml, errs, tc.err)
+		}
+	}
+	c := Default()
+	c.MetricsSet = "large-cluster"
+	if d := dropped(c.Drop()); len(d) != len(got) {
+		t.Errorf("Drop() with metricsSet large-cluster drops %d names, want %d", len(d), len(got))
+	}
+	c.MetricsSet = ""
+	if !slices.Equal(c.Drop(), DefaultMetricsDrop()) {
+		t.Errorf("Drop() without metricsSet: %v", c.Drop())
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +81,10 @@ type Options struct {
 	PollInterval time.Duration
 	// ResendDelay: 0 means DefaultResendDelay.
 	ResendDelay time.Duration
+	// NotStored, when set, says which series names the store keeps out
+	// (metricsDrop, metricsSet): each load warns of every rule that
+	// selects one, since what it reads is never there.
+	NotStored func(name string) bool
 	// Logger defaults to a logger that discards everything.
 	Logger *slog.Logger
 	// Registerer receives Prometheus's rule metrics (prometheus_rule_*)
@@ -291,7 +296,36 @@ func (m *Manager) reload() error {
 	m.reloads.WithLabelValues("success").Inc()
 	m.ruleCount.Set(float64(n))
 	m.log.Info("rules loaded", "files", len(snap.files), "rules", n, "defaultPack", m.o.DefaultRules, "rollups", m.o.Rollups)
+	if m.o.NotStored != nil {
+		for _, f := range snap.files {
+			for _, g := range f.groups.Groups {
+				for _, r := range g.Rules {
+					if names := notStored(m.parser, r.Expr, m.o.NotStored); len(names) > 0 {
+						m.log.Warn("a rule reads series that are not stored (metricsDrop, metricsSet): those parts of it are always empty",
+							"file", f.name, "group", g.Name, "rule", r.Alert+r.Record, "series", names)
+					}
+				}
+			}
+		}
+	}
 	return nil
+}
+
+// notStored lists the series names expr selects that drop says are not
+// stored, each once, in the order expr names them.
+func notStored(p parser.Parser, expr string, drop func(string) bool) []string {
+	e, err := p.ParseExpr(expr)
+	if err != nil {
+		return nil // load checked it
+	}
+	var names []string
+	parser.Inspect(e, func(n parser.Node, _ []parser.Node) error {
+		if vs, ok := n.(*parser.VectorSelector); ok && vs.Name != "" && drop(vs.Name) && !slices.Contains(names, vs.Name) {
+			names = append(names, vs.Name)
+		}
+		return nil
+	})
+	return names
 }
 
 // RuleGroups are the groups being evaluated, by file then name.

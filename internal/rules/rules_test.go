@@ -2,7 +2,9 @@ package rules
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -435,5 +437,60 @@ func TestExternalLabelsInTemplates(t *testing.T) {
 	waitUntil(t, 10*time.Second, "the alert", func() bool { return len(e.notified()) > 0 })
 	if s := e.notified()[0].Annotations.Get("summary"); s != "in prod" {
 		t.Fatalf("summary %q, want \"in prod\"", s)
+	}
+}
+
+// TestWarnsOfUnstoredSeries: each load names every rule, of the default
+// pack and of the files, that selects a series the store keeps out, and
+// only those.
+func TestWarnsOfUnstoredSeries(t *testing.T) {
+	e := newEnv(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "user.yml")
+	writeFile(t, file, []byte(`groups:
+  - name: user
+    rules:
+      - record: namespace:limit:sum
+        expr: sum by (namespace) (container_memory_limit_bytes) / sum by (namespace) (container_memory_limit_bytes)
+      - record: node:cpu:max
+        expr: max(node_cpu_usage_cores)
+`))
+	drop := store.DropTable([]string{"container_memory_limit_bytes", "container_cpu_cfs_*"})
+	var logs strings.Builder
+	o := e.options(file)
+	o.DefaultRules = true
+	o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	o.NotStored = func(name string) bool {
+		l, m, ok := model.ParseSeriesName(name)
+		return ok && drop[l][m]
+	}
+	if _, err := New(o); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var r struct {
+			Msg, Rule string
+			Series    []string
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if strings.HasPrefix(r.Msg, "a rule reads series that are not stored") {
+			got[r.Rule] = strings.Join(r.Series, " ")
+		}
+	}
+	want := map[string]string{
+		"KubemonContainerMemoryNearLimit":   "container_memory_limit_bytes",
+		"KubemonContainerCPUThrottlingHigh": "container_cpu_cfs_throttled_periods_total container_cpu_cfs_periods_total",
+		"namespace:limit:sum":               "container_memory_limit_bytes",
+	}
+	if len(got) != len(want) {
+		t.Errorf("warned of %d rules, want %d: %v", len(got), len(want), got)
+	}
+	for r, s := range want {
+		if got[r] != s {
+			t.Errorf("%s: warned of %q, want %q", r, got[r], s)
+		}
 	}
 }
