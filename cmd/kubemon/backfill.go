@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"time"
 
@@ -46,6 +47,7 @@ func parseBackfill(args []string, stderr io.Writer) (backfill.Options, config.Lo
 	end := fs.String("end", "", "end of the history (exclusive): an RFC 3339 time or Unix seconds, not in the future; default now; truncated to the interval")
 	drop := stringList(demoCfg.MetricsDrop)
 	fs.Var(&drop, "metrics-drop", "comma-separated `series` not to store, with shell wildcards (as demo's --metrics-drop)")
+	set := fs.String("metrics-set", "", "a named series set in place of --metrics-drop (as demo's --metrics-set): default, large-cluster or all")
 	fs.IntVar(&o.Workers, "workers", runtime.GOMAXPROCS(0), "blocks built at once; each takes about one core and one 2-hour block's TSDB head in memory")
 	fs.DurationVar(&o.ProgressEvery, "progress-interval", backfill.DefaultProgressEvery, "spacing of the progress log lines (0: none)")
 	lc := config.Log{Level: "info", Format: "text"}
@@ -60,6 +62,16 @@ func parseBackfill(args []string, stderr io.Writer) (backfill.Options, config.Lo
 	o.Nodes, o.PodsPerNode, o.ContainersPerPod, o.Seed, o.Mode = so.Nodes, so.PodsPerNode, so.ContainersPerPod, so.Seed, so.Mode
 	o.Drop = drop
 	var errs []error
+	if *set != "" {
+		d, ok := config.MetricsSetDrop(*set)
+		switch {
+		case !ok:
+			errs = append(errs, fmt.Errorf("--metrics-set %q: want default, large-cluster or all", *set))
+		case !slices.Equal([]string(drop), demoCfg.MetricsDrop):
+			errs = append(errs, fmt.Errorf("--metrics-set %q and --metrics-drop: set one of them", *set))
+		}
+		o.Drop = d
+	}
 	if so.Nodes < 1 {
 		errs = append(errs, fmt.Errorf("--nodes %d: want at least 1", so.Nodes))
 	}

@@ -7,11 +7,13 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kubemon/kubemon/internal/backfill"
+	"github.com/kubemon/kubemon/internal/config"
 	"github.com/kubemon/kubemon/internal/sim"
 )
 
@@ -45,6 +47,10 @@ func TestParseBackfill(t *testing.T) {
 			o.Workers != 3 || len(o.Drop) != 1 || o.Drop[0] != "*_uptime_seconds" {
 			t.Errorf("flags: %+v", o)
 		}
+		large, _ := config.MetricsSetDrop("large-cluster")
+		if o, _, err := parseBackfill([]string{"--data-dir", "d", "--metrics-set", "large-cluster"}, &bytes.Buffer{}); err != nil || len(large) < 90 || !slices.Equal(o.Drop, large) {
+			t.Errorf("--metrics-set large-cluster: %v, drop %d names, want %d", err, len(o.Drop), len(large))
+		}
 		if o, _, _ := parseBackfill([]string{"--data-dir", "d", "--end", "1764374400"}, &bytes.Buffer{}); !o.End.Equal(time.Unix(1764374400, 0)) {
 			t.Errorf("--end in Unix seconds: %s", o.End)
 		}
@@ -69,6 +75,8 @@ func TestParseBackfill(t *testing.T) {
 		{"all at once", []string{"--duration", "x", "--interval", "0s", "--sim-mode", "y"}, []string{"--data-dir", "--duration", "interval", "sim mode"}},
 		{"arguments", []string{"--data-dir", "d", "extra"}, []string{"unexpected arguments"}},
 		{"unknown flag", []string{"--data-dir", "d", "--listen", ":1"}, []string{"flag provided but not defined"}},
+		{"unknown series set", []string{"--data-dir", "d", "--metrics-set", "huge"}, []string{`--metrics-set "huge": want default, large-cluster or all`}},
+		{"series set and drop", []string{"--data-dir", "d", "--metrics-set", "all", "--metrics-drop", "a*"}, []string{`--metrics-set "all" and --metrics-drop: set one of them`}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := parseBackfill(tt.args, &bytes.Buffer{})
