@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +54,21 @@ type Informers struct {
 	rs      listersappsv1.ReplicaSetLister
 	jobs    listersbatchv1.JobLister
 	synced  []cache.InformerSynced
+
+	// metas caches each node's pods' metadata by the informer's objects:
+	// a pod that changes is a new object, so an entry is good while its
+	// pod is the cache's current one, and its owning workload while no
+	// ReplicaSet or Job came, went or changed its controller (ownersGen).
+	mu        sync.Mutex
+	metas     map[string]map[*corev1.Pod]cachedMeta // by node name
+	ownersGen atomic.Uint64
+}
+
+// cachedMeta is a pod's metadata as Pods built it, and the ownersGen it
+// resolved the workload at.
+type cachedMeta struct {
+	meta model.PodMeta
+	gen  uint64
 }
 
 // podNodeIndex indexes pods by spec.nodeName.
@@ -69,7 +86,7 @@ func NewInformers(cs kubernetes.Interface, o InformerOptions) (*Informers, error
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	f := informers.NewSharedInformerFactory(cs, o.Resync)
-	d := &Informers{o: o, factory: f}
+	d := &Informers{o: o, factory: f, metas: map[string]map[*corev1.Pod]cachedMeta{}}
 	podInf := f.Core().V1().Pods()
 	if err := podInf.Informer().AddIndexers(cache.Indexers{podNodeIndex: func(obj any) ([]string, error) {
 		if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
@@ -86,6 +103,25 @@ func NewInformers(cs kubernetes.Interface, o InformerOptions) (*Informers, error
 			return nil, err
 		}
 		d.synced = append(d.synced, inf.HasSynced)
+	}
+	// A workload resolved through a ReplicaSet or Job is resolved again
+	// when one is added or deleted or its controller changes; their
+	// frequent status updates leave it be.
+	owners := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { d.ownersGen.Add(1) },
+		UpdateFunc: func(old, cur any) {
+			o, ok1 := old.(metav1.Object)
+			c, ok2 := cur.(metav1.Object)
+			if !ok1 || !ok2 || !sameController(o, c) {
+				d.ownersGen.Add(1)
+			}
+		},
+		DeleteFunc: func(any) { d.ownersGen.Add(1) },
+	}
+	for _, inf := range []cache.SharedIndexInformer{f.Apps().V1().ReplicaSets().Informer(), f.Batch().V1().Jobs().Informer()} {
+		if _, err := inf.AddEventHandler(owners); err != nil {
+			return nil, err
+		}
 	}
 	d.nodes = f.Core().V1().Nodes().Lister()
 	d.pods = podInf.Lister()
@@ -128,6 +164,7 @@ func (d *Informers) Targets() []model.Target {
 		return nil
 	}
 	out := make([]model.Target, 0, len(nodes))
+	d.forgetNodes(nodes)
 	for _, n := range nodes {
 		t, err := d.target(n)
 		if err != nil {
@@ -160,17 +197,60 @@ func (d *Informers) Pods(node string) []model.PodMeta {
 		d.o.Logger.Error("listing pods", "node", node, "err", err)
 		return nil
 	}
+	gen := d.ownersGen.Load()
+	d.mu.Lock()
+	last := d.metas[node]
+	d.mu.Unlock()
+	next := make(map[*corev1.Pod]cachedMeta, len(objs))
 	out := make([]model.PodMeta, 0, len(objs))
 	for _, o := range objs {
 		p, ok := o.(*corev1.Pod)
 		if !ok {
 			continue
 		}
-		m := podmeta.FromPod(p)
-		m.WorkloadKind, m.Workload = d.workload(p)
-		out = append(out, m)
+		c, ok := last[p]
+		if !ok {
+			c.meta = podmeta.FromPod(p)
+		}
+		if !ok || c.gen != gen {
+			c.meta.WorkloadKind, c.meta.Workload = d.workload(p)
+			c.gen = gen
+		}
+		next[p] = c
+		out = append(out, c.meta)
 	}
+	d.mu.Lock()
+	d.metas[node] = next
+	d.mu.Unlock()
 	return out
+}
+
+// forgetNodes drops the cached pods of nodes no longer listed.
+func (d *Informers) forgetNodes(nodes []*corev1.Node) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.metas) <= len(nodes) {
+		return
+	}
+	listed := make(map[string]bool, len(nodes))
+	for _, n := range nodes {
+		listed[n.Name] = true
+	}
+	for name := range d.metas {
+		if !listed[name] {
+			delete(d.metas, name)
+		}
+	}
+}
+
+// sameController reports whether two versions of an object name the same
+// controller.
+func sameController(a, b metav1.Object) bool {
+	ra, rb := metav1.GetControllerOfNoCopy(a), metav1.GetControllerOfNoCopy(b)
+	if ra == nil || rb == nil {
+		return ra == rb
+	}
+	return ra.Kind == rb.Kind && ra.Name == rb.Name && ra.UID == rb.UID
 }
 
 // workload resolves the pod's top owner: a ReplicaSet's Deployment, a Job's

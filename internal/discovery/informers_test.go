@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/kubemon/kubemon/internal/model"
 )
 
 func owned(kind, name string) []metav1.OwnerReference {
@@ -140,5 +142,115 @@ func TestInformersProxy(t *testing.T) {
 	}
 	if ts := d.Targets(); len(ts) != 1 || ts[0].URL != "https://api.example:6443/api/v1/nodes/n1/proxy" {
 		t.Fatalf("targets %+v: a node without addresses is still reachable through the proxy", ts)
+	}
+}
+
+// TestInformersPodCache: a node's pods are built once and then served
+// from the cache until the pod changes, and a pod's workload is resolved
+// again when a ReplicaSet comes or changes its controller, not when its
+// status changes; a node's pods are forgotten with it.
+func TestInformersPodCache(t *testing.T) {
+	cs := fake.NewClientset(
+		node("n1", 10250, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}),
+		node("n2", 10250, corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "10.0.0.2"}),
+		&appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web-5d8f", OwnerReferences: owned("Deployment", "web")}},
+		pod("shop", "web-5d8f-abcde", "n1", owned("ReplicaSet", "web-5d8f"), nil),
+		pod("shop", "api-77-xyz", "n1", owned("ReplicaSet", "api-77"), nil),
+		pod("shop", "db-0", "n2", owned("StatefulSet", "db"), nil),
+	)
+	d, err := NewInformers(cs, InformerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	byName := func(node string) map[string]model.PodMeta {
+		out := map[string]model.PodMeta{}
+		for _, p := range d.Pods(node) {
+			out[p.Name] = p
+		}
+		return out
+	}
+	first, again := byName("n1"), byName("n1")
+	if len(first) != 2 || len(again) != 2 {
+		t.Fatalf("pods on n1: %d then %d, want 2", len(first), len(again))
+	}
+	for name, p := range first {
+		if &again[name].Containers[0] != &p.Containers[0] {
+			t.Errorf("%s built again, not served from the cache", name)
+		}
+	}
+	if w := first["api-77-xyz"]; w.WorkloadKind != "ReplicaSet" || w.Workload != "api-77" {
+		t.Errorf("api pod's workload %s/%s before its ReplicaSet exists", w.WorkloadKind, w.Workload)
+	}
+
+	// A status update of a ReplicaSet leaves the workloads be.
+	gen := d.ownersGen.Load()
+	rs, err := cs.AppsV1().ReplicaSets("shop").Get(ctx, "web-5d8f", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs.Status.Replicas = 3
+	if _, err := cs.AppsV1().ReplicaSets("shop").Update(ctx, rs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ReplicaSet's status update", func() bool {
+		got, err := d.rs.ReplicaSets("shop").Get("web-5d8f")
+		return err == nil && got.Status.Replicas == 3
+	})
+	if g := d.ownersGen.Load(); g != gen {
+		t.Errorf("a status update moved the owners' generation from %d to %d", gen, g)
+	}
+
+	// A pod that changes, a ReplicaSet that comes and one that changes its
+	// controller are seen.
+	p, err := cs.CoreV1().Pods("shop").Get(ctx, "web-5d8f-abcde", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Status.ContainerStatuses[0].RestartCount = 5
+	if _, err := cs.CoreV1().Pods("shop").UpdateStatus(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs.AppsV1().ReplicaSets("shop").Create(ctx, &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "api-77", OwnerReferences: owned("Deployment", "api")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rs.OwnerReferences = owned("Deployment", "web-v2")
+	if _, err := cs.AppsV1().ReplicaSets("shop").Update(ctx, rs, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the changes in Pods", func() bool {
+		m := byName("n1")
+		web, api := m["web-5d8f-abcde"], m["api-77-xyz"]
+		return len(web.Containers) == 1 && web.Containers[0].Restarts == 5 && web.Workload == "web-v2" &&
+			api.WorkloadKind == "Deployment" && api.Workload == "api"
+	})
+
+	// A node's pods are forgotten with the node.
+	byName("n2")
+	if err := cs.CoreV1().Nodes().Delete(ctx, "n2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "n2's cached pods forgotten", func() bool {
+		d.Targets()
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		_, ok := d.metas["n2"]
+		return !ok && len(d.metas) == 1
+	})
+}
+
+// eventually waits up to 10 s for f.
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
