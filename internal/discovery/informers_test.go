@@ -57,15 +57,8 @@ func TestInformers(t *testing.T) {
 		pod("ops", "bare", "n2", nil, nil),
 		pod("shop", "orphan-rs-pod", "n2", owned("ReplicaSet", "gone"), nil),
 	)
-	d, err := NewInformers(cs, InformerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := d.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	d := startInformers(t, cs, InformerOptions{})
 
 	ts := d.Targets()
 	if len(ts) != 2 || ts[0].URL != "https://10.0.0.1:10250" || ts[1].URL != "https://203.0.113.2:10250" {
@@ -116,30 +109,15 @@ func TestInformers(t *testing.T) {
 	if _, err := cs.CoreV1().Pods("shop").Create(ctx, pod("shop", "new", "n3", nil, nil), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, "the nodes and pods that came and went", func() bool {
 		ts := d.Targets()
-		if len(ts) == 2 && ts[1].Node == "n3" && ts[1].URL == "https://10.0.0.3:10255" && len(d.Pods("n3")) == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("changes not followed: targets %+v, pods on n3 %d", ts, len(d.Pods("n3")))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(ts) == 2 && ts[1].Node == "n3" && ts[1].URL == "https://10.0.0.3:10255" && len(d.Pods("n3")) == 1
+	})
 }
 
 func TestInformersProxy(t *testing.T) {
 	cs := fake.NewClientset(node("n1", 10250))
-	d, err := NewInformers(cs, InformerOptions{ProxyURL: "https://api.example:6443/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := d.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	d := startInformers(t, cs, InformerOptions{ProxyURL: "https://api.example:6443/"})
 	if ts := d.Targets(); len(ts) != 1 || ts[0].URL != "https://api.example:6443/api/v1/nodes/n1/proxy" {
 		t.Fatalf("targets %+v: a node without addresses is still reachable through the proxy", ts)
 	}
@@ -158,15 +136,8 @@ func TestInformersPodCache(t *testing.T) {
 		pod("shop", "api-77-xyz", "n1", owned("ReplicaSet", "api-77"), nil),
 		pod("shop", "db-0", "n2", owned("StatefulSet", "db"), nil),
 	)
-	d, err := NewInformers(cs, InformerOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := d.Run(ctx); err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
+	d := startInformers(t, cs, InformerOptions{})
 	byName := func(node string) map[string]model.PodMeta {
 		out := map[string]model.PodMeta{}
 		for _, p := range d.Pods(node) {
@@ -253,4 +224,20 @@ func eventually(t *testing.T, what string, f func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// startInformers runs informers on cs until the test ends, their caches
+// filled.
+func startInformers(t *testing.T, cs *fake.Clientset, o InformerOptions) *Informers {
+	t.Helper()
+	d, err := NewInformers(cs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
