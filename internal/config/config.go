@@ -283,7 +283,8 @@ func DefaultMetricsDrop() []string {
 // series kubemon writes that none of them matches is dropped.
 //   - default: all but DefaultMetricsDrop.
 //   - large-cluster: what kubectl top, the HPA, the web UI's CPU and memory
-//     pages and the default rules' CPU and memory alerts read; per
+//     pages and the default rules' node alerts read (their container alerts
+//     then have nothing to read, and the rules warn of it at start); per
 //     container its CPU counter and working set, per pod its CPU rate,
 //     working set and pod_info, per workload CPU and memory use, requests
 //     and limits, per system container CPU and working set, and every
