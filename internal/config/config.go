@@ -279,30 +279,39 @@ func DefaultMetricsDrop() []string {
 }
 
 // MetricsSets are the named series sets of MetricsSet, each by the
-// series it keeps (Prometheus names with shell-style wildcards); every
-// series kubemon writes that none of them matches is dropped.
+// series it keeps; every series kubemon writes that it does not keep is
+// dropped.
 //   - default: all but DefaultMetricsDrop.
 //   - large-cluster: what kubectl top, the HPA, the web UI's CPU and memory
 //     pages and the default rules' node alerts read (their container alerts
 //     then have nothing to read, and the rules warn of it at start); per
 //     container its CPU counter and working set, per pod its CPU rate,
-//     working set and pod_info, per workload CPU and memory use, requests
-//     and limits, per system container CPU and working set, and every
-//     series of nodes, namespaces and the cluster. On 1,000 nodes × 30 pods
-//     it stores 0.28 million series against the default's 1.7 million
-//     (docs/performance.md, "A large-cluster series set").
+//     working set and info, per workload CPU and memory use, requests and
+//     limits, per system container CPU rate and working set, and every
+//     series of nodes, namespaces, the cluster and kubemon itself. On 1,000
+//     nodes × 30 pods it stores 0.28 million series against the default's
+//     1.7 million (docs/performance.md, "A large-cluster series set").
 //   - all: every series.
-var MetricsSets = map[string][]string{
-	"default": nil, // DefaultMetricsDrop, see MetricsSetDrop
-	"large-cluster": {
-		"container_cpu_usage_seconds_total", "container_memory_working_set_bytes",
-		"pod_cpu_usage_cores", "pod_memory_working_set_bytes", "pod_info",
-		"workload_cpu_usage_cores", "workload_cpu_request_cores", "workload_cpu_limit_cores",
-		"workload_memory_working_set_bytes", "workload_memory_request_bytes", "workload_memory_limit_bytes",
-		"system_container_cpu_usage_cores", "system_container_memory_working_set_bytes",
-		"node_*", "namespace_*", "cluster_*", "kubemon_*",
-	},
-	"all": {"*"},
+var MetricsSets = map[string]func(model.Level, model.MetricID) bool{
+	"default":       nil, // DefaultMetricsDrop, see MetricsSetDrop
+	"large-cluster": largeCluster,
+	"all":           func(model.Level, model.MetricID) bool { return true },
+}
+
+// largeCluster is the large-cluster set (see MetricsSets).
+func largeCluster(l model.Level, m model.MetricID) bool {
+	switch l {
+	case model.LevelContainer:
+		return m == model.CPUUsage || m == model.MemoryWorkingSet
+	case model.LevelPod:
+		return m == model.CPUUsageRate || m == model.MemoryWorkingSet || m == model.Info
+	case model.LevelWorkload:
+		return slices.Contains([]model.MetricID{model.CPUUsageRate, model.CPURequest, model.CPULimit,
+			model.MemoryWorkingSet, model.MemoryRequest, model.MemoryLimit}, m)
+	case model.LevelSysContainer:
+		return m == model.CPUUsageRate || m == model.MemoryWorkingSet
+	}
+	return true
 }
 
 // MetricsSetDrop returns what the named set drops, as exact series names
@@ -312,13 +321,15 @@ func MetricsSetDrop(name string) ([]string, bool) {
 	if !ok {
 		return nil, false
 	}
-	if name == "default" {
+	if keep == nil {
 		return DefaultMetricsDrop(), true
 	}
 	var drop []string
-	for _, n := range model.SeriesNames() {
-		if !slices.ContainsFunc(keep, func(pat string) bool { ok, _ := path.Match(pat, n); return ok }) {
-			drop = append(drop, n)
+	for l := model.Level(0); l < model.NumLevels; l++ {
+		for _, m := range model.Metrics {
+			if m.Levels.Has(l) && !keep(l, m.ID) {
+				drop = append(drop, model.PromName(l, m.ID))
+			}
 		}
 	}
 	return drop, true

@@ -315,46 +315,55 @@ func TestShardDefaults(t *testing.T) {
 	}
 }
 
-// TestMetricsSets: each named set drops what it says, and large-cluster
-// keeps exactly the set measured at 5,000 nodes (docs/performance.md), then
-// written as the drop patterns below.
+// TestMetricsSets: each named set drops what it says. large-cluster keeps
+// exactly the set measured at 5,000 nodes (docs/performance.md; its 18 drop
+// patterns dropped the same 97 names as this set when it was named): below
+// the node only the series listed here, above it everything. It is spelled
+// in the model's IDs, so that a renamed series (hack/contract-rename.sh)
+// keeps it whole.
 func TestMetricsSets(t *testing.T) {
-	measured := strings.Split("container_[^cm]*,container_c[^p]*,container_cpu_[^u]*,container_cpu_usage_[^s]*,container_memory_[^w]*,"+
-		"pod_[^cim]*,pod_c[^p]*,pod_cpu_[^u]*,pod_cpu_usage_[^c]*,pod_memory_[^w]*,workload_[^cm]*,workload_c[^p]*,workload_cpu_c*,"+
-		"workload_memory_[^lrw]*,workload_memory_r[^e]*,system_container_[^cm]*,system_container_cpu_usage_[^c]*,system_container_memory_[^w]*", ",")
-	dropped := func(drop []string) map[string]bool {
-		d := map[string]bool{}
-		for _, n := range model.SeriesNames() {
-			for _, p := range drop {
-				if ok, _ := path.Match(p, n); ok {
-					d[n] = true
-				}
-			}
-		}
-		return d
-	}
 	large, ok := MetricsSetDrop("large-cluster")
 	if !ok {
 		t.Fatal("no large-cluster set")
 	}
-	got, want := dropped(large), dropped(measured)
-	if len(want) < 90 || len(got) != len(want) {
-		t.Errorf("large-cluster drops %d series names, the measured set %d", len(got), len(want))
+	dropped := map[string]bool{}
+	for _, n := range large {
+		dropped[n] = true
 	}
-	for n := range want {
-		if !got[n] {
-			t.Errorf("large-cluster keeps %s", n)
+	keep := map[string]bool{}
+	for _, p := range []struct {
+		l model.Level
+		m model.MetricID
+	}{
+		{model.LevelContainer, model.CPUUsage}, {model.LevelContainer, model.MemoryWorkingSet},
+		{model.LevelPod, model.CPUUsageRate}, {model.LevelPod, model.MemoryWorkingSet}, {model.LevelPod, model.Info},
+		{model.LevelWorkload, model.CPUUsageRate}, {model.LevelWorkload, model.CPURequest}, {model.LevelWorkload, model.CPULimit},
+		{model.LevelWorkload, model.MemoryWorkingSet}, {model.LevelWorkload, model.MemoryRequest}, {model.LevelWorkload, model.MemoryLimit},
+		{model.LevelSysContainer, model.CPUUsageRate}, {model.LevelSysContainer, model.MemoryWorkingSet},
+	} {
+		keep[model.PromName(p.l, p.m)] = true
+	}
+	n, kept := 0, 0
+	for l := model.Level(0); l < model.NumLevels; l++ {
+		below := l == model.LevelContainer || l == model.LevelPod || l == model.LevelWorkload || l == model.LevelSysContainer
+		for _, m := range model.Metrics {
+			if !m.Levels.Has(l) {
+				continue
+			}
+			name := model.PromName(l, m.ID)
+			want := below && !keep[name]
+			if dropped[name] != want {
+				t.Errorf("large-cluster drops %s: %v, want %v", name, dropped[name], want)
+			}
+			if want {
+				n++
+			} else {
+				kept++
+			}
 		}
 	}
-	var keptBelowNode []string
-	for _, n := range model.SeriesNames() {
-		if !got[n] && (strings.HasPrefix(n, "container_") || strings.HasPrefix(n, "pod_") || strings.HasPrefix(n, "system_container_")) {
-			keptBelowNode = append(keptBelowNode, n)
-		}
-	}
-	if w := "container_cpu_usage_seconds_total container_memory_working_set_bytes pod_cpu_usage_cores pod_memory_working_set_bytes pod_info " +
-		"system_container_cpu_usage_cores system_container_memory_working_set_bytes"; strings.Join(keptBelowNode, " ") != w {
-		t.Errorf("large-cluster keeps below the node %v, want %s", keptBelowNode, w)
+	if n < 90 || kept < 90 || len(large) != n {
+		t.Errorf("large-cluster drops %d series names and keeps %d; want %d dropped (at least 90 of each)", len(large), kept, n)
 	}
 	if d, _ := MetricsSetDrop("default"); !slices.Equal(d, DefaultMetricsDrop()) {
 		t.Errorf("default drops %v", d)
@@ -395,8 +404,8 @@ func TestMetricsSets(t *testing.T) {
 	}
 	c := Default()
 	c.MetricsSet = "large-cluster"
-	if d := dropped(c.Drop()); len(d) != len(got) {
-		t.Errorf("Drop() with metricsSet large-cluster drops %d names, want %d", len(d), len(got))
+	if d := c.Drop(); !slices.Equal(d, large) {
+		t.Errorf("Drop() with metricsSet large-cluster drops %d names, want %d", len(d), len(large))
 	}
 	c.MetricsSet = ""
 	if !slices.Equal(c.Drop(), DefaultMetricsDrop()) {
