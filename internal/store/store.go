@@ -66,7 +66,7 @@ type Store struct {
 	stored [model.NumLevels][]model.MetricID
 
 	mu   sync.Mutex // serializes Append: it owns refs
-	refs map[model.Object]*objectRefs
+	refs *refCache
 	// floor is the time (Unix ms) at or before which Append keeps no
 	// sample: a replica's range that its peer's samples fill (SetFloor).
 	floor int64
@@ -76,16 +76,6 @@ type Store struct {
 	appended prometheus.Counter
 	rejected *prometheus.CounterVec
 	series   prometheus.Gauge
-}
-
-// objectRefs caches the head references of one object's series, by slot
-// (Store.stored: only the metrics stored at the object's level, not the
-// whole vocabulary), and when the object was last appended to: one map
-// lookup per object rather than one per sample.
-type objectRefs struct {
-	refs []storage.SeriesRef
-	seen int64  // Unix seconds
-	info uint64 // hash of the info series' labels behind the Info slot
 }
 
 // refTTL is how long a series' reference is cached without appends.
@@ -161,7 +151,7 @@ func Open(o Options) (*Store, error) {
 	s := &Store{
 		db:     db,
 		logger: o.Logger,
-		refs:   map[model.Object]*objectRefs{},
+		refs:   newRefCache(),
 		floor:  math.MinInt64,
 		swept:  time.Now(),
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
@@ -248,6 +238,14 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 	app := s.db.Appender(ctx)
 	n := 0
 	var firstErr error
+	// The objects in this batch's order, for the next batch from the same
+	// source, written over the last one's as it is read.
+	var src model.Object
+	if len(b.Entries) > 0 {
+		src = b.Entries[0].Object
+	}
+	last := s.refs.order[src]
+	order := last[:0]
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		if e.Gone {
@@ -255,11 +253,12 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 			continue
 		}
 		level := e.Object.Level
-		cached := s.refs[e.Object]
-		if cached == nil {
-			cached = &objectRefs{refs: make([]storage.SeriesRef, len(s.stored[level]))}
-			s.refs[e.Object] = cached
+		var guess *objectRefs
+		if k := len(order); k < len(last) {
+			guess = last[k]
 		}
+		cached := s.refs.get(&e.Object, guess, len(s.stored[level]))
+		order = append(order, cached)
 		cached.seen = now.Unix()
 		for slot, m := range s.stored[level] {
 			v := e.Values[m]
@@ -292,11 +291,13 @@ func (s *Store) Append(ctx context.Context, b *model.Batch) (int, error) {
 	if err := app.Commit(); err != nil {
 		return 0, fmt.Errorf("store: commit: %w", err)
 	}
+	s.refs.order[src] = order
 	s.appended.Add(float64(n))
 	if now.Sub(s.swept) > refTTL {
-		s.sweepRefs(now)
+		s.refs.sweep(now.Add(-refTTL).Unix())
+		s.swept = now
 	}
-	s.series.Set(float64(len(s.refs)))
+	s.series.Set(float64(s.refs.len()))
 	if firstErr != nil {
 		return n, fmt.Errorf("store: append: %w", firstErr)
 	}
@@ -319,7 +320,7 @@ func appendOne(app storage.Appender, ref storage.SeriesRef, e *model.Entry, m mo
 // object, so that queries stop seeing it at once rather than after the
 // 5-minute lookback, and forgets its references.
 func (s *Store) endSeries(app storage.Appender, e *model.Entry) {
-	cached := s.refs[e.Object]
+	cached := s.refs.find(&e.Object)
 	if cached == nil {
 		return
 	}
@@ -331,7 +332,7 @@ func (s *Store) endSeries(app storage.Appender, e *model.Entry) {
 			}
 		}
 	}
-	delete(s.refs, e.Object)
+	s.refs.drop(cached)
 }
 
 // checkInfo ends an info series whose labels changed (the object was
@@ -430,18 +431,6 @@ func sanitize(k string) string {
 		}
 		return '_'
 	}, k)
-}
-
-// sweepRefs forgets the references of series not appended to for refTTL,
-// so that the cache does not grow with pods that came and went.
-func (s *Store) sweepRefs(now time.Time) {
-	cut := now.Add(-refTTL).Unix()
-	for o, r := range s.refs {
-		if r.seen < cut {
-			delete(s.refs, o)
-		}
-	}
-	s.swept = now
 }
 
 func rejectReason(err error) string {

@@ -132,25 +132,28 @@ func TestRefCache(t *testing.T) {
 	if _, err := s.Append(context.Background(), batch(base, 1)); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.refs) != 2 {
-		t.Fatalf("%d cached objects, want 2", len(s.refs))
+	if s.refs.len() != 2 {
+		t.Fatalf("%d cached objects, want 2", s.refs.len())
 	}
 	// Series unseen for longer than refTTL are forgotten at the next sweep;
 	// appending to them again still works, through their labels.
 	s.swept = time.Now().Add(-2 * refTTL)
-	for _, r := range s.refs {
-		r.seen = time.Now().Add(-2 * refTTL).Unix()
-	}
+	s.refs.each(func(r *objectRefs) { r.seen = time.Now().Add(-2 * refTTL).Unix() })
 	b := batch(base+1000, 2)
 	b.Entries = b.Entries[1:] // the cluster entry only
 	if n, err := s.Append(context.Background(), b); err != nil || n != 1 {
 		t.Fatalf("n=%d err=%v", n, err)
 	}
-	if len(s.refs) != 1 {
-		t.Fatalf("%d cached objects after the sweep, want 1", len(s.refs))
+	if s.refs.len() != 1 {
+		t.Fatalf("%d cached objects after the sweep, want 1", s.refs.len())
 	}
 	if n, err := s.Append(context.Background(), batch(base+2000, 3)); err != nil || n != 3 {
 		t.Fatalf("after the sweep: n=%d err=%v", n, err)
+	}
+	// The container, forgotten, is cached again although the last batch
+	// that started with it still points at its old entry.
+	if s.refs.len() != 2 || s.refs.find(&batch(0, 0).Entries[0].Object) == nil {
+		t.Fatalf("%d cached objects after the container's return, want 2 with the container", s.refs.len())
 	}
 }
 
@@ -274,8 +277,8 @@ func TestGoneEndsSeries(t *testing.T) {
 			t.Errorf("%s = %v, want a value then a staleness marker", k, v)
 		}
 	}
-	if len(s.refs) != 1 {
-		t.Errorf("%d cached objects, want 1 (the cluster)", len(s.refs))
+	if s.refs.len() != 1 {
+		t.Errorf("%d cached objects, want 1 (the cluster)", s.refs.len())
 	}
 }
 
@@ -445,5 +448,71 @@ func TestInfoHash(t *testing.T) {
 	}
 	if InfoHash(&model.Entry{Object: model.Object{Level: model.LevelNamespace}}) == 0 {
 		t.Error("hash 0")
+	}
+}
+
+// TestRefCacheOrder appends batches whose objects change places, come and
+// go, with every object's hash the same (one chain) and with the real
+// hash: each series must get its own object's values.
+func TestRefCacheOrder(t *testing.T) {
+	for _, collide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("collide=%v", collide), func(t *testing.T) {
+			s, err := Open(Options{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if collide {
+				s.refs.hash = func(*model.Object) uint64 { return 7 }
+			}
+			pod := func(name string) model.Object {
+				return model.Object{Level: model.LevelPod, Node: "n1", Namespace: "ns", Pod: name}
+			}
+			node := model.Object{Level: model.LevelNode, Node: "n1"}
+			base := time.Now().UnixMilli()
+			// Each cycle's batch starts with the node (the order's source);
+			// the pods' value is their name's number plus the cycle.
+			cycles := [][]string{{"1", "2", "3"}, {"2", "1", "3"}, {"1", "3"}, {"4", "1", "3", "2"}, {"4", "1", "3", "2"}}
+			want := map[string][][2]float64{}
+			for c, pods := range cycles {
+				at := base + int64(c)*15000
+				es := []model.Entry{{Object: node, Time: at, Values: model.NewValues()}}
+				es[0].Values[model.CPUUsageRate] = 1
+				for _, p := range pods {
+					e := model.Entry{Object: pod("p" + p), Time: at, Values: model.NewValues()}
+					v := float64(int(p[0]-'0')*100 + c)
+					e.Values[model.CPUUsageRate] = v
+					es = append(es, e)
+					k := series(model.LevelPod, model.CPUUsageRate, model.LabelNamespace, "ns", model.LabelNode, "n1", model.LabelPod, "p"+p)
+					want[k] = append(want[k], [2]float64{float64(at), v})
+				}
+				if c == 2 { // p2 deleted: its series end
+					es = append(es, model.Entry{Object: pod("p2"), Time: at, Gone: true})
+				}
+				if _, err := s.Append(context.Background(), &model.Batch{Entries: es}); err != nil {
+					t.Fatal(err)
+				}
+				if got, want := s.refs.len(), len(pods)+1; got != want {
+					t.Fatalf("cycle %d: %d cached objects, want %d", c, got, want)
+				}
+			}
+			got := samples(t, s, nameIs(model.LevelPod, model.CPUUsageRate))
+			if len(got) != 4 {
+				t.Fatalf("%d series, want 4: %v", len(got), got)
+			}
+			for k, w := range want {
+				g := got[k]
+				// p2's staleness marker at cycle 2 sits between its values.
+				var vals [][2]float64
+				for _, x := range g {
+					if !value.IsStaleNaN(x[1]) {
+						vals = append(vals, x)
+					}
+				}
+				if fmt.Sprint(vals) != fmt.Sprint(w) {
+					t.Errorf("%s = %v, want %v", k, g, w)
+				}
+			}
+		})
 	}
 }
