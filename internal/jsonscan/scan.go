@@ -30,6 +30,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -104,8 +105,13 @@ func (s *Scanner) space() {
 	data, i := s.data, s.pos
 	for i < len(data) && isSpace[data[i]] {
 		i++
-		// Indented payloads (the kubelet's) hold long runs of spaces.
-		for i+8 <= len(data) && binary.LittleEndian.Uint64(data[i:]) == eightSpaces {
+		// Indented payloads (the kubelet's) hold a run of spaces after
+		// each newline: 8 bytes at a time, to the first other byte.
+		for i+8 <= len(data) {
+			if x := binary.LittleEndian.Uint64(data[i:]) ^ eightSpaces; x != 0 {
+				i += bits.TrailingZeros64(x) >> 3
+				break
+			}
 			i += 8
 		}
 	}

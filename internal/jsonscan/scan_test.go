@@ -207,3 +207,26 @@ func BenchmarkSkip(b *testing.B) {
 		}
 	}
 }
+
+// TestSpace reads an array whose white space runs 0 to 20 spaces between
+// newlines and tabs, as the 8-byte skip of indentation meets them.
+func TestSpace(t *testing.T) {
+	for n := range 21 {
+		ws := "\n" + strings.Repeat(" ", n) + "\t" + strings.Repeat(" ", n) + "\r\n" + strings.Repeat(" ", n)
+		doc := ws + "[" + ws + "1" + ws + "," + ws + `"a b"` + ws + "]" + ws
+		s := New([]byte(doc))
+		var got []string
+		if s.Array() {
+			for s.Next() {
+				if s.Peek() == Number {
+					got = append(got, string(s.Number()))
+				} else {
+					got = append(got, string(s.String()))
+				}
+			}
+		}
+		if err := s.End(); err != nil || len(got) != 2 || got[0] != "1" || got[1] != "a b" {
+			t.Errorf("%d spaces: %q, %v", n, got, err)
+		}
+	}
+}

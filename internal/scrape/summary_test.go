@@ -1,6 +1,7 @@
 package scrape
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -374,8 +375,24 @@ func FuzzDecodeSummary(f *testing.F) {
 	})
 }
 
+// BenchmarkDecodeSummary decodes the kubelet's Summary as the kubelet
+// sends it (indented by one space a level, as go-restful pretty-prints) and
+// compacted (as the simulator sends it).
 func BenchmarkDecodeSummary(b *testing.B) {
-	data := readFixture(b, "k8s-1.35_stats_summary.json")
+	indented := readFixture(b, "k8s-1.35_stats_summary.json")
+	var compact bytes.Buffer
+	if err := json.Compact(&compact, indented); err != nil {
+		b.Fatal(err)
+	}
+	for _, form := range []struct {
+		name string
+		data []byte
+	}{{"indented", indented}, {"compact", compact.Bytes()}} {
+		b.Run(form.name, func(b *testing.B) { benchmarkDecodeSummary(b, form.data) })
+	}
+}
+
+func benchmarkDecodeSummary(b *testing.B, data []byte) {
 	for _, d := range []struct {
 		name string
 		f    func([]byte, string, time.Time) ([]model.Entry, error)
