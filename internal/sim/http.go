@@ -65,7 +65,9 @@ func (c *Cluster) serveNode(w http.ResponseWriter, r *http.Request, ni int, path
 	case "/stats/summary", "/stats/summary/":
 		cpuMemOnly := r.URL.Query().Get("only_cpu_and_memory") == "true"
 		c.serveWithFault(w, r, ni, contentJSON, func(ev *nodeEval) []byte {
-			b, err := json.Marshal(c.buildSummary(ev, cpuMemOnly))
+			// Indented one space a level, as the kubelet sends it (its
+			// fixtures are a third white space), for a decoder's real work.
+			b, err := json.MarshalIndent(c.buildSummary(ev, cpuMemOnly), "", " ")
 			if err != nil { // cannot happen with these types
 				panic(err)
 			}

@@ -1130,3 +1130,25 @@ func TestCatalogRequestsWithinLimits(t *testing.T) {
 		t.Errorf("CPU requests: %d far above the typical usage, %d below: want both common", above, below)
 	}
 }
+
+// TestSummaryIndented checks that /stats/summary comes as the kubelet sends
+// it (go-restful pretty-prints: one space a level, as in the fixtures of
+// ../shared/fixtures), so that a decoder does the real work on it.
+func TestSummaryIndented(t *testing.T) {
+	c, _ := startCluster(t, Options{Nodes: 1, PodsPerNode: 2})
+	body := mustGet(t, nodeURL(c.Nodes()[0], "/stats/summary"))
+	var compact, indented bytes.Buffer
+	if err := json.Compact(&compact, body); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Indent(&indented, compact.Bytes(), "", " "); err != nil {
+		t.Fatal(err)
+	}
+	indented.WriteByte('\n')
+	if !bytes.HasPrefix(body, []byte("{\n \"node\": {\n  \"nodeName\": ")) || !bytes.Equal(body, indented.Bytes()) {
+		t.Errorf("not indented one space a level:\n%.200s", body)
+	}
+	if ws := bytes.Count(body, []byte(" ")); ws*5 < len(body) {
+		t.Errorf("%d spaces in %d bytes, want a fifth at least", ws, len(body))
+	}
+}
